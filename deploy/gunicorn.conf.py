@@ -1,0 +1,35 @@
+"""gunicorn settings for the registry (``registry serve`` and the container use this file).
+
+Threads per worker: requests spend most of their time waiting on PostgreSQL, so a few threads per process
+keep both cores busy without more memory; later long-polls also rely on threads so that waiting clients do
+not starve other requests. Everything can be overridden with GUNICORN_CMD_ARGS or command-line flags.
+"""
+import multiprocessing
+import os
+
+bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8080")
+workers = int(os.environ.get("REGISTRY_WORKERS", min(2 * multiprocessing.cpu_count(), 8)))
+worker_class = "gthread"
+threads = int(os.environ.get("REGISTRY_THREADS", "8"))
+# Importing the app in the master catches configuration errors before any worker forks; each worker
+# opens its own database connections after the fork (SQLAlchemy pools are created lazily).
+preload_app = True
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+# Recycle workers now and then so slow leaks cannot accumulate; jitter avoids restarting all at once.
+max_requests = 20000
+max_requests_jitter = 2000
+accesslog = os.environ.get("REGISTRY_ACCESS_LOG", None)
+errorlog = "-"
+loglevel = os.environ.get("REGISTRY_LOG_LEVEL", "info").lower()
+proc_name = "registry"
+
+
+def post_fork(server, worker):
+    # Never share a pooled connection across a fork: drop whatever the master may have opened.
+    from registry.extensions import db
+    from registry.wsgi import app
+
+    with app.app_context():
+        db.engine.dispose(close=False)

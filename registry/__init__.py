@@ -1,0 +1,64 @@
+"""registry: a self-hosted model registry with a native REST API and the MLflow wire API."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping
+
+from flask import Flask
+
+from .config import ConfigError, Settings
+from .extensions import db, migrate
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
+    settings = Settings.from_env().with_overrides(overrides)
+    if settings.database_url is None:
+        raise ConfigError(
+            "DATABASE_URL is not set. Set it to postgresql://user:pass@host:5432/db, "
+            "or run `registry serve`, which starts an embedded PostgreSQL when it is absent."
+        )
+    app = Flask(__name__)
+    _configure(app, settings)
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_cli(app)
+    return app
+
+
+def _configure(app: Flask, settings: Settings) -> None:
+    app.config["REGISTRY_SETTINGS"] = settings
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.pool_size,
+        "pool_pre_ping": True,
+        "connect_args": {
+            "application_name": "registry",
+            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+        },
+    }
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.json.compact = True
+    logging.getLogger("registry").setLevel(settings.log_level)
+
+
+def _init_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
+    from . import orm  # noqa: F401  (registers the mapped classes on db.metadata)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from .api import register
+
+    register(app)
+
+
+def _register_cli(app: Flask) -> None:
+    from .cli import register_app_commands
+
+    register_app_commands(app)

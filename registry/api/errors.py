@@ -1,0 +1,73 @@
+"""Error mapping, in one place: domain errors and HTTP errors become the native error shape."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from .. import errors
+from ..schemas.native import error_json
+
+log = logging.getLogger("registry.api")
+
+NATIVE_STATUS: dict[type[errors.RegistryError], int] = {
+    errors.InvalidArgument: 400,
+    errors.Unauthenticated: 401,
+    errors.PermissionDenied: 403,
+    errors.NotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.Conflict: 409,
+    errors.PreconditionFailed: 412,
+    errors.InvalidTransition: 422,
+}
+
+_HTTP_CODES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def status_for(error: errors.RegistryError) -> int:
+    for cls in type(error).__mro__:
+        if cls in NATIVE_STATUS:
+            return NATIVE_STATUS[cls]
+    return 500
+
+
+def _registry_error(error: errors.RegistryError):
+    return jsonify(error_json(error.code, error.message, error.details)), status_for(error)
+
+
+def _validation_error(error: ValidationError):
+    messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+    return jsonify(error_json("INVALID_ARGUMENT", "The request is not valid.", {"fields": messages})), 400
+
+
+def _http_error(error: HTTPException):
+    status = error.code or 500
+    code = _HTTP_CODES.get(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL")
+    message = error.description or error.name
+    response = jsonify(error_json(code, message))
+    if status == 405 and getattr(error, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response, status
+
+
+def _unexpected(error: Exception):
+    log.exception("unhandled error")
+    return jsonify(error_json("INTERNAL", "Internal server error.")), 500
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(errors.RegistryError, _registry_error)
+    app.register_error_handler(ValidationError, _validation_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,70 @@
+"""/api/v1/models: registered models and their tags."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, url_for
+
+from .. import names
+from ..schemas import native as wire
+from ..services import models as svc
+from .http import args, body, current_actor, expected_revision, with_etag
+
+bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
+
+
+@bp.post("/models")
+def create_model():
+    data = body(wire.ModelCreate())
+    record = svc.create_model(current_actor(), data["name"], data.get("description"), data.get("tags"))
+    response = with_etag(jsonify(wire.model_json(record)), record.revision)
+    response.headers["Location"] = url_for(".get_model", name=record.name)
+    return response, 201
+
+
+@bp.get("/models")
+def list_models():
+    q = args(wire.ModelListArgs())
+    order = q["order_by"]
+    query = svc.ModelQuery(
+        name_prefix=q.get("name_prefix"),
+        name_contains=q.get("name_contains"),
+        tags=names.tag_filters(q.get("tag", [])),
+        order_by=order.lstrip("-"),
+        descending=order.startswith("-"),
+    )
+    page = svc.search_models(query, q.get("max_results"), q.get("page_token"))
+    return jsonify({"models": [wire.model_json(m) for m in page.items], "next_page_token": page.next_page_token})
+
+
+@bp.get("/models/<name>")
+def get_model(name: str):
+    record = svc.get_model(name)
+    return with_etag(jsonify(wire.model_json(record)), record.revision)
+
+
+@bp.patch("/models/<name>")
+def update_model(name: str):
+    data = body(wire.ModelUpdate())
+    changes = {"description": data["description"]} if "description" in data else {}
+    record = svc.update_model(
+        current_actor(), name, new_name=data.get("name"), expected_revision=expected_revision(), **changes
+    )
+    return with_etag(jsonify(wire.model_json(record)), record.revision)
+
+
+@bp.delete("/models/<name>")
+def delete_model(name: str):
+    svc.delete_model(current_actor(), name)
+    return "", 204
+
+
+@bp.put("/models/<name>/tags/<key>")
+def set_model_tag(name: str, key: str):
+    data = body(wire.TagValue())
+    record = svc.set_model_tag(current_actor(), name, key, data["value"])
+    return with_etag(jsonify(wire.model_json(record)), record.revision)
+
+
+@bp.delete("/models/<name>/tags/<key>")
+def delete_model_tag(name: str, key: str):
+    svc.delete_model_tag(current_actor(), name, key)
+    return "", 204

@@ -1,0 +1,188 @@
+"""The audit trail: events written in the caller's transaction, hash-chained per model.
+
+Chain rule: every model-scoped write locks the model row before it records events, so the events of one
+chain are appended by one transaction at a time and ``seq`` / ``prev_hash`` never race. ``verify_chain``
+recomputes every hash and proves that no row was altered or removed from the middle of a chain.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .auth import Actor
+from .orm import AuditEvent
+
+
+class Action(str, Enum):
+    MODEL_CREATED = "model.created"
+    MODEL_UPDATED = "model.updated"
+    MODEL_RENAMED = "model.renamed"
+    MODEL_DELETED = "model.deleted"
+    MODEL_TAG_SET = "model.tag_set"
+    MODEL_TAG_DELETED = "model.tag_deleted"
+    VERSION_CREATED = "version.created"
+    VERSION_UPDATED = "version.updated"
+    VERSION_DELETED = "version.deleted"
+    VERSION_TAG_SET = "version.tag_set"
+    VERSION_TAG_DELETED = "version.tag_deleted"
+    VERSION_TRANSITIONED = "version.transitioned"
+    ALIAS_SET = "alias.set"
+    ALIAS_DELETED = "alias.deleted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ACTIONS = frozenset(a.value for a in Action)
+
+
+def _canonical(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def compute_hash(
+    *,
+    chain_id: int,
+    seq: int,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    model_id: int | None,
+    model_name: str | None,
+    version: int | None,
+    run_id: str | None,
+    from_stage: str | None,
+    to_stage: str | None,
+    request_id: int | None,
+    details: dict[str, Any],
+    prev_hash: str | None,
+) -> str:
+    payload = {
+        "chain_id": chain_id,
+        "seq": seq,
+        # Microsecond UTC timestamps survive a round trip through timestamptz exactly.
+        "occurred_at": occurred_at.astimezone(timezone.utc).isoformat(),
+        "actor": actor,
+        "action": action,
+        "model_id": model_id,
+        "model_name": model_name,
+        "version": version,
+        "run_id": run_id,
+        "from_stage": from_stage,
+        "to_stage": to_stage,
+        "request_id": request_id,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: Action,
+    *,
+    model_id: int,
+    model_name: str,
+    version: int | None = None,
+    run_id: str | None = None,
+    from_stage: str | None = None,
+    to_stage: str | None = None,
+    request_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> AuditEvent:
+    """Append one event to the model's chain. The caller must hold the model row lock (see module doc)."""
+    details = details or {}
+    head = session.execute(
+        select(AuditEvent.seq, AuditEvent.hash)
+        .where(AuditEvent.chain_id == model_id)
+        .order_by(AuditEvent.seq.desc())
+        .limit(1)
+    ).first()
+    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, None)
+    occurred_at = now or datetime.now(timezone.utc)
+    fields = dict(
+        chain_id=model_id,
+        seq=seq,
+        occurred_at=occurred_at,
+        actor=actor.name,
+        action=str(action),
+        model_id=model_id,
+        model_name=model_name,
+        version=version,
+        run_id=run_id or None,
+        from_stage=from_stage,
+        to_stage=to_stage,
+        request_id=request_id,
+        details=details,
+        prev_hash=prev_hash,
+    )
+    event = AuditEvent(**fields, hash=compute_hash(**fields))
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    event_id: int | None
+    chain_id: int
+    seq: int | None
+    reason: str
+
+
+def _recompute(event: AuditEvent) -> str:
+    return compute_hash(
+        chain_id=event.chain_id,
+        seq=event.seq,
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+        action=event.action,
+        model_id=event.model_id,
+        model_name=event.model_name,
+        version=event.version,
+        run_id=event.run_id,
+        from_stage=event.from_stage,
+        to_stage=event.to_stage,
+        request_id=event.request_id,
+        details=event.details,
+        prev_hash=event.prev_hash,
+    )
+
+
+def _iter_events(session: Session) -> Iterator[AuditEvent]:
+    stmt = select(AuditEvent).order_by(AuditEvent.chain_id, AuditEvent.seq).execution_options(yield_per=2000)
+    yield from session.scalars(stmt)
+
+
+def verify_chain(session: Session) -> tuple[int, ChainBreak | None]:
+    """Walk every chain; return (events checked, first break or None)."""
+    checked = 0
+    chain_id: int | None = None
+    expected_seq = 1
+    prev_hash: str | None = None
+    for event in _iter_events(session):
+        if event.chain_id != chain_id:
+            chain_id, expected_seq, prev_hash = event.chain_id, 1, None
+        if event.seq != expected_seq:
+            return checked, ChainBreak(
+                event.id, event.chain_id, event.seq,
+                f"expected seq {expected_seq} but found {event.seq}: events were removed",
+            )
+        if event.prev_hash != prev_hash:
+            return checked, ChainBreak(
+                event.id, event.chain_id, event.seq, "prev_hash does not match the previous event's hash"
+            )
+        if _recompute(event) != event.hash:
+            return checked, ChainBreak(event.id, event.chain_id, event.seq, "content does not match its hash")
+        prev_hash = event.hash
+        expected_seq += 1
+        checked += 1
+    return checked, None

@@ -1,0 +1,51 @@
+"""Domain errors. Services raise these; each HTTP dialect maps them to its own status and body once."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class RegistryError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidArgument(RegistryError):
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(RegistryError):
+    code = "NOT_FOUND"
+
+
+class AlreadyExists(RegistryError):
+    code = "ALREADY_EXISTS"
+
+
+class InvalidTransition(RegistryError):
+    code = "INVALID_TRANSITION"
+
+
+class PreconditionFailed(RegistryError):
+    """An ``If-Match`` revision no longer matches: someone else changed the resource first."""
+
+    code = "PRECONDITION_FAILED"
+
+
+class Conflict(RegistryError):
+    code = "CONFLICT"
+
+
+class PermissionDenied(RegistryError):
+    code = "PERMISSION_DENIED"
+
+
+class ApprovalRequired(PermissionDenied):
+    code = "APPROVAL_REQUIRED"
+
+
+class Unauthenticated(RegistryError):
+    code = "UNAUTHENTICATED"

@@ -1,0 +1,64 @@
+"""Opaque cursor tokens for keyset pagination.
+
+A token is base64url(JSON) of the sort key of the last row served plus a fingerprint of the query it
+belongs to, so a token replayed against a different query or ordering is refused instead of skipping rows.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, Sequence, TypeVar
+
+from .errors import InvalidArgument
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_page_token: str | None
+
+
+def page_size(raw: int | None, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE) -> int:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= maximum:
+        raise InvalidArgument(
+            f"max_results must be an integer between 1 and {maximum}, got {raw!r}.", {"field": "max_results"}
+        )
+    return raw
+
+
+def fingerprint(query: dict[str, Any]) -> str:
+    raw = json.dumps(query, sort_keys=True, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def encode(key: list[Any], query_fingerprint: str) -> str:
+    raw = json.dumps({"k": key, "q": query_fingerprint}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(token: str | None, query_fingerprint: str) -> list[Any] | None:
+    if token is None or token == "":
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key, fp = data["k"], data["q"]
+        if not isinstance(key, list):
+            raise ValueError("key")
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidArgument("Invalid page_token.", {"field": "page_token"}) from None
+    if fp != query_fingerprint:
+        raise InvalidArgument(
+            "page_token belongs to a different query (filters or ordering changed).", {"field": "page_token"}
+        )
+    return key

@@ -1,0 +1,229 @@
+"""Registered models: create, read, search, update, rename, delete, tags."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+
+from .. import names, pagination
+from ..audit import Action, record
+from ..auth import Actor
+from ..errors import AlreadyExists, InvalidArgument, PreconditionFailed
+from ..orm import ModelVersion, RegisteredModel, RegisteredModelTag
+from .loading import find_model, lock_model, touch
+from .records import ModelRecord, model_record
+from .unit_of_work import now, read_only, session, use_case
+
+MODEL_ORDERINGS = {
+    "name": RegisteredModel.name,
+    "created_at": RegisteredModel.created_at,
+    "updated_at": RegisteredModel.updated_at,
+}
+
+
+def _already_exists(name: str) -> AlreadyExists:
+    return AlreadyExists(f"Registered Model (name={name}) already exists.", {"model": name})
+
+
+def _check_revision(model: RegisteredModel, expected: int | None) -> None:
+    if expected is not None and model.revision != expected:
+        raise PreconditionFailed(
+            f"Registered model {model.name} is at revision {model.revision}, not {expected}.",
+            {"model": model.name, "revision": model.revision},
+        )
+
+
+@use_case
+def create_model(
+    actor: Actor, name: str, description: str | None = None, tags: dict[str, str] | None = None
+) -> ModelRecord:
+    name = names.model_name(name)
+    description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+    tags = names.tags(tags)
+    when = now()
+    s = session()
+    # ON CONFLICT instead of check-then-insert: two concurrent creates of one name give one winner and a
+    # clean AlreadyExists, never an IntegrityError.
+    model_id = s.execute(
+        insert(RegisteredModel)
+        .values(name=name, description=description, created_at=when, updated_at=when)
+        .on_conflict_do_nothing(index_elements=["name"])
+        .returning(RegisteredModel.id)
+    ).scalar_one_or_none()
+    if model_id is None:
+        raise _already_exists(name)
+    for key, value in tags.items():
+        s.add(RegisteredModelTag(model_id=model_id, key=key, value=value))
+    record(s, actor, Action.MODEL_CREATED, model_id=model_id, model_name=name,
+           details={"description": description, "tags": tags}, now=when)
+    s.flush()
+    return model_record(find_model(name))
+
+
+@read_only
+def get_model(name: str) -> ModelRecord:
+    return model_record(find_model(names.model_name(name)))
+
+
+@dataclass(frozen=True)
+class ModelQuery:
+    name_prefix: str | None = None
+    name_contains: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    order_by: str = "name"
+    descending: bool = False
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@read_only
+def search_models(query: ModelQuery, max_results: int | None = None, page_token: str | None = None):
+    if query.order_by not in MODEL_ORDERINGS:
+        raise InvalidArgument(
+            f"Cannot order models by {query.order_by!r}; use one of {sorted(MODEL_ORDERINGS)}.", {"field": "order_by"}
+        )
+    limit = pagination.page_size(max_results)
+    fp = pagination.fingerprint({"kind": "models", **query.__dict__})
+    column = MODEL_ORDERINGS[query.order_by]
+    stmt = select(RegisteredModel)
+    if query.name_prefix:
+        stmt = stmt.where(RegisteredModel.name.like(_escape_like(query.name_prefix) + "%", escape="\\"))
+    if query.name_contains:
+        stmt = stmt.where(RegisteredModel.name.like("%" + _escape_like(query.name_contains) + "%", escape="\\"))
+    for key, value in query.tags:
+        stmt = stmt.where(
+            exists().where(
+                RegisteredModelTag.model_id == RegisteredModel.id,
+                RegisteredModelTag.key == key,
+                RegisteredModelTag.value == value,
+            )
+        )
+    after = pagination.decode(page_token, fp)
+    if after is not None:
+        try:
+            value = after[0] if column is RegisteredModel.name else datetime.fromisoformat(after[0])
+            key = tuple_(column, RegisteredModel.id)
+            bound = tuple_(value, int(after[1]))
+        except (IndexError, TypeError, ValueError):
+            raise InvalidArgument("Invalid page_token.", {"field": "page_token"}) from None
+        stmt = stmt.where(key < bound if query.descending else key > bound)
+    if query.descending:
+        stmt = stmt.order_by(column.desc(), RegisteredModel.id.desc())
+    else:
+        stmt = stmt.order_by(column.asc(), RegisteredModel.id.asc())
+    rows = session().scalars(stmt.limit(limit + 1)).all()
+    items = [model_record(m) for m in rows[:limit]]
+    token = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        sort_value = getattr(last, query.order_by)
+        token = pagination.encode(
+            [sort_value if isinstance(sort_value, str) else sort_value.isoformat(), last.id], fp
+        )
+    return pagination.Page(items, token)
+
+
+_UNSET = object()
+
+
+@use_case
+def update_model(
+    actor: Actor,
+    name: str,
+    *,
+    description: object = _UNSET,
+    new_name: str | None = None,
+    expected_revision: int | None = None,
+) -> ModelRecord:
+    """Change the description and/or rename, in one transaction. Rename keeps versions, aliases, history."""
+    model = lock_model(names.model_name(name))
+    _check_revision(model, expected_revision)
+    when = now()
+    s = session()
+    if description is not _UNSET:
+        text = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+        if text != model.description:
+            record(s, actor, Action.MODEL_UPDATED, model_id=model.id, model_name=model.name,
+                   details={"description": {"from": model.description, "to": text}}, now=when)
+            model.description = text
+            touch(model, when)
+    if new_name is not None:
+        new_name = names.model_name(new_name, "new_name")
+        if new_name != model.name:
+            _rename(actor, model, new_name, when)
+    s.flush()
+    return model_record(model)
+
+
+def _rename(actor: Actor, model: RegisteredModel, new_name: str, when) -> None:
+    s = session()
+    if s.scalar(select(exists().where(RegisteredModel.name == new_name))):
+        raise _already_exists(new_name)
+    old_name = model.name
+    model.name = new_name
+    touch(model, when)
+    try:
+        s.flush()
+    except IntegrityError:
+        # A concurrent create/rename took the name between our check and our write.
+        raise _already_exists(new_name) from None
+    record(s, actor, Action.MODEL_RENAMED, model_id=model.id, model_name=new_name,
+           details={"from": old_name, "to": new_name}, now=when)
+
+
+@use_case
+def delete_model(actor: Actor, name: str) -> None:
+    """Delete a model with its versions, tags and aliases. Its audit events stay, and record each version."""
+    model = lock_model(names.model_name(name))
+    s = session()
+    when = now()
+    versions = s.scalars(
+        select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)
+    ).all()
+    for v in versions:
+        record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=v.version,
+               run_id=v.run_id, from_stage=v.stage,
+               details={"reason": "model deleted", "aliases": [a.alias for a in v.aliases]}, now=when)
+    record(s, actor, Action.MODEL_DELETED, model_id=model.id, model_name=model.name,
+           details={"versions": [v.version for v in versions]}, now=when)
+    s.delete(model)
+    s.flush()
+
+
+@use_case
+def set_model_tag(actor: Actor, name: str, key: str, value: str | None) -> ModelRecord:
+    model = lock_model(names.model_name(name))
+    key, value = names.tag_key(key), names.tag_value(value)
+    when = now()
+    s = session()
+    existing = model.tags.get(key)
+    previous = existing.value if existing else None
+    if existing is None:
+        model.tags[key] = RegisteredModelTag(model_id=model.id, key=key, value=value)
+    else:
+        existing.value = value
+    touch(model, when)
+    record(s, actor, Action.MODEL_TAG_SET, model_id=model.id, model_name=model.name,
+           details={"key": key, "value": value, "previous": previous}, now=when)
+    s.flush()
+    return model_record(model)
+
+
+@use_case
+def delete_model_tag(actor: Actor, name: str, key: str) -> None:
+    """Idempotent, as in MLflow: deleting an absent key on an existing model succeeds and records nothing."""
+    model = lock_model(names.model_name(name))
+    key = names.tag_key(key)
+    existing = model.tags.pop(key, None)
+    if existing is None:
+        return
+    when = now()
+    touch(model, when)
+    record(session(), actor, Action.MODEL_TAG_DELETED, model_id=model.id, model_name=model.name,
+           details={"key": key, "previous": existing.value}, now=when)
+    session().flush()

@@ -1,0 +1,206 @@
+"""Model versions: create (atomic numbering), read, search, update, delete, tags."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select, update
+
+from .. import names, pagination
+from ..audit import Action, record
+from ..auth import Actor
+from ..errors import InvalidArgument, PreconditionFailed
+from ..lifecycle import parse_stage
+from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
+from .loading import find_version, find_version_by_name, lock_model, model_not_found, touch
+from .records import VersionRecord, version_record
+from .unit_of_work import now, read_only, session, use_case
+
+
+@use_case
+def create_version(
+    actor: Actor,
+    model_name: str,
+    source: str,
+    *,
+    run_id: str | None = None,
+    run_link: str | None = None,
+    description: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> VersionRecord:
+    """Register a new version numbered last_version + 1.
+
+    The number comes from ``UPDATE ... SET last_version = last_version + 1 RETURNING`` on the model row: the
+    row lock it takes serialises concurrent creators, so numbers have no duplicates, no gaps from races and
+    need no retry loop, and a deleted number is never handed out again.
+    """
+    model_name = names.model_name(model_name)
+    source = names.bounded_text(source, "source", names.MAX_SOURCE, required=True)
+    run_id = names.bounded_text(run_id, "run_id", names.MAX_RUN_ID) or None
+    run_link = names.bounded_text(run_link, "run_link", names.MAX_RUN_LINK) or None
+    description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+    tags = names.tags(tags)
+    when = now()
+    s = session()
+    allocated = s.execute(
+        update(RegisteredModel)
+        .where(RegisteredModel.name == model_name)
+        .values(
+            last_version=RegisteredModel.last_version + 1,
+            revision=RegisteredModel.revision + 1,
+            updated_at=when,
+        )
+        .returning(RegisteredModel.id, RegisteredModel.last_version)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if allocated is None:
+        raise model_not_found(model_name)
+    version = ModelVersion(
+        model_id=allocated.id,
+        version=allocated.last_version,
+        source=source,
+        run_id=run_id,
+        run_link=run_link,
+        description=description,
+        status="READY",
+        stage="None",
+        created_by=actor.name,
+        revision=1,
+        created_at=when,
+        updated_at=when,
+    )
+    s.add(version)
+    s.flush()
+    for key, value in tags.items():
+        s.add(ModelVersionTag(version_id=version.id, key=key, value=value))
+    record(s, actor, Action.VERSION_CREATED, model_id=allocated.id, model_name=model_name,
+           version=version.version, run_id=run_id, to_stage="None",
+           details={"source": source, "run_link": run_link, "tags": tags}, now=when)
+    s.flush()
+    return VersionRecord(
+        id=version.id, model_name=model_name, version=version.version, source=source, run_id=run_id,
+        run_link=run_link, description=description, status="READY", stage="None", created_by=actor.name,
+        tags=dict(sorted(tags.items())), aliases=(), revision=1, created_at=when, updated_at=when,
+    )
+
+
+@read_only
+def get_version(model_name: str, version: int | str) -> VersionRecord:
+    return version_record(find_version_by_name(names.model_name(model_name), names.version_number(version)))
+
+
+@dataclass(frozen=True)
+class VersionQuery:
+    model_name: str | None = None
+    run_id: str | None = None
+    stage: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@read_only
+def search_versions(query: VersionQuery, max_results: int | None = None, page_token: str | None = None):
+    """Newest first. Version ids grow with version numbers within a model (both are assigned under the
+    model lock), so ordering by id is "highest version first" per model and creation order across models."""
+    limit = pagination.page_size(max_results)
+    stage = parse_stage(query.stage).value if query.stage else None
+    fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage})
+    stmt = select(ModelVersion).join(ModelVersion.model)
+    if query.model_name is not None:
+        stmt = stmt.where(RegisteredModel.name == names.model_name(query.model_name))
+    if query.run_id is not None:
+        stmt = stmt.where(ModelVersion.run_id == query.run_id)
+    if stage is not None:
+        stmt = stmt.where(ModelVersion.stage == stage)
+    for key, value in query.tags:
+        stmt = stmt.where(
+            exists().where(
+                ModelVersionTag.version_id == ModelVersion.id,
+                ModelVersionTag.key == key,
+                ModelVersionTag.value == value,
+            )
+        )
+    after = pagination.decode(page_token, fp)
+    if after is not None:
+        if len(after) != 1 or not isinstance(after[0], int):
+            raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
+        stmt = stmt.where(ModelVersion.id < after[0])
+    rows = session().scalars(stmt.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
+    items = [version_record(v) for v in rows[:limit]]
+    token = pagination.encode([rows[limit - 1].id], fp) if len(rows) > limit else None
+    return pagination.Page(items, token)
+
+
+@use_case
+def update_version(
+    actor: Actor, model_name: str, version: int | str, *, description: str | None,
+    expected_revision: int | None = None,
+) -> VersionRecord:
+    model = lock_model(names.model_name(model_name))
+    mv = find_version(model, names.version_number(version))
+    if expected_revision is not None and mv.revision != expected_revision:
+        raise PreconditionFailed(
+            f"Model version {model.name}/{mv.version} is at revision {mv.revision}, not {expected_revision}.",
+            {"model": model.name, "version": mv.version, "revision": mv.revision},
+        )
+    text = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+    if text != mv.description:
+        when = now()
+        record(session(), actor, Action.VERSION_UPDATED, model_id=model.id, model_name=model.name,
+               version=mv.version, run_id=mv.run_id,
+               details={"description": {"from": mv.description, "to": text}}, now=when)
+        mv.description = text
+        touch(mv, when)
+        session().flush()
+    return version_record(mv)
+
+
+@use_case
+def delete_version(actor: Actor, model_name: str, version: int | str) -> None:
+    """Delete a version and the aliases that point at it (each alias removal is audited)."""
+    model = lock_model(names.model_name(model_name))
+    mv = find_version(model, names.version_number(version))
+    s = session()
+    when = now()
+    for alias in s.scalars(select(ModelAlias).where(ModelAlias.version_id == mv.id)).all():
+        record(s, actor, Action.ALIAS_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
+               run_id=mv.run_id, details={"alias": alias.alias, "reason": "version deleted"}, now=when)
+        s.delete(alias)
+    record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
+           run_id=mv.run_id, from_stage=mv.stage, details={"source": mv.source}, now=when)
+    s.delete(mv)
+    s.flush()
+
+
+@use_case
+def set_version_tag(actor: Actor, model_name: str, version: int | str, key: str, value: str | None) -> VersionRecord:
+    model = lock_model(names.model_name(model_name))
+    mv = find_version(model, names.version_number(version))
+    key, value = names.tag_key(key), names.tag_value(value)
+    existing = mv.tags.get(key)
+    previous = existing.value if existing else None
+    if existing is None:
+        mv.tags[key] = ModelVersionTag(version_id=mv.id, key=key, value=value)
+    else:
+        existing.value = value
+    when = now()
+    touch(mv, when)
+    record(session(), actor, Action.VERSION_TAG_SET, model_id=model.id, model_name=model.name,
+           version=mv.version, run_id=mv.run_id, details={"key": key, "value": value, "previous": previous},
+           now=when)
+    session().flush()
+    return version_record(mv)
+
+
+@use_case
+def delete_version_tag(actor: Actor, model_name: str, version: int | str, key: str) -> None:
+    """Idempotent, as in MLflow: an absent key on an existing version succeeds and records nothing."""
+    model = lock_model(names.model_name(model_name))
+    mv = find_version(model, names.version_number(version))
+    key = names.tag_key(key)
+    existing = mv.tags.pop(key, None)
+    if existing is None:
+        return
+    when = now()
+    touch(mv, when)
+    record(session(), actor, Action.VERSION_TAG_DELETED, model_id=model.id, model_name=model.name,
+           version=mv.version, run_id=mv.run_id, details={"key": key, "previous": existing.value}, now=when)
+    session().flush()

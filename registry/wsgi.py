@@ -1,0 +1,4 @@
+"""Entry point for gunicorn: ``gunicorn -c deploy/gunicorn.conf.py registry.wsgi:app``."""
+from . import create_app
+
+app = create_app()

@@ -1,0 +1,104 @@
+"""Fixtures: a real PostgreSQL, databases built by the real migrations, and per-test isolation.
+
+* ``app`` / ``client``: one migrated database for the session; each test runs inside an outer transaction
+  that is rolled back afterwards. Services still call ``commit()``: the session joins the outer
+  transaction in "create_savepoint" mode, so a commit releases a savepoint and nothing leaks between tests.
+* ``fresh_database_url``: a brand-new database cloned from a migrated template, for tests that need real
+  commits seen by other connections or processes (concurrency, gunicorn, CLI).
+"""
+from __future__ import annotations
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from registry import create_app
+from registry.auth import Actor
+from registry.extensions import db
+from tests import pg
+
+
+@pytest.fixture(scope="session")
+def admin_url(tmp_path_factory):
+    url, server = pg.server_admin_url(tmp_path_factory.mktemp("pg"))
+    yield url
+    if server is not None:
+        server.cleanup()
+
+
+def migrate_database(url: str) -> None:
+    app = create_app({"database_url": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_database(admin_url):
+    """Migrated once, never connected to again, so it can be cloned with CREATE DATABASE ... TEMPLATE."""
+    name = pg.create_database(admin_url, prefix="registry_template")
+    migrate_database(pg.with_database(admin_url, name))
+    yield name
+    pg.drop_database(admin_url, name)
+
+
+@pytest.fixture
+def fresh_database_url(admin_url, template_database):
+    name = pg.create_database(admin_url, template=template_database)
+    yield pg.with_database(admin_url, name)
+    pg.drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def session_database_url(admin_url, template_database):
+    name = pg.create_database(admin_url, template=template_database)
+    yield pg.with_database(admin_url, name)
+    pg.drop_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def app(session_database_url):
+    application = create_app({"database_url": session_database_url})
+    application.config["TESTING"] = True
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def db_session(app, monkeypatch):
+    """Everything a test does, commits included, is undone when it ends."""
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        factory = sessionmaker(bind=connection, class_=Session, join_transaction_mode="create_savepoint")
+        session = scoped_session(factory)
+        monkeypatch.setattr(db, "session", session)
+        try:
+            yield session
+        finally:
+            session.remove()
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app, db_session):
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app, db_session):
+    """An app context for calling services directly."""
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def alice():
+    return Actor("alice")
+
+
+@pytest.fixture
+def bob():
+    return Actor("bob")
