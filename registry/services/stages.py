@@ -1,7 +1,7 @@
 """Stage transitions and stage lookups ("latest per stage", "current Production")."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 
 from .. import names
 from ..audit import Action, record
@@ -70,11 +70,15 @@ def latest_versions(model_name: str, stages: list[str] | tuple[str, ...] | None 
     """The highest version in each requested stage (all stages when none are given), in stage order."""
     wanted = _parse_stages(stages)
     model = find_model(names.model_name(model_name))
-    rows = session().scalars(
-        select(ModelVersion)
+    highest = (
+        select(ModelVersion.stage, func.max(ModelVersion.version))
         .where(ModelVersion.model_id == model.id, ModelVersion.stage.in_([s.value for s in wanted]))
-        .distinct(ModelVersion.stage)
-        .order_by(ModelVersion.stage, ModelVersion.version.desc())
+        .group_by(ModelVersion.stage)
+    )
+    rows = session().scalars(
+        select(ModelVersion).where(
+            ModelVersion.model_id == model.id, tuple_(ModelVersion.stage, ModelVersion.version).in_(highest)
+        )
     ).all()
     by_stage = {row.stage: row for row in rows}
     return [version_record(by_stage[s.value]) for s in wanted if s.value in by_stage]
