@@ -1,7 +1,9 @@
 """The audit trail: events written in the caller's transaction, hash-chained per model.
 
 Chain rule: every model-scoped write locks the model row before it records events, so the events of one
-chain are appended by one transaction at a time and ``seq`` / ``prev_hash`` never race. ``verify_chain``
+chain are appended by one transaction at a time and ``seq`` / ``prev_hash`` never race. Events about the
+registry as a whole (users, tokens, registry-wide permissions and policies) form chain 0, serialised by a
+transaction-scoped advisory lock instead (model ids start at 1, so chain 0 is never a model's). ``verify_chain``
 recomputes every hash and proves that no row was altered or removed from the middle of a chain.
 """
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterator
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .auth import Actor
@@ -35,6 +37,19 @@ class Action(str, Enum):
     VERSION_TRANSITIONED = "version.transitioned"
     ALIAS_SET = "alias.set"
     ALIAS_DELETED = "alias.deleted"
+    REQUEST_CREATED = "request.created"
+    REQUEST_APPROVED = "request.approved"
+    REQUEST_REJECTED = "request.rejected"
+    REQUEST_CANCELLED = "request.cancelled"
+    REQUEST_SUPERSEDED = "request.superseded"
+    COMMENT_CREATED = "comment.created"
+    COMMENT_UPDATED = "comment.updated"
+    COMMENT_DELETED = "comment.deleted"
+    PERMISSIONS_CHANGED = "permissions.changed"
+    POLICY_CHANGED = "policy.changed"
+    USER_CREATED = "user.created"
+    TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
 
     def __str__(self) -> str:
         return self.value
@@ -100,17 +115,42 @@ def record(
     now: datetime | None = None,
 ) -> AuditEvent:
     """Append one event to the model's chain. The caller must hold the model row lock (see module doc)."""
-    details = details or {}
+    return _append(session, actor, action, chain_id=model_id, model_id=model_id, model_name=model_name,
+                   version=version, run_id=run_id, from_stage=from_stage, to_stage=to_stage,
+                   request_id=request_id, details=details or {}, now=now)
+
+
+REGISTRY_CHAIN = 0
+_REGISTRY_CHAIN_LOCK = 0x5265_6741_7564  # advisory lock key for chain 0
+
+
+def lock_registry_chain(session: Session) -> None:
+    """Serialise registry-wide writes for the rest of the transaction (re-entrant within it)."""
+    session.execute(select(func.pg_advisory_xact_lock(_REGISTRY_CHAIN_LOCK)))
+
+
+def record_registry(session: Session, actor: Actor, action: Action, *, details: dict[str, Any] | None = None,
+                    now: datetime | None = None) -> AuditEvent:
+    """Append an event about the registry as a whole to chain 0 (users, tokens, registry-wide rules)."""
+    lock_registry_chain(session)
+    return _append(session, actor, action, chain_id=REGISTRY_CHAIN, model_id=None, model_name=None, version=None,
+                   run_id=None, from_stage=None, to_stage=None, request_id=None, details=details or {}, now=now)
+
+
+def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, model_id: int | None,
+            model_name: str | None, version: int | None, run_id: str | None, from_stage: str | None,
+            to_stage: str | None, request_id: int | None, details: dict[str, Any],
+            now: datetime | None) -> AuditEvent:
     head = session.execute(
         select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.chain_id == model_id)
+        .where(AuditEvent.chain_id == chain_id)
         .order_by(AuditEvent.seq.desc())
         .limit(1)
     ).first()
     seq, prev_hash = (head.seq + 1, head.hash) if head else (1, None)
     occurred_at = now or datetime.now(timezone.utc)
     fields = dict(
-        chain_id=model_id,
+        chain_id=chain_id,
         seq=seq,
         occurred_at=occurred_at,
         actor=actor.name,

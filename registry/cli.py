@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -41,7 +43,9 @@ def main() -> None:
     """Model registry service."""
 
 
-@main.command("serve")
+# with_appcontext=False: FlaskGroup would otherwise build the app (and start the embedded PostgreSQL through
+# _make_app, stopped only by atexit) before this command runs; serve manages both itself.
+@main.command("serve", with_appcontext=False)
 @click.option("--host", default=lambda: os.environ.get("REGISTRY_HOST", "127.0.0.1"), show_default="127.0.0.1")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("REGISTRY_PORT", "8080")), show_default="8080")
 @click.option("--workers", type=click.IntRange(1, 64),
@@ -51,6 +55,17 @@ def serve(host: str, port: int, workers: int) -> None:
 
     Without DATABASE_URL an embedded PostgreSQL is started under REGISTRY_DATA_DIR and stopped on exit.
     """
+    process: subprocess.Popen | None = None
+
+    def on_signal(signum, _frame):
+        # Before gunicorn runs, unwind so the ExitStack stops the embedded PostgreSQL (the default SIGTERM
+        # action would kill us and leave it running); afterwards gunicorn shuts down and its code is ours.
+        if process is None:
+            sys.exit(128 + signum)
+        process.send_signal(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     with ExitStack() as stack:
         if not os.environ.get("DATABASE_URL"):
             from .config import Settings
@@ -68,12 +83,6 @@ def serve(host: str, port: int, workers: int) -> None:
             "registry.wsgi:app",
         ]
         process = subprocess.Popen(command, env=os.environ.copy())
-
-        def forward(signum, _frame):
-            process.send_signal(signum)
-
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, forward)
         code = process.wait()
     sys.exit(code)
 
@@ -81,11 +90,13 @@ def serve(host: str, port: int, workers: int) -> None:
 def _upgrade_database() -> None:
     from flask_migrate import upgrade
 
-    from . import create_app
+    from . import bootstrap, create_app
 
     app = create_app()
     with app.app_context():
         upgrade()
+    bootstrap.run(app)
+    with app.app_context():
         from .extensions import db
 
         db.engine.dispose()
@@ -114,5 +125,75 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(_ctx, _param, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise click.BadParameter("use a number and a unit: 3600s, 90m, 12h, 30d")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """API tokens (stored hashed; shown once)."""
+
+
+@tokens_group.command("create")
+@click.option("--user", "user_name", required=True, help="Owner of the token; created if missing.")
+@click.option("--admin", is_flag=True, help="Create the user as an admin (new users only).")
+@click.option("--expires-in", callback=_duration, help="Lifetime such as 90d or 12h; default: no expiry.")
+@click.option("--description", default="", help="What the token is for.")
+@with_appcontext
+def tokens_create(user_name: str, admin: bool, expires_in: timedelta | None, description: str) -> None:
+    """Print a new token, alone on stdout, so scripts can capture it."""
+    from .auth import SYSTEM
+    from .services.identities import create_token
+
+    record, token = _or_exit(lambda: create_token(SYSTEM, user_name, description=description,
+                                                  expires_in=expires_in, create_user=True, admin=admin))
+    click.echo(token)
+    click.echo(f"token {record.id} ({record.prefix}...) for {record.user}", err=True)
+
+
+@tokens_group.command("list")
+@click.option("--user", "user_name", default=None)
+@with_appcontext
+def tokens_list(user_name: str | None) -> None:
+    """Tokens without their secrets."""
+    from .auth import SYSTEM
+    from .services.identities import list_tokens
+
+    for t in _or_exit(lambda: list_tokens(SYSTEM, user_name)):
+        state = "revoked" if t.revoked_at else (f"expires {t.expires_at:%Y-%m-%d %H:%M}Z" if t.expires_at else "active")
+        click.echo(f"{t.id}\t{t.user}\t{t.prefix}...\t{state}\t{t.description}")
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def tokens_revoke(token_id: int) -> None:
+    from .auth import SYSTEM
+    from .services.identities import revoke_token
+
+    record = _or_exit(lambda: revoke_token(SYSTEM, token_id))
+    click.echo(f"token {record.id} of {record.user} revoked")
+
+
+def _or_exit(call):
+    from .errors import RegistryError
+
+    try:
+        return call()
+    except RegistryError as error:
+        click.echo(f"error: {error.message}", err=True)
+        sys.exit(2)
+
+
 def register_app_commands(app: Flask) -> None:
     app.cli.add_command(audit_group)
+    app.cli.add_command(tokens_group)

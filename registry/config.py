@@ -58,22 +58,32 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = field(default_factory=default_data_dir)
     max_body_bytes: int = 1024 * 1024
-    pool_size: int = 5
+    pool_size: int = 10
     statement_timeout_ms: int = 30_000
     log_level: str = "INFO"
+    auth_enabled: bool = True
+    admin_token: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         url = env.get("DATABASE_URL") or None
-        log_level = env.get("REGISTRY_LOG_LEVEL", "INFO").upper()
+        log_level = (env.get("REGISTRY_LOG_LEVEL") or "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"REGISTRY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
+        auth = (env.get("REGISTRY_AUTH") or "enabled").lower()
+        if auth not in {"enabled", "disabled"}:
+            raise ConfigError(f"REGISTRY_AUTH must be 'enabled' or 'disabled', got {auth!r}")
+        admin_token = env.get("REGISTRY_ADMIN_TOKEN") or None
+        if admin_token is not None and len(admin_token) < 20:
+            raise ConfigError("REGISTRY_ADMIN_TOKEN must be at least 20 characters long")
         return cls(
+            auth_enabled=auth == "enabled",
+            admin_token=admin_token,
             database_url=normalise_database_url(url) if url else None,
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),
             max_body_bytes=_int(env, "REGISTRY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
-            pool_size=_int(env, "REGISTRY_DB_POOL_SIZE", 5, 1, 100),
+            pool_size=_int(env, "REGISTRY_DB_POOL_SIZE", 10, 1, 100),
             statement_timeout_ms=_int(env, "REGISTRY_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
             log_level=log_level,
         )

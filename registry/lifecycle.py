@@ -4,6 +4,7 @@ No I/O and no Flask: every rule here is tested exhaustively without a database.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 
 from .errors import InvalidArgument, InvalidTransition
@@ -84,3 +85,92 @@ def stage_to_archive(target: Stage, archive_existing_versions: bool) -> Stage | 
     if archive_existing_versions and target in ACTIVE_STAGES:
         return target
     return None
+
+
+# --- Approval policies and reviews ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ApprovalPolicy:
+    """Approvals a transition into one stage needs. ``required_approvals == 0``: holders of the stage
+    permission may transition directly. Requesters can never approve their own request."""
+
+    stage: Stage
+    required_approvals: int = 0
+    creator_may_not_approve: bool = False
+    scope: str = "default"  # "model", "registry" or "default": where the policy came from, for messages
+
+    def describe(self) -> str:
+        where = {"model": "this model's", "registry": "the registry-wide", "default": "the default"}[self.scope]
+        extra = "; the version's creator may not approve" if self.creator_may_not_approve else ""
+        return (
+            f"{where} approval policy for {self.stage.value} requires {self.required_approvals} "
+            f"approval(s){extra}"
+        )
+
+
+MAX_REQUIRED_APPROVALS = 10
+
+
+def check_policy_values(required_approvals: object, creator_may_not_approve: object) -> None:
+    if isinstance(required_approvals, bool) or not isinstance(required_approvals, int) or not (
+        0 <= required_approvals <= MAX_REQUIRED_APPROVALS
+    ):
+        raise InvalidArgument(
+            f"required_approvals must be an integer from 0 to {MAX_REQUIRED_APPROVALS}.",
+            {"field": "required_approvals"},
+        )
+    if not isinstance(creator_may_not_approve, bool):
+        raise InvalidArgument("creator_may_not_approve must be a boolean.", {"field": "creator_may_not_approve"})
+
+
+def direct_transition_refusal(policy: ApprovalPolicy) -> str | None:
+    """Why a direct transition into the policy's stage is refused, or None if it is allowed."""
+    if policy.required_approvals > 0:
+        return (
+            f"A direct transition to {policy.stage.value} is not allowed: {policy.describe()}. "
+            f"Create a transition request instead."
+        )
+    return None
+
+
+def approval_refusal(
+    policy: ApprovalPolicy, *, reviewer: str, requester: str, version_creator: str, already_approved: bool
+) -> str | None:
+    """Why ``reviewer`` may not approve this request (stage permission aside), or None if they may."""
+    if reviewer == requester:
+        return "You cannot approve your own transition request."
+    if policy.creator_may_not_approve and reviewer == version_creator:
+        return f"The creator of the version may not approve it: {policy.describe()}."
+    if already_approved:
+        return "You have already approved this request; approvals must come from distinct reviewers."
+    return None
+
+
+def approvals_needed(policy: ApprovalPolicy) -> int:
+    """A request is applied at this many distinct approvals (at least one: a request is always reviewed)."""
+    return max(1, policy.required_approvals)
+
+
+class RequestStatus(str, Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    SUPERSEDED = "superseded"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def check_request(current: Stage, target: Stage, archive_existing_versions: bool) -> None:
+    """A request must ask for a change: the version is not already in the target stage."""
+    check_transition(current, target, archive_existing_versions)
+    if current == target:
+        raise InvalidTransition(
+            f"The version is already in {target.value}; there is nothing to request.", {"stage": target.value}
+        )
+
+
+def is_superseded(request_from_stage: Stage, version_stage: Stage) -> bool:
+    """A pending request is moot once its version has left the stage it was requested from."""
+    return request_from_stage != version_stage

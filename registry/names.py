@@ -15,9 +15,10 @@ MAX_RUN_ID = 256
 MAX_RUN_LINK = 4096
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ALIAS = re.compile(r"^[\w\-]+$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "name\n" through.
+_ALIAS = re.compile(r"^[\w\-]+\Z")
 _VERSION_ALIAS = re.compile(r"^v\d+$", re.IGNORECASE)
-_TAG_KEY = re.compile(r"^[\w.\-/ :]+$")
+_TAG_KEY = re.compile(r"^[\w.\-/ :]+\Z")
 
 
 def model_name(name: object, field: str = "name") -> str:
@@ -106,12 +107,20 @@ def version_number(raw: object, field: str = "version") -> int:
         raise InvalidArgument(f"Parameter '{field}' must be an integer, got {raw!r}.", {"field": field})
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
+    # isascii: str.isdigit() also accepts characters such as '²' that int() then refuses.
+    elif isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
         value = int(raw.strip())
     else:
         raise InvalidArgument(f"Parameter '{field}' must be an integer, got {raw!r}.", {"field": field})
     if not 1 <= value <= 2_147_483_647:
         raise InvalidArgument(f"Parameter '{field}' must be a positive integer, got {value}.", {"field": field})
+    return value
+
+
+def filter_text(value: str | None, field: str) -> str | None:
+    """Free text used only to filter. PostgreSQL text cannot hold NUL: refuse it instead of failing in the driver."""
+    if value is not None and "\x00" in value:
+        raise InvalidArgument(f"'{field}' contains a NUL character.", {"field": field})
     return value
 
 
@@ -122,5 +131,5 @@ def tag_filters(raw: "list[str] | tuple[str, ...]") -> tuple[tuple[str, str], ..
         key, sep, value = item.partition("=")
         if not sep:
             raise InvalidArgument(f"Tag filter {item!r} must look like key=value.", {"field": "tag"})
-        pairs.append((tag_key(key), value))
+        pairs.append((tag_key(key), filter_text(value, "tag")))
     return tuple(pairs)

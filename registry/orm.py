@@ -37,6 +37,9 @@ class RegisteredModel(db.Model):
     last_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     # Bumped on every change of the row; the native API's ETag / If-Match token.
     revision: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    # Bumped on every change that can alter a serving answer (stages, aliases, version deletion, rename):
+    # the hot path's ETag and long-poll cursor.
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
@@ -170,3 +173,166 @@ class AuditEvent(db.Model):
         Index("ix_audit_events_action_id", "action", "id"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
     )
+
+
+# --- Identities, permissions and reviews -------------------------------------------------------------
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    is_admin: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class ApiToken(db.Model):
+    """Only a SHA-256 digest of the token is stored; the token itself is shown once at creation.
+
+    A fast digest suffices because tokens are 256-bit random strings: unlike passwords they cannot be
+    guessed, so a slow KDF would only cost latency on every request.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    token_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    # The first characters of the token, so a user can tell their tokens apart in a listing.
+    token_prefix: Mapped[str] = mapped_column(Text, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+    __table_args__ = (
+        CheckConstraint("token_hash ~ '^[0-9a-f]{64}$'", name="token_hash_is_sha256_hex"),
+        Index("ix_api_tokens_user_id", "user_id"),
+    )
+
+
+class PermissionGrant(db.Model):
+    """A permission level for a principal (a user name, or ``*`` for every authenticated user), on one
+    model or, with ``model_id`` NULL, on the whole registry (the default every model inherits)."""
+
+    __tablename__ = "permission_grants"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE")
+    )
+    principal: Mapped[str] = mapped_column(Text, nullable=False)
+    level: Mapped[int] = mapped_column(Integer, nullable=False)
+    granted_by: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("level BETWEEN 1 AND 5", name="level_range"),
+        Index("uq_permission_grants_model_principal", "model_id", "principal", unique=True,
+              postgresql_where=text("model_id IS NOT NULL")),
+        Index("uq_permission_grants_registry_principal", "principal", unique=True,
+              postgresql_where=text("model_id IS NULL")),
+        Index("ix_permission_grants_principal", "principal", "model_id"),
+    )
+
+
+class ApprovalPolicy(db.Model):
+    """How many distinct approvals a transition into ``stage`` needs, per model or registry-wide (NULL)."""
+
+    __tablename__ = "approval_policies"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE")
+    )
+    stage: Mapped[str] = mapped_column(Text, nullable=False)
+    required_approvals: Mapped[int] = mapped_column(Integer, nullable=False)
+    creator_may_not_approve: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    updated_by: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    __table_args__ = (
+        CheckConstraint(STAGE_CHECK, name="stage"),
+        CheckConstraint("required_approvals BETWEEN 0 AND 10", name="required_approvals_range"),
+        Index("uq_approval_policies_model_stage", "model_id", "stage", unique=True,
+              postgresql_where=text("model_id IS NOT NULL")),
+        Index("uq_approval_policies_registry_stage", "stage", unique=True,
+              postgresql_where=text("model_id IS NULL")),
+    )
+
+
+REQUEST_STATUS_CHECK = "status IN ('pending', 'approved', 'rejected', 'cancelled', 'superseded')"
+
+
+class TransitionRequest(db.Model):
+    __tablename__ = "transition_requests"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False
+    )
+    # SET NULL: a deleted version's requests stay readable (as superseded) with their version number.
+    version_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("model_versions.id", ondelete="SET NULL"))
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    from_stage: Mapped[str] = mapped_column(Text, nullable=False)
+    to_stage: Mapped[str] = mapped_column(Text, nullable=False)
+    archive_existing_versions: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    comment: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    requested_by: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
+    resolved_by: Mapped[str | None] = mapped_column(Text)
+    resolution_comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    model: Mapped[RegisteredModel] = relationship(lazy="joined", innerjoin=True)
+    approvals: Mapped[list["TransitionApproval"]] = relationship(
+        lazy="selectin", order_by="TransitionApproval.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (
+        CheckConstraint(REQUEST_STATUS_CHECK, name="status"),
+        CheckConstraint("from_stage IN ('None', 'Staging', 'Production', 'Archived')", name="from_stage"),
+        CheckConstraint("to_stage IN ('None', 'Staging', 'Production', 'Archived')", name="to_stage"),
+        Index("ix_transition_requests_model_id_status", "model_id", "status", "id"),
+        Index("ix_transition_requests_version_id_status", "version_id", "status"),
+        Index("ix_transition_requests_pending", "id", postgresql_where=text("status = 'pending'")),
+    )
+
+
+class TransitionApproval(db.Model):
+    __tablename__ = "transition_approvals"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("transition_requests.id", ondelete="CASCADE"), nullable=False
+    )
+    approver: Mapped[str] = mapped_column(Text, nullable=False)
+    comment: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    # Distinct approvers, enforced by the database as well as by the service.
+    __table_args__ = (UniqueConstraint("request_id", "approver"),)
+
+
+class Comment(db.Model):
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False
+    )
+    version_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False
+    )
+    author: Mapped[str] = mapped_column(Text, nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    version: Mapped[ModelVersion] = relationship(lazy="joined", innerjoin=True)
+
+    __table_args__ = (Index("ix_comments_version_id", "version_id", "id"),)

@@ -46,6 +46,13 @@ def encode(key: list[Any], query_fingerprint: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def _key_part(part: Any) -> bool:
+    """Keys we issue hold only strings and bigint ids; anything else in a (forged) token would reach SQL."""
+    if isinstance(part, str):
+        return "\x00" not in part
+    return type(part) is int and -(2**63) <= part < 2**63
+
+
 def decode(token: str | None, query_fingerprint: str) -> list[Any] | None:
     if token is None or token == "":
         return None
@@ -53,9 +60,10 @@ def decode(token: str | None, query_fingerprint: str) -> list[Any] | None:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         key, fp = data["k"], data["q"]
-        if not isinstance(key, list):
+        if not isinstance(key, list) or not all(_key_part(part) for part in key):
             raise ValueError("key")
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+    # RecursionError: a deeply nested JSON token must be a 400, not a 500.
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, RecursionError):
         raise InvalidArgument("Invalid page_token.", {"field": "page_token"}) from None
     if fp != query_fingerprint:
         raise InvalidArgument(

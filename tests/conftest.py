@@ -58,7 +58,9 @@ def session_database_url(admin_url, template_database):
 
 @pytest.fixture(scope="session")
 def app(session_database_url):
-    application = create_app({"database_url": session_database_url})
+    # Authentication is tested on its own app (``secure_app``); here every caller is an admin named by the
+    # X-Registry-Actor header, so these tests exercise the registry's behaviour rather than its guards.
+    application = create_app({"database_url": session_database_url, "auth_enabled": False})
     application.config["TESTING"] = True
     yield application
     with application.app_context():
@@ -96,9 +98,45 @@ def ctx(app, db_session):
 
 @pytest.fixture
 def alice():
-    return Actor("alice")
+    """An admin: service tests exercise behaviour; permission tests build non-admin actors themselves."""
+    return Actor("alice", is_admin=True)
 
 
 @pytest.fixture
 def bob():
-    return Actor("bob")
+    return Actor("bob", is_admin=True)
+
+
+@pytest.fixture(scope="session")
+def secure_app(session_database_url):
+    """Authentication on, as in production: callers need a token."""
+    application = create_app({"database_url": session_database_url, "auth_enabled": True})
+    application.config["TESTING"] = True
+    yield application
+    with application.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def secure_client(secure_app, db_session):
+    return secure_app.test_client()
+
+
+@pytest.fixture
+def make_user(secure_app, db_session):
+    """``make_user(name, level=None, admin=False, model=None)`` creates a user with a fresh token and returns the
+    headers that authenticate as them. ``level`` (e.g. "EDIT") is granted registry-wide, or on ``model``."""
+    from registry.auth import SYSTEM
+    from registry.services import identities, permissions
+
+    def make(name: str, level: str | None = None, *, admin: bool = False, model: str | None = None):
+        with secure_app.app_context():
+            _, token = identities.create_token(SYSTEM, name, create_user=True, admin=admin)
+            if level is not None:
+                if model is None:
+                    permissions.set_registry_permissions(SYSTEM, [(name, level)], merge=True)
+                else:
+                    permissions.set_model_permissions(SYSTEM, model, [(name, level)], merge=True)
+        return {"Authorization": f"Bearer {token}"}
+
+    return make

@@ -15,12 +15,19 @@ from registry import create_app
 from registry.auth import Actor
 from registry.errors import AlreadyExists
 from registry.extensions import db
-from registry.services import aliases, audit_log, models, stages, versions
+from registry.services import aliases, audit_log, models, permissions, stages, versions
+
+
+ADMIN = Actor("setup", is_admin=True)
 
 
 @pytest.fixture
 def live_app(fresh_database_url):
+    """Writers are ordinary (non-admin) actors: every authenticated user gets MANAGE_PRODUCTION registry-wide,
+    so the permission checks run on every concurrent call."""
     application = create_app({"database_url": fresh_database_url, "pool_size": 40})
+    with application.app_context():
+        permissions.set_registry_permissions(ADMIN, [("*", "MANAGE_PRODUCTION")])
     yield application
     with application.app_context():
         db.engine.dispose()
@@ -48,7 +55,7 @@ def in_app(app, fn):
 
 
 def test_32_concurrent_version_creations_get_1_to_32_without_gaps_or_errors(live_app):
-    in_app(live_app, lambda: models.create_model(Actor("setup"), "hot"))
+    in_app(live_app, lambda: models.create_model(ADMIN, "hot"))
     results = run_at_once(
         live_app, 32, lambda i: versions.create_version(Actor(f"writer{i}"), "hot", f"s3://b/{i}", run_id=f"r{i}")
     )
@@ -56,11 +63,11 @@ def test_32_concurrent_version_creations_get_1_to_32_without_gaps_or_errors(live
     assert errors == []
     numbers = sorted(r.version for r in results)
     assert numbers == list(range(1, 33))
-    assert in_app(live_app, lambda: models.get_model("hot").last_version) == 32
+    assert in_app(live_app, lambda: models.get_model(ADMIN, "hot").last_version) == 32
 
 
 def test_16_concurrent_promotions_with_archive_leave_exactly_one_in_production(live_app):
-    setup = Actor("setup")
+    setup = ADMIN
     in_app(live_app, lambda: models.create_model(setup, "promo"))
     for i in range(16):
         in_app(live_app, lambda i=i: versions.create_version(setup, "promo", f"s3://b/{i}"))
@@ -71,13 +78,14 @@ def test_16_concurrent_promotions_with_archive_leave_exactly_one_in_production(l
     )
     assert [r for r in results if isinstance(r, Exception)] == []
     by_stage = Counter(
-        v.stage for v in in_app(live_app, lambda: versions.search_versions(
+        v.stage for v in in_app(live_app, lambda: versions.search_versions(ADMIN, 
             versions.VersionQuery(model_name="promo"), max_results=100).items)
     )
     assert by_stage == {"Production": 1, "Archived": 15}
     checked, problem = in_app(live_app, audit_log.verify)
     assert problem is None
-    assert checked == 1 + 16 + 16 + 15  # created model, created versions, promotions, archivals
+    # registry permissions, created model, created versions, promotions, archivals
+    assert checked == 1 + 1 + 16 + 16 + 15
 
 
 def test_concurrent_creates_of_one_model_name_have_exactly_one_winner(live_app):
@@ -90,15 +98,15 @@ def test_concurrent_creates_of_one_model_name_have_exactly_one_winner(live_app):
 
 def test_concurrent_renames_to_one_name_have_exactly_one_winner(live_app):
     for i in range(8):
-        in_app(live_app, lambda i=i: models.create_model(Actor("setup"), f"src{i}"))
-    results = run_at_once(live_app, 8, lambda i: models.update_model(Actor(f"r{i}"), f"src{i}", new_name="target"))
+        in_app(live_app, lambda i=i: models.create_model(ADMIN, f"src{i}"))
+    results = run_at_once(live_app, 8, lambda i: models.update_model(Actor(f"r{i}", is_admin=True), f"src{i}", new_name="target"))
     winners = [r for r in results if not isinstance(r, Exception)]
     assert len(winners) == 1
     assert all(isinstance(r, AlreadyExists) for r in results if isinstance(r, Exception))
 
 
 def test_mixed_writers_on_one_model_never_deadlock_and_keep_the_chain_valid(live_app):
-    setup = Actor("setup")
+    setup = ADMIN
     in_app(live_app, lambda: models.create_model(setup, "mixed"))
     for i in range(4):
         in_app(live_app, lambda i=i: versions.create_version(setup, "mixed", f"s3://b/{i}"))
@@ -122,12 +130,12 @@ def test_mixed_writers_on_one_model_never_deadlock_and_keep_the_chain_valid(live
     assert [r for r in results if isinstance(r, Exception)] == []
     _, problem = in_app(live_app, audit_log.verify)
     assert problem is None
-    production = in_app(live_app, lambda: stages.latest_versions("mixed", ["Production"]))
+    production = in_app(live_app, lambda: stages.latest_versions(ADMIN, "mixed", ["Production"]))
     assert len(production) <= 1
 
 
 def test_chain_sequence_has_no_duplicates_after_concurrent_writes(live_app):
-    in_app(live_app, lambda: models.create_model(Actor("setup"), "seq"))
+    in_app(live_app, lambda: models.create_model(ADMIN, "seq"))
     run_at_once(live_app, 20, lambda i: versions.create_version(Actor(f"w{i}"), "seq", f"s3://{i}"))
 
     def duplicates():

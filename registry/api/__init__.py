@@ -5,10 +5,13 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import errors, health, native_audit, native_models, native_versions
+    from . import authn, errors, health, native_access, native_audit, native_models, native_reviews, native_versions
 
+    authn.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(native_models.bp)
     app.register_blueprint(native_versions.bp)
     app.register_blueprint(native_audit.bp)
+    app.register_blueprint(native_reviews.bp)
+    app.register_blueprint(native_access.bp)
     errors.register(app)

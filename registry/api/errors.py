@@ -43,7 +43,10 @@ def status_for(error: errors.RegistryError) -> int:
 
 
 def _registry_error(error: errors.RegistryError):
-    return jsonify(error_json(error.code, error.message, error.details)), status_for(error)
+    response = jsonify(error_json(error.code, error.message, error.details))
+    if isinstance(error, errors.Unauthenticated):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
+    return response, status_for(error)
 
 
 def _validation_error(error: ValidationError):

@@ -1,21 +1,17 @@
 """Request parsing shared by the native views: JSON bodies, query strings, actor, If-Match."""
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from flask import Response, request
 from marshmallow import Schema, ValidationError
 
-from ..auth import Actor
 from ..errors import InvalidArgument
+from .authn import current_actor  # noqa: F401  (re-exported for the views)
 
-ACTOR_HEADER = "X-Registry-Actor"
 _ETAG = re.compile(r'^"(\d{1,10})"$')
-
-
-def current_actor() -> Actor:
-    return Actor.named(request.headers.get(ACTOR_HEADER))
 
 
 def body(schema: Schema) -> dict[str, Any]:
@@ -27,6 +23,11 @@ def body(schema: Schema) -> dict[str, Any]:
         raise InvalidArgument("The request body is not valid JSON.", {"field": "body"})
     if not isinstance(data, dict):
         raise InvalidArgument("The JSON body must be an object.", {"field": "body"})
+    try:
+        # JSON may spell a lone surrogate ("\ud800"); it is not UTF-8, so the driver could not store it.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument("The JSON body contains an unpaired surrogate escape.", {"field": "body"}) from None
     return schema.load(data)
 
 

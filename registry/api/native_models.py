@@ -31,13 +31,13 @@ def list_models():
         order_by=order.lstrip("-"),
         descending=order.startswith("-"),
     )
-    page = svc.search_models(query, q.get("max_results"), q.get("page_token"))
+    page = svc.search_models(current_actor(), query, q.get("max_results"), q.get("page_token"))
     return jsonify({"models": [wire.model_json(m) for m in page.items], "next_page_token": page.next_page_token})
 
 
 @bp.get("/models/<name>")
 def get_model(name: str):
-    record = svc.get_model(name)
+    record = svc.get_model(current_actor(), name)
     return with_etag(jsonify(wire.model_json(record)), record.revision)
 
 

@@ -38,8 +38,8 @@ def list_versions(name: str):
     q = args(wire.VersionListArgs())
     query = svc.VersionQuery(model_name=name, run_id=q.get("run_id"), stage=q.get("stage"),
                              tags=names.tag_filters(q.get("tag", [])))
-    get_model(name)  # a missing model is a 404, not an empty list
-    return _page(svc.search_versions(query, q.get("max_results"), q.get("page_token")))
+    get_model(current_actor(), name)  # a missing model is a 404, not an empty list
+    return _page(svc.search_versions(current_actor(), query, q.get("max_results"), q.get("page_token")))
 
 
 @bp.get("/versions")
@@ -47,12 +47,12 @@ def search_versions():
     q = args(wire.GlobalVersionListArgs())
     query = svc.VersionQuery(model_name=q.get("model"), run_id=q.get("run_id"), stage=q.get("stage"),
                              tags=names.tag_filters(q.get("tag", [])))
-    return _page(svc.search_versions(query, q.get("max_results"), q.get("page_token")))
+    return _page(svc.search_versions(current_actor(), query, q.get("max_results"), q.get("page_token")))
 
 
 @bp.get("/models/<name>/versions/<version>")
 def get_version(name: str, version: str):
-    return _version(svc.get_version(name, version))
+    return _version(svc.get_version(current_actor(), name, version))
 
 
 @bp.patch("/models/<name>/versions/<version>")
@@ -84,19 +84,20 @@ def delete_version_tag(name: str, version: str, key: str):
 def transition(name: str, version: str):
     data = body(wire.Transition())
     return _version(stages.transition_stage(current_actor(), name, version, data["stage"],
-                                            archive_existing_versions=data["archive_existing_versions"]))
+                                            archive_existing_versions=data["archive_existing_versions"],
+                                            comment=data.get("comment"), force=data["force"]))
 
 
 @bp.get("/models/<name>/latest-versions")
 def latest_versions(name: str):
     q = args(wire.LatestVersionsArgs())
-    records = stages.latest_versions(name, q.get("stage"))
+    records = stages.latest_versions(current_actor(), name, q.get("stage"))
     return jsonify({"versions": [wire.version_json(v) for v in records]})
 
 
 @bp.get("/models/<name>/stages/<stage>")
 def current_in_stage(name: str, stage: str):
-    return _version(stages.current_version(name, stage))
+    return _version(stages.current_version(current_actor(), name, stage))
 
 
 @bp.put("/models/<name>/aliases/<alias>")
@@ -107,7 +108,7 @@ def set_alias(name: str, alias: str):
 
 @bp.get("/models/<name>/aliases/<alias>")
 def get_alias(name: str, alias: str):
-    return _version(aliases.get_version_by_alias(name, alias))
+    return _version(aliases.get_version_by_alias(current_actor(), name, alias))
 
 
 @bp.delete("/models/<name>/aliases/<alias>")

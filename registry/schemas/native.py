@@ -7,7 +7,17 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ..pagination import MAX_PAGE_SIZE
-from ..services.records import AuditRecord, ModelRecord, VersionRecord
+from ..services.records import (
+    AuditRecord,
+    CommentRecord,
+    GrantRecord,
+    ModelRecord,
+    PolicyRecord,
+    RequestRecord,
+    TokenRecord,
+    UserRecord,
+    VersionRecord,
+)
 
 
 class StrictSchema(Schema):
@@ -47,9 +57,59 @@ class TagValue(StrictSchema):
     value = fields.String(required=True)
 
 
+class _JsonBoolean(fields.Boolean):
+    """Only JSON true/false. ``truthy={True}`` alone still accepts 1 and 0.0, since 1 == True in Python."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class Transition(StrictSchema):
     stage = fields.String(required=True)
-    archive_existing_versions = fields.Boolean(truthy={True}, falsy={False}, load_default=False)
+    archive_existing_versions = _JsonBoolean(load_default=False)
+    comment = fields.String(allow_none=True)
+    force = _JsonBoolean(load_default=False)
+
+
+class RequestCreate(StrictSchema):
+    stage = fields.String(required=True)
+    archive_existing_versions = _JsonBoolean(load_default=False)
+    comment = fields.String(allow_none=True)
+
+
+class Review(StrictSchema):
+    comment = fields.String(allow_none=True)
+
+
+class CommentBody(StrictSchema):
+    comment = fields.String(required=True)
+
+
+class PolicyBody(StrictSchema):
+    required_approvals = fields.Integer(required=True, strict=True)
+    creator_may_not_approve = _JsonBoolean(load_default=False)
+
+
+class Grant(StrictSchema):
+    principal = fields.String(required=True)
+    level = fields.String(required=True)
+
+
+class GrantsBody(StrictSchema):
+    grants = fields.List(fields.Nested(Grant), required=True)
+
+
+class UserCreate(StrictSchema):
+    name = fields.String(required=True)
+    is_admin = _JsonBoolean(load_default=False)
+
+
+class TokenCreate(StrictSchema):
+    user = fields.String()
+    description = fields.String(load_default="")
+    expires_in_seconds = fields.Integer(strict=True, validate=validate.Range(min=60, max=10 * 365 * 86400))
 
 
 class AliasSet(StrictSchema):
@@ -89,7 +149,8 @@ class _Instant(fields.Field):
     """Epoch milliseconds or an ISO 8601 timestamp (a naive one is taken as UTC)."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str) and value.lstrip("-").isdigit():
+        # isascii: str.isdigit() also accepts characters such as '²' that int() refuses.
+        if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             try:
@@ -111,8 +172,21 @@ class AuditListArgs(_Page):
     run_id = fields.String()
     actor = fields.String()
     action = fields.String()
+    request_id = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1))
     since = _Instant()
     until = _Instant()
+
+
+class RequestListArgs(_Page):
+    status = fields.String()
+
+
+class InboxArgs(StrictSchema):
+    max_results = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+class TokenListArgs(StrictSchema):
+    user = fields.String()
 
 
 def millis(moment: datetime) -> int:
@@ -167,6 +241,54 @@ def audit_json(e: AuditRecord) -> dict[str, Any]:
         "seq": e.seq,
         "prev_hash": e.prev_hash,
         "hash": e.hash,
+    }
+
+
+def request_json(r: RequestRecord) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "model": r.model_name,
+        "version": r.version,
+        "from_stage": r.from_stage,
+        "to_stage": r.to_stage,
+        "archive_existing_versions": r.archive_existing_versions,
+        "comment": r.comment,
+        "requested_by": r.requested_by,
+        "status": r.status,
+        "resolved_by": r.resolved_by,
+        "resolution_comment": r.resolution_comment,
+        "approvals": [
+            {"approver": a.approver, "comment": a.comment, "created_at": millis(a.created_at)} for a in r.approvals
+        ],
+        "created_at": millis(r.created_at),
+        "updated_at": millis(r.updated_at),
+    }
+
+
+def comment_json(c: CommentRecord) -> dict[str, Any]:
+    return {"id": c.id, "model": c.model_name, "version": c.version, "author": c.author, "comment": c.comment,
+            "created_at": millis(c.created_at), "updated_at": millis(c.updated_at)}
+
+
+def policy_json(p: PolicyRecord) -> dict[str, Any]:
+    return {"stage": p.stage, "required_approvals": p.required_approvals,
+            "creator_may_not_approve": p.creator_may_not_approve, "scope": p.scope}
+
+
+def grants_json(grants: list[GrantRecord]) -> dict[str, Any]:
+    return {"grants": [{"principal": g.principal, "level": g.level} for g in grants]}
+
+
+def user_json(u: UserRecord) -> dict[str, Any]:
+    return {"name": u.name, "is_admin": u.is_admin, "created_at": millis(u.created_at)}
+
+
+def token_json(t: TokenRecord) -> dict[str, Any]:
+    return {
+        "id": t.id, "user": t.user, "prefix": t.prefix, "description": t.description,
+        "created_at": millis(t.created_at),
+        "expires_at": millis(t.expires_at) if t.expires_at else None,
+        "revoked_at": millis(t.revoked_at) if t.revoked_at else None,
     }
 
 

@@ -8,7 +8,9 @@ from ..audit import Action, record
 from ..auth import Actor
 from ..errors import NotFound
 from ..orm import ModelAlias, ModelVersion
+from ..lifecycle import Permission
 from .loading import find_model, find_version, lock_model, touch
+from .permissions import authorize
 from .records import VersionRecord, version_record
 from .unit_of_work import now, read_only, session, use_case
 
@@ -19,6 +21,8 @@ def set_alias(actor: Actor, model_name: str, alias: str, version: int | str) -> 
     alias = names.alias_name(alias, for_write=True)
     number = names.version_number(version)
     model = lock_model(names.model_name(model_name))
+    # Aliases route serving traffic as Production does, so moving one needs the same permission.
+    authorize(actor, model, Permission.MANAGE_PRODUCTION, "Setting an alias")
     mv = find_version(model, number)
     s = session()
     existing = s.get(ModelAlias, (model.id, alias))
@@ -44,6 +48,7 @@ def delete_alias(actor: Actor, model_name: str, alias: str) -> None:
     """Idempotent, as in MLflow: deleting an absent alias of an existing model succeeds and records nothing."""
     alias = names.alias_name(alias, for_write=False)
     model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.MANAGE_PRODUCTION, "Deleting an alias")
     s = session()
     existing = s.get(ModelAlias, (model.id, alias))
     if existing is None:
@@ -58,10 +63,11 @@ def delete_alias(actor: Actor, model_name: str, alias: str) -> None:
 
 
 @read_only
-def get_version_by_alias(model_name: str, alias: str) -> VersionRecord:
+def get_version_by_alias(actor: Actor, model_name: str, alias: str) -> VersionRecord:
     """Resolve an alias; ``latest`` (reserved, case-insensitive) resolves to the highest version number."""
     alias = names.alias_name(alias, for_write=False)
     model = find_model(names.model_name(model_name))
+    authorize(actor, model, Permission.READ, "Reading")
     s = session()
     if names.is_latest_alias(alias):
         mv = s.scalars(

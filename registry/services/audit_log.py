@@ -10,6 +10,8 @@ from .. import names, pagination
 from ..audit import ACTIONS, ChainBreak, verify_chain
 from ..errors import InvalidArgument
 from ..orm import AuditEvent, RegisteredModel
+from ..auth import Actor
+from .permissions import readable_models
 from .records import audit_record
 from .unit_of_work import read_only, session
 
@@ -23,13 +25,16 @@ class AuditQuery:
     action: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    request_id: int | None = None
 
 
 @read_only
-def search_events(query: AuditQuery, max_results: int | None = None, page_token: str | None = None):
+def search_events(actor: Actor, query: AuditQuery, max_results: int | None = None, page_token: str | None = None):
     """Oldest first. ``model_name`` matches events recorded under that name and, if a model has that name
     now, all events of that model under earlier names."""
     limit = pagination.page_size(max_results)
+    names.filter_text(query.run_id, "run_id")
+    names.filter_text(query.actor, "actor")
     if query.version is not None and query.model_name is None:
         raise InvalidArgument("Filtering by version needs a model too.", {"field": "version"})
     if query.action is not None and query.action not in ACTIONS:
@@ -37,7 +42,7 @@ def search_events(query: AuditQuery, max_results: int | None = None, page_token:
     if query.since and query.until and query.since > query.until:
         raise InvalidArgument("since must not be after until.", {"field": "since"})
     fp = pagination.fingerprint({"kind": "audit", **query.__dict__})
-    stmt = select(AuditEvent)
+    stmt = select(AuditEvent).where(readable_models(actor, AuditEvent.model_id))
     if query.model_name is not None:
         name = names.model_name(query.model_name, "model")
         current_id = select(RegisteredModel.id).where(RegisteredModel.name == name).scalar_subquery()
@@ -50,6 +55,8 @@ def search_events(query: AuditQuery, max_results: int | None = None, page_token:
         stmt = stmt.where(AuditEvent.actor == query.actor)
     if query.action is not None:
         stmt = stmt.where(AuditEvent.action == query.action)
+    if query.request_id is not None:
+        stmt = stmt.where(AuditEvent.request_id == query.request_id)
     if query.since is not None:
         stmt = stmt.where(AuditEvent.occurred_at >= query.since)
     if query.until is not None:

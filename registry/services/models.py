@@ -12,8 +12,10 @@ from .. import names, pagination
 from ..audit import Action, record
 from ..auth import Actor
 from ..errors import AlreadyExists, InvalidArgument, PreconditionFailed
+from ..lifecycle import Permission
 from ..orm import ModelVersion, RegisteredModel, RegisteredModelTag
 from .loading import find_model, lock_model, touch
+from .permissions import authorize, authorize_registry, grant_creator, readable_models
 from .records import ModelRecord, model_record
 from .unit_of_work import now, read_only, session, use_case
 
@@ -43,6 +45,7 @@ def create_model(
     name = names.model_name(name)
     description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
     tags = names.tags(tags)
+    authorize_registry(actor, Permission.EDIT, "Creating a registered model")
     when = now()
     s = session()
     # ON CONFLICT instead of check-then-insert: two concurrent creates of one name give one winner and a
@@ -55,6 +58,7 @@ def create_model(
     ).scalar_one_or_none()
     if model_id is None:
         raise _already_exists(name)
+    grant_creator(actor, model_id, when)
     for key, value in tags.items():
         s.add(RegisteredModelTag(model_id=model_id, key=key, value=value))
     record(s, actor, Action.MODEL_CREATED, model_id=model_id, model_name=name,
@@ -64,8 +68,10 @@ def create_model(
 
 
 @read_only
-def get_model(name: str) -> ModelRecord:
-    return model_record(find_model(names.model_name(name)))
+def get_model(actor: Actor, name: str) -> ModelRecord:
+    model = find_model(names.model_name(name))
+    authorize(actor, model, Permission.READ, "Reading")
+    return model_record(model)
 
 
 @dataclass(frozen=True)
@@ -82,15 +88,17 @@ def _escape_like(text: str) -> str:
 
 
 @read_only
-def search_models(query: ModelQuery, max_results: int | None = None, page_token: str | None = None):
+def search_models(actor: Actor, query: ModelQuery, max_results: int | None = None, page_token: str | None = None):
     if query.order_by not in MODEL_ORDERINGS:
         raise InvalidArgument(
             f"Cannot order models by {query.order_by!r}; use one of {sorted(MODEL_ORDERINGS)}.", {"field": "order_by"}
         )
     limit = pagination.page_size(max_results)
+    names.filter_text(query.name_prefix, "name_prefix")
+    names.filter_text(query.name_contains, "name_contains")
     fp = pagination.fingerprint({"kind": "models", **query.__dict__})
     column = MODEL_ORDERINGS[query.order_by]
-    stmt = select(RegisteredModel)
+    stmt = select(RegisteredModel).where(readable_models(actor, RegisteredModel.id))
     if query.name_prefix:
         stmt = stmt.where(RegisteredModel.name.like(_escape_like(query.name_prefix) + "%", escape="\\"))
     if query.name_contains:
@@ -105,6 +113,9 @@ def search_models(query: ModelQuery, max_results: int | None = None, page_token:
         )
     after = pagination.decode(page_token, fp)
     if after is not None:
+        # A token is client input: a forged key of the wrong shape is a 400, not a database error.
+        if len(after) != 2 or not isinstance(after[0], str) or not isinstance(after[1], int):
+            raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
         try:
             value = after[0] if column is RegisteredModel.name else datetime.fromisoformat(after[0])
             key = tuple_(column, RegisteredModel.id)
@@ -142,6 +153,8 @@ def update_model(
 ) -> ModelRecord:
     """Change the description and/or rename, in one transaction. Rename keeps versions, aliases, history."""
     model = lock_model(names.model_name(name))
+    authorize(actor, model, Permission.MANAGE if new_name is not None else Permission.EDIT,
+              "Renaming" if new_name is not None else "Editing the description")
     _check_revision(model, expected_revision)
     when = now()
     s = session()
@@ -180,6 +193,7 @@ def _rename(actor: Actor, model: RegisteredModel, new_name: str, when) -> None:
 def delete_model(actor: Actor, name: str) -> None:
     """Delete a model with its versions, tags and aliases. Its audit events stay, and record each version."""
     model = lock_model(names.model_name(name))
+    authorize(actor, model, Permission.MANAGE, "Deleting")
     s = session()
     when = now()
     versions = s.scalars(
@@ -198,6 +212,7 @@ def delete_model(actor: Actor, name: str) -> None:
 @use_case
 def set_model_tag(actor: Actor, name: str, key: str, value: str | None) -> ModelRecord:
     model = lock_model(names.model_name(name))
+    authorize(actor, model, Permission.EDIT, "Setting a tag")
     key, value = names.tag_key(key), names.tag_value(value)
     when = now()
     s = session()
@@ -218,6 +233,7 @@ def set_model_tag(actor: Actor, name: str, key: str, value: str | None) -> Model
 def delete_model_tag(actor: Actor, name: str, key: str) -> None:
     """Idempotent, as in MLflow: deleting an absent key on an existing model succeeds and records nothing."""
     model = lock_model(names.model_name(name))
+    authorize(actor, model, Permission.EDIT, "Deleting a tag")
     key = names.tag_key(key)
     existing = model.tags.pop(key, None)
     if existing is None:

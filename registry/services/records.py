@@ -107,3 +107,114 @@ def audit_record(event: AuditEvent) -> AuditRecord:
         prev_hash=event.prev_hash,
         hash=event.hash,
     )
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    name: str
+    is_admin: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    user: str
+    prefix: str
+    description: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    principal: str
+    level: str
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    stage: str
+    required_approvals: int
+    creator_may_not_approve: bool
+    scope: str  # "model", "registry" or "default"
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    approver: str
+    comment: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: int
+    model_name: str
+    version: int
+    from_stage: str
+    to_stage: str
+    archive_existing_versions: bool
+    comment: str
+    requested_by: str
+    status: str
+    resolved_by: str | None
+    resolution_comment: str | None
+    approvals: tuple[ApprovalRecord, ...]
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CommentRecord:
+    id: int
+    model_name: str
+    version: int
+    author: str
+    comment: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def request_record(request) -> RequestRecord:
+    return RequestRecord(
+        id=request.id,
+        model_name=request.model.name,
+        version=request.version,
+        from_stage=request.from_stage,
+        to_stage=request.to_stage,
+        archive_existing_versions=request.archive_existing_versions,
+        comment=request.comment,
+        requested_by=request.requested_by,
+        status=request.status,
+        resolved_by=request.resolved_by,
+        resolution_comment=request.resolution_comment,
+        approvals=tuple(ApprovalRecord(a.approver, a.comment, a.created_at) for a in request.approvals),
+        created_at=request.created_at,
+        updated_at=request.updated_at,
+    )
+
+
+def comment_record(comment) -> CommentRecord:
+    return CommentRecord(
+        id=comment.id,
+        model_name=comment.version.model.name,
+        version=comment.version.version,
+        author=comment.author,
+        comment=comment.body,
+        created_at=comment.created_at,
+        updated_at=comment.updated_at,
+    )
+
+
+def token_record(token) -> TokenRecord:
+    return TokenRecord(
+        id=token.id,
+        user=token.user.name,
+        prefix=token.token_prefix,
+        description=token.description,
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+    )

@@ -4,58 +4,56 @@ from __future__ import annotations
 from sqlalchemy import func, select, tuple_
 
 from .. import names
-from ..audit import Action, record
 from ..auth import Actor
-from ..errors import NotFound
-from ..lifecycle import ALL_STAGES, Stage, check_transition, parse_stage, stage_to_archive
+from ..errors import ApprovalRequired, NotFound, PermissionDenied
+from ..lifecycle import ALL_STAGES, Permission, Stage, check_transition, direct_transition_refusal, parse_stage
 from ..orm import ModelVersion, RegisteredModel
-from .loading import find_model, find_version, lock_model, touch
+from .loading import find_model, find_version, lock_model
+from .permissions import authorize
+from .policies import effective_policy
+from .transitions import apply_transition
 from .records import VersionRecord, version_record
 from .unit_of_work import now, read_only, session, use_case
 
 
 @use_case
 def transition_stage(
-    actor: Actor, model_name: str, version: int | str, stage: str, *, archive_existing_versions: bool = False
+    actor: Actor,
+    model_name: str,
+    version: int | str,
+    stage: str,
+    *,
+    archive_existing_versions: bool = False,
+    comment: str | None = None,
+    force: bool = False,
 ) -> VersionRecord:
-    """Move a version to ``stage``; with ``archive_existing_versions`` archive the target stage's others.
+    """Move a version to ``stage`` directly; with ``archive_existing_versions`` archive the target stage's others.
 
-    Runs under the model row lock, so concurrent promotions are applied one after the other and, when each
-    asks to archive the others, exactly one version ends up in the target stage.
+    Needs the stage permission for this (from, to) pair, and the target stage's approval policy must allow
+    direct transitions; an admin may ``force`` past the policy, which the audit event records. Runs under the
+    model row lock, so concurrent promotions apply one after the other and, when each asks to archive the
+    others, exactly one version ends up in the target stage.
     """
     target = parse_stage(stage)
     number = names.version_number(version)
+    comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.READ, "Reading")
     mv = find_version(model, number)
-    current = Stage(mv.stage)
-    check_transition(current, target, archive_existing_versions)
-    s = session()
-    when = now()
-    archived: list[int] = []
-    archive_stage = stage_to_archive(target, archive_existing_versions)
-    if archive_stage is not None:
-        others = s.scalars(
-            select(ModelVersion)
-            .where(ModelVersion.model_id == model.id, ModelVersion.stage == archive_stage.value,
-                   ModelVersion.id != mv.id)
-            .order_by(ModelVersion.version)
-        ).all()
-        for other in others:
-            record(s, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
-                   version=other.version, run_id=other.run_id, from_stage=other.stage,
-                   to_stage=Stage.ARCHIVED.value,
-                   details={"reason": "archive_existing_versions", "promoted_version": mv.version}, now=when)
-            other.stage = Stage.ARCHIVED.value
-            touch(other, when)
-            archived.append(other.version)
-    if current != target or archived:
-        record(s, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
-               version=mv.version, run_id=mv.run_id, from_stage=current.value, to_stage=target.value,
-               details={"archive_existing_versions": archive_existing_versions, "archived_versions": archived},
-               now=when)
-        mv.stage = target.value
-        touch(mv, when)
-    s.flush()
+    needed = check_transition(Stage(mv.stage), target, archive_existing_versions)
+    authorize(actor, model, needed, f"Transitioning a version to {target.value}")
+    if force and not actor.is_admin:
+        raise PermissionDenied("Only admins may force a transition past an approval policy.", {"field": "force"})
+    policy = effective_policy(model.id, target)
+    refusal = direct_transition_refusal(policy)
+    if refusal and not force:
+        raise ApprovalRequired(refusal, {"model": model.name, "stage": target.value,
+                                         "required_approvals": policy.required_approvals, "policy": policy.scope})
+    details = {"comment": comment} if comment else {}
+    if refusal and force:
+        details.update(forced=True, bypassed_policy=policy.describe())
+    apply_transition(actor, model, mv, target, archive_existing_versions=archive_existing_versions, when=now(),
+                     session=session(), details=details)
     return version_record(mv)
 
 
@@ -66,10 +64,11 @@ def _parse_stages(stages: list[str] | tuple[str, ...] | None) -> list[Stage]:
 
 
 @read_only
-def latest_versions(model_name: str, stages: list[str] | tuple[str, ...] | None = None) -> list[VersionRecord]:
+def latest_versions(actor: Actor, model_name: str, stages: list[str] | tuple[str, ...] | None = None) -> list[VersionRecord]:
     """The highest version in each requested stage (all stages when none are given), in stage order."""
     wanted = _parse_stages(stages)
     model = find_model(names.model_name(model_name))
+    authorize(actor, model, Permission.READ, "Reading")
     highest = (
         select(ModelVersion.stage, func.max(ModelVersion.version))
         .where(ModelVersion.model_id == model.id, ModelVersion.stage.in_([s.value for s in wanted]))
@@ -85,10 +84,11 @@ def latest_versions(model_name: str, stages: list[str] | tuple[str, ...] | None 
 
 
 @read_only
-def current_version(model_name: str, stage: str) -> VersionRecord:
+def current_version(actor: Actor, model_name: str, stage: str) -> VersionRecord:
     """The version currently serving ``stage``: the highest version number in it (MLflow's rule)."""
     target = parse_stage(stage)
     name = names.model_name(model_name)
+    authorize(actor, find_model(name), Permission.READ, "Reading")
     row = session().scalars(
         select(ModelVersion)
         .join(ModelVersion.model)

@@ -9,9 +9,11 @@ from .. import names, pagination
 from ..audit import Action, record
 from ..auth import Actor
 from ..errors import InvalidArgument, PreconditionFailed
-from ..lifecycle import parse_stage
+from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
 from .loading import find_version, find_version_by_name, lock_model, model_not_found, touch
+from .permissions import authorize, readable_models
+from .transitions import supersede_moot_requests
 from .records import VersionRecord, version_record
 from .unit_of_work import now, read_only, session, use_case
 
@@ -54,6 +56,9 @@ def create_version(
     ).first()
     if allocated is None:
         raise model_not_found(model_name)
+    # Checked after the allocating UPDATE (which already holds the row lock) to save a round trip: a refusal
+    # raises, and the rollback gives the number back.
+    authorize(actor, s.get(RegisteredModel, allocated.id), Permission.EDIT, "Creating a version")
     version = ModelVersion(
         model_id=allocated.id,
         version=allocated.last_version,
@@ -84,8 +89,10 @@ def create_version(
 
 
 @read_only
-def get_version(model_name: str, version: int | str) -> VersionRecord:
-    return version_record(find_version_by_name(names.model_name(model_name), names.version_number(version)))
+def get_version(actor: Actor, model_name: str, version: int | str) -> VersionRecord:
+    mv = find_version_by_name(names.model_name(model_name), names.version_number(version))
+    authorize(actor, mv.model, Permission.READ, "Reading")
+    return version_record(mv)
 
 
 @dataclass(frozen=True)
@@ -97,13 +104,14 @@ class VersionQuery:
 
 
 @read_only
-def search_versions(query: VersionQuery, max_results: int | None = None, page_token: str | None = None):
+def search_versions(actor: Actor, query: VersionQuery, max_results: int | None = None, page_token: str | None = None):
     """Newest first. Version ids grow with version numbers within a model (both are assigned under the
     model lock), so ordering by id is "highest version first" per model and creation order across models."""
     limit = pagination.page_size(max_results)
+    names.filter_text(query.run_id, "run_id")
     stage = parse_stage(query.stage).value if query.stage else None
     fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage})
-    stmt = select(ModelVersion).join(ModelVersion.model)
+    stmt = select(ModelVersion).join(ModelVersion.model).where(readable_models(actor, ModelVersion.model_id))
     if query.model_name is not None:
         stmt = stmt.where(RegisteredModel.name == names.model_name(query.model_name))
     if query.run_id is not None:
@@ -135,6 +143,7 @@ def update_version(
     expected_revision: int | None = None,
 ) -> VersionRecord:
     model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.EDIT, "Editing a version")
     mv = find_version(model, names.version_number(version))
     if expected_revision is not None and mv.revision != expected_revision:
         raise PreconditionFailed(
@@ -155,11 +164,15 @@ def update_version(
 
 @use_case
 def delete_version(actor: Actor, model_name: str, version: int | str) -> None:
-    """Delete a version and the aliases that point at it (each alias removal is audited)."""
+    """Delete a version and the aliases that point at it (each alias removal is audited); its pending
+    transition requests are superseded."""
     model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.MANAGE, "Deleting a version")
     mv = find_version(model, names.version_number(version))
     s = session()
     when = now()
+    supersede_moot_requests(actor, model, [mv], when=when, session=s, reason="version deleted",
+                            version_deleted=True)
     for alias in s.scalars(select(ModelAlias).where(ModelAlias.version_id == mv.id)).all():
         record(s, actor, Action.ALIAS_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
                run_id=mv.run_id, details={"alias": alias.alias, "reason": "version deleted"}, now=when)
@@ -173,6 +186,7 @@ def delete_version(actor: Actor, model_name: str, version: int | str) -> None:
 @use_case
 def set_version_tag(actor: Actor, model_name: str, version: int | str, key: str, value: str | None) -> VersionRecord:
     model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.EDIT, "Setting a tag")
     mv = find_version(model, names.version_number(version))
     key, value = names.tag_key(key), names.tag_value(value)
     existing = mv.tags.get(key)
@@ -194,6 +208,7 @@ def set_version_tag(actor: Actor, model_name: str, version: int | str, key: str,
 def delete_version_tag(actor: Actor, model_name: str, version: int | str, key: str) -> None:
     """Idempotent, as in MLflow: an absent key on an existing version succeeds and records nothing."""
     model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.EDIT, "Deleting a tag")
     mv = find_version(model, names.version_number(version))
     key = names.tag_key(key)
     existing = mv.tags.pop(key, None)

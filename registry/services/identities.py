@@ -1,0 +1,170 @@
+"""Users and API tokens: create, list, revoke, authenticate, and the start-up bootstrap of an admin."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import exists, select
+from sqlalchemy.dialects.postgresql import insert
+
+from ..audit import Action, lock_registry_chain, record_registry
+from ..auth import SYSTEM, Actor, hash_token, new_token, token_display_prefix, validate_user_name
+from ..errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from ..orm import ApiToken, User
+from .permissions import require_admin
+from .records import TokenRecord, UserRecord, token_record
+from .unit_of_work import now, read_only, session, use_case
+
+BOOTSTRAP_ADMIN = "admin"
+MAX_TOKEN_LIFETIME = timedelta(days=3650)
+
+
+def _user(name: str) -> User:
+    user = session().scalars(select(User).where(User.name == name)).one_or_none()
+    if user is None:
+        raise NotFound(f"No user named {name}.", {"user": name})
+    return user
+
+
+def _insert_user(actor: Actor, name: str, is_admin: bool, when) -> User:
+    user_id = session().execute(
+        insert(User).values(name=name, is_admin=is_admin, created_at=when)
+        .on_conflict_do_nothing(index_elements=["name"]).returning(User.id)
+    ).scalar_one_or_none()
+    if user_id is None:
+        raise AlreadyExists(f"User {name} already exists.", {"user": name})
+    record_registry(session(), actor, Action.USER_CREATED, details={"user": name, "is_admin": is_admin}, now=when)
+    return session().get(User, user_id)
+
+
+@use_case
+def create_user(actor: Actor, name: str, *, is_admin: bool = False) -> UserRecord:
+    require_admin(actor, "Creating users")
+    user = _insert_user(actor, validate_user_name(name), is_admin, now())
+    return UserRecord(user.name, user.is_admin, user.created_at)
+
+
+@read_only
+def list_users(actor: Actor) -> list[UserRecord]:
+    require_admin(actor, "Listing users")
+    return [UserRecord(u.name, u.is_admin, u.created_at) for u in session().scalars(select(User).order_by(User.name))]
+
+
+def _issue(actor: Actor, user: User, description: str, expires_in: timedelta | None, when) -> tuple[TokenRecord, str]:
+    if expires_in is not None and not timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME:
+        raise InvalidArgument("expires_in must be positive and at most 10 years.", {"field": "expires_in"})
+    if not isinstance(description, str) or len(description) > 1000 or "\x00" in description:
+        raise InvalidArgument("description must be text of at most 1000 characters.", {"field": "description"})
+    token = new_token()
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token), token_prefix=token_display_prefix(token),
+                   description=description, created_at=when,
+                   expires_at=when + expires_in if expires_in else None)
+    session().add(row)
+    session().flush()
+    record_registry(session(), actor, Action.TOKEN_CREATED, now=when, details={
+        "user": user.name, "token_id": row.id, "prefix": row.token_prefix,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+    })
+    return token_record(row), token
+
+
+@use_case
+def create_token(actor: Actor, user_name: str, *, description: str = "", expires_in: timedelta | None = None,
+                 create_user: bool = False, admin: bool = False) -> tuple[TokenRecord, str]:
+    """Issue a token for ``user_name`` (admins for anyone; users for themselves). Returns the record and the
+    token itself, which is never stored and cannot be shown again."""
+    name = validate_user_name(user_name, field="user")
+    when = now()
+    existing = session().scalars(select(User).where(User.name == name)).one_or_none()
+    if existing is None:
+        if not create_user:
+            raise NotFound(f"No user named {name}.", {"user": name})
+        require_admin(actor, "Creating users")
+        existing = _insert_user(actor, name, admin, when)
+    elif admin and not existing.is_admin:
+        raise InvalidArgument(f"User {name} exists and is not an admin.", {"field": "admin"})
+    if not actor.is_admin and actor.name != name:
+        raise PermissionDenied("You may only create tokens for yourself.", {"user": name})
+    return _issue(actor, existing, description, expires_in, when)
+
+
+@read_only
+def list_tokens(actor: Actor, user_name: str | None = None) -> list[TokenRecord]:
+    """Without secrets. Admins see everyone's (or one user's); others see their own."""
+    if not actor.is_admin:
+        if user_name not in (None, actor.name):
+            raise PermissionDenied("You may only list your own tokens.")
+        user_name = actor.name
+    stmt = select(ApiToken).join(ApiToken.user).order_by(ApiToken.id)
+    if user_name is not None:
+        stmt = stmt.where(User.name == user_name)
+    return [token_record(t) for t in session().scalars(stmt)]
+
+
+@use_case
+def revoke_token(actor: Actor, token_id: int) -> TokenRecord:
+    token = session().get(ApiToken, token_id, with_for_update=True)
+    if token is None or (not actor.is_admin and token.user.name != actor.name):
+        raise NotFound(f"No token with id {token_id}.", {"token_id": token_id})
+    if token.revoked_at is None:
+        when = now()
+        token.revoked_at = when
+        record_registry(session(), actor, Action.TOKEN_REVOKED, now=when,
+                        details={"user": token.user.name, "token_id": token.id, "prefix": token.token_prefix})
+        session().flush()
+    return token_record(token)
+
+
+@read_only
+def authenticate(token: str) -> Actor:
+    """The principal a token belongs to; Unauthenticated for unknown, revoked or expired tokens."""
+    row = session().execute(
+        select(User.name, User.is_admin, ApiToken.expires_at, ApiToken.revoked_at)
+        .join(ApiToken.user).where(ApiToken.token_hash == hash_token(token))
+    ).first()
+    if row is None:
+        raise Unauthenticated("Invalid token.")
+    if row.revoked_at is not None:
+        raise Unauthenticated("This token has been revoked.")
+    if row.expires_at is not None and row.expires_at <= now():
+        raise Unauthenticated("This token has expired.")
+    return Actor(row.name, row.is_admin)
+
+
+@use_case
+def ensure_admin_token(token: str) -> bool:
+    """REGISTRY_ADMIN_TOKEN: make sure an admin holds this token. Returns True if it was just added.
+
+    A token that was revoked stays revoked: the environment cannot resurrect it.
+    """
+    if len(token) < 20:
+        raise InvalidArgument("REGISTRY_ADMIN_TOKEN must be at least 20 characters long.")
+    digest = hash_token(token)
+    s = session()
+    if s.scalar(select(exists().where(ApiToken.token_hash == digest))):
+        return False
+    when = now()
+    user = s.scalars(select(User).where(User.name == BOOTSTRAP_ADMIN)).one_or_none()
+    if user is None:
+        user = _insert_user(SYSTEM, BOOTSTRAP_ADMIN, True, when)
+    elif not user.is_admin:
+        raise InvalidArgument(f"User {BOOTSTRAP_ADMIN} exists and is not an admin.")
+    row = ApiToken(user_id=user.id, token_hash=digest, token_prefix=token_display_prefix(token),
+                   description="REGISTRY_ADMIN_TOKEN", created_at=when)
+    s.add(row)
+    s.flush()
+    record_registry(s, SYSTEM, Action.TOKEN_CREATED, now=when,
+                    details={"user": user.name, "token_id": row.id, "prefix": row.token_prefix, "source": "env"})
+    return True
+
+
+@use_case
+def bootstrap_admin_if_empty() -> str | None:
+    """On a fresh install (no users at all) create the admin and return its token, to be printed once."""
+    s = session()
+    lock_registry_chain(s)  # two servers starting at once must not both create an admin
+    if s.scalar(select(exists().where(User.id.isnot(None)))):
+        return None
+    when = now()
+    user = _insert_user(SYSTEM, BOOTSTRAP_ADMIN, True, when)
+    _, token = _issue(SYSTEM, user, "bootstrap admin token", None, when)
+    return token

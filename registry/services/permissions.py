@@ -1,0 +1,180 @@
+"""Who may do what: the permission ladder per model with a registry-wide default (DESIGN §3).
+
+Effective level = the highest grant to the actor or to ``*`` (every authenticated user), on the model or on
+the registry. Admins hold everything. A model the actor cannot even READ is reported as not found, so its
+existence does not leak.
+"""
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true
+
+from .. import names
+from ..audit import Action, record, record_registry
+from ..auth import Actor, validate_user_name
+from ..errors import InvalidArgument, PermissionDenied
+from ..lifecycle import Permission
+from ..orm import PermissionGrant, RegisteredModel, User
+from .loading import find_model, lock_model, model_not_found
+from .records import GrantRecord
+from .unit_of_work import now, read_only, session, use_case
+
+EVERYONE = "*"
+NO_ACCESS = 0
+
+
+def _principals(actor: Actor) -> list[str]:
+    return [actor.name, EVERYONE]
+
+
+def level_on_model(actor: Actor, model_id: int | None) -> int:
+    """The actor's effective level on a model (``model_id`` None: on the registry itself); 0 = none."""
+    if actor.is_admin:
+        return int(Permission.MANAGE)
+    scope = PermissionGrant.model_id.is_(None)
+    if model_id is not None:
+        scope = or_(scope, PermissionGrant.model_id == model_id)
+    level = session().scalar(
+        select(func.max(PermissionGrant.level)).where(PermissionGrant.principal.in_(_principals(actor)), scope)
+    )
+    return level or NO_ACCESS
+
+
+def authorize(actor: Actor, model: RegisteredModel, needed: Permission, doing: str) -> int:
+    """Raise unless the actor holds ``needed`` on the model; return the actor's level."""
+    level = level_on_model(actor, model.id)
+    if level < Permission.READ:
+        raise model_not_found(model.name)
+    if level < needed:
+        raise PermissionDenied(
+            f"{doing} on registered model {model.name} requires {needed.name}; you have {Permission(level).name}.",
+            {"model": model.name, "required": needed.name, "held": Permission(level).name},
+        )
+    return level
+
+
+def authorize_registry(actor: Actor, needed: Permission, doing: str) -> None:
+    level = level_on_model(actor, None)
+    if level < needed:
+        held = Permission(level).name if level else "no permission"
+        raise PermissionDenied(
+            f"{doing} requires registry-wide {needed.name}; you have {held}.",
+            {"required": needed.name, "held": held},
+        )
+
+
+def require_admin(actor: Actor, doing: str) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied(f"{doing} requires an admin.", {"required": "ADMIN"})
+
+
+def readable_models(actor: Actor, model_id_column) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows whose model the actor may READ (no clause needed for admins and for
+    actors with a registry-wide grant)."""
+    if level_on_model(actor, None) >= Permission.READ:
+        return true()
+    return exists().where(
+        PermissionGrant.model_id == model_id_column,
+        PermissionGrant.principal.in_(_principals(actor)),
+    )
+
+
+def grant_creator(actor: Actor, model_id: int, when) -> None:
+    """Whoever creates a model manages it (Databricks' rule), unless they are an admin already."""
+    if not actor.is_admin:
+        session().add(PermissionGrant(model_id=model_id, principal=actor.name, level=int(Permission.MANAGE),
+                                      granted_by=actor.name, created_at=when))
+
+
+def parse_level(raw: object) -> Permission:
+    """Accept READ / CAN_READ / MANAGE_STAGING / CAN_MANAGE_STAGING_VERSIONS … (native and Databricks names)."""
+    if isinstance(raw, str):
+        key = raw.strip().upper().removeprefix("CAN_").removesuffix("_VERSIONS")
+        if key in Permission.__members__:
+            return Permission[key]
+    raise InvalidArgument(
+        f"Unknown permission level {raw!r}; use one of {[p.name for p in Permission]}.", {"field": "level"}
+    )
+
+
+def _check_principal(principal: object) -> str:
+    if principal == EVERYONE:
+        return EVERYONE
+    name = validate_user_name(principal, field="principal")
+    if not session().scalar(select(exists().where(User.name == name))):
+        raise InvalidArgument(f"No user named {name}.", {"field": "principal"})
+    return name
+
+
+def _normalise_grants(grants: list[tuple[object, object]]) -> dict[str, Permission]:
+    result: dict[str, Permission] = {}
+    for principal, level in grants:
+        name = _check_principal(principal)
+        if name in result:
+            raise InvalidArgument(f"Principal {name} is listed twice.", {"field": "principal"})
+        result[name] = parse_level(level)
+    return result
+
+
+def _grants(model_id: int | None) -> list[GrantRecord]:
+    scope = PermissionGrant.model_id.is_(None) if model_id is None else PermissionGrant.model_id == model_id
+    rows = session().scalars(select(PermissionGrant).where(scope).order_by(PermissionGrant.principal)).all()
+    return [GrantRecord(g.principal, Permission(g.level).name) for g in rows]
+
+
+def _replace(model_id: int | None, wanted: dict[str, Permission], actor: Actor, when, merge: bool) -> dict:
+    s = session()
+    scope = PermissionGrant.model_id.is_(None) if model_id is None else PermissionGrant.model_id == model_id
+    before = {g.principal: g.level for g in s.scalars(select(PermissionGrant).where(scope))}
+    after = dict(before) if merge else {}
+    after.update({p: int(level) for p, level in wanted.items()})
+    s.execute(delete(PermissionGrant).where(scope))
+    for principal, level in after.items():
+        s.add(PermissionGrant(model_id=model_id, principal=principal, level=level, granted_by=actor.name,
+                              created_at=when))
+    s.flush()
+    render = lambda grants: {p: Permission(level).name for p, level in sorted(grants.items())}  # noqa: E731
+    return {"before": render(before), "after": render(after)}
+
+
+@read_only
+def get_model_permissions(actor: Actor, model_name: str) -> list[GrantRecord]:
+    model = find_model(names.model_name(model_name))
+    authorize(actor, model, Permission.MANAGE, "Reading permissions")
+    return _grants(model.id)
+
+
+@use_case
+def set_model_permissions(actor: Actor, model_name: str, grants: list[tuple[object, object]],
+                          *, merge: bool = False) -> list[GrantRecord]:
+    """Replace (or, with ``merge``, add to) the model's direct grants. MANAGE only."""
+    model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.MANAGE, "Changing permissions")
+    wanted = _normalise_grants(grants)
+    when = now()
+    change = _replace(model.id, wanted, actor, when, merge)
+    record(session(), actor, Action.PERMISSIONS_CHANGED, model_id=model.id, model_name=model.name,
+           details=change, now=when)
+    return _grants(model.id)
+
+
+@read_only
+def get_registry_permissions(actor: Actor) -> list[GrantRecord]:
+    authorize_registry(actor, Permission.READ, "Reading registry-wide permissions")
+    return _grants(None)
+
+
+@use_case
+def set_registry_permissions(actor: Actor, grants: list[tuple[object, object]],
+                             *, merge: bool = False) -> list[GrantRecord]:
+    require_admin(actor, "Changing registry-wide permissions")
+    wanted = _normalise_grants(grants)
+    when = now()
+    change = _replace(None, wanted, actor, when, merge)
+    record_registry(session(), actor, Action.PERMISSIONS_CHANGED, details=change, now=when)
+    return _grants(None)
+
+
+@read_only
+def my_level(actor: Actor, model_name: str) -> Permission:
+    model = find_model(names.model_name(model_name))
+    return Permission(authorize(actor, model, Permission.READ, "Reading"))

@@ -1,0 +1,83 @@
+"""Applying a stage change, shared by direct transitions and approved requests (not use cases themselves:
+callers run them inside their own transaction, holding the model row lock)."""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from ..audit import Action, record
+from ..auth import Actor
+from ..lifecycle import RequestStatus, Stage, is_superseded, stage_to_archive
+from ..orm import ModelVersion, RegisteredModel, TransitionRequest
+from .loading import touch
+
+
+def apply_transition(
+    actor: Actor,
+    model: RegisteredModel,
+    version: ModelVersion,
+    target: Stage,
+    *,
+    archive_existing_versions: bool,
+    when,
+    session,
+    request_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> list[int]:
+    """Move ``version`` to ``target``, archive the target stage's other versions if asked, audit each change
+    and supersede the pending requests those changes made moot. Returns the archived version numbers."""
+    current = Stage(version.stage)
+    archived: list[ModelVersion] = []
+    archive_stage = stage_to_archive(target, archive_existing_versions)
+    if archive_stage is not None:
+        archived = list(session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.model_id == model.id, ModelVersion.stage == archive_stage.value,
+                   ModelVersion.id != version.id)
+            .order_by(ModelVersion.version)
+        ))
+        for other in archived:
+            record(session, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
+                   version=other.version, run_id=other.run_id, from_stage=other.stage,
+                   to_stage=Stage.ARCHIVED.value, request_id=request_id,
+                   details={"reason": "archive_existing_versions", "promoted_version": version.version}, now=when)
+            other.stage = Stage.ARCHIVED.value
+            touch(other, when)
+    if current == target and not archived:
+        return []
+    record(session, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
+           version=version.version, run_id=version.run_id, from_stage=current.value, to_stage=target.value,
+           request_id=request_id,
+           details={"archive_existing_versions": archive_existing_versions,
+                    "archived_versions": [v.version for v in archived], **(details or {})},
+           now=when)
+    version.stage = target.value
+    touch(version, when)
+    session.flush()
+    supersede_moot_requests(actor, model, [version, *archived], when=when, session=session,
+                            reason=f"version moved to {target.value}")
+    return [v.version for v in archived]
+
+
+def supersede_moot_requests(actor: Actor, model: RegisteredModel, versions: list[ModelVersion], *, when, session,
+                            reason: str, version_deleted: bool = False) -> None:
+    """Pending requests whose version left the stage they were requested from (or was deleted) are closed."""
+    by_id = {v.id: v for v in versions}
+    pending = session.scalars(
+        select(TransitionRequest)
+        .where(TransitionRequest.version_id.in_(by_id), TransitionRequest.status == RequestStatus.PENDING.value)
+        .order_by(TransitionRequest.id)
+    ).all()
+    for request in pending:
+        version = by_id[request.version_id]
+        if not version_deleted and not is_superseded(Stage(request.from_stage), Stage(version.stage)):
+            continue
+        request.status = RequestStatus.SUPERSEDED.value
+        request.resolved_by = actor.name
+        request.resolution_comment = reason
+        request.updated_at = when
+        record(session, actor, Action.REQUEST_SUPERSEDED, model_id=model.id, model_name=model.name,
+               version=version.version, run_id=version.run_id, from_stage=request.from_stage,
+               to_stage=request.to_stage, request_id=request.id, details={"reason": reason}, now=when)
+    session.flush()

@@ -1,0 +1,152 @@
+"""Settings: database URL normalisation and fail-fast parsing of the environment."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry.config import ConfigError, Settings, normalise_database_url
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p@h:5432/db", "postgresql+psycopg2://u:p@h:5432/db"),
+        ("postgres://u:p@h:5432/db", "postgresql+psycopg2://u:p@h:5432/db"),
+        ("postgresql+psycopg2://u:p@h:5432/db", "postgresql+psycopg2://u:p@h:5432/db"),
+        ("POSTGRESQL://u@h/db", "postgresql+psycopg2://u@h/db"),
+        ("postgresql://u@h/db?sslmode=require", "postgresql+psycopg2://u@h/db?sslmode=require"),
+        ("postgresql://u@h/?dbname=db", "postgresql+psycopg2://u@h/?dbname=db"),
+    ],
+    ids=["postgresql", "postgres", "psycopg2", "upper-scheme", "query", "dbname-param"],
+)
+def test_normalise_database_url_selects_psycopg2(url, expected):
+    assert normalise_database_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///x",
+        "mysql://u@h/db",
+        "postgresql+asyncpg://u@h/db",
+        "postgresql://u@h:5432",
+        "postgresql://u@h:5432/",
+        "garbage",
+        "",
+        "://u@h/db",
+    ],
+    ids=["sqlite", "mysql", "asyncpg", "no-database", "no-database-slash", "garbage", "empty", "no-scheme"],
+)
+def test_normalise_database_url_rejects_non_postgres_or_incomplete_urls(url):
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        normalise_database_url(url)
+
+
+def test_from_env_with_empty_env_uses_defaults():
+    settings = Settings.from_env({"REGISTRY_DATA_DIR": "/tmp/registry-data"})
+    assert settings.database_url is None
+    assert settings.data_dir == Path("/tmp/registry-data")
+    assert settings.max_body_bytes == 1024 * 1024
+    assert settings.pool_size == 10
+    assert settings.statement_timeout_ms == 30_000
+    assert settings.log_level == "INFO"
+
+
+def test_from_env_reads_and_normalises_every_variable():
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgres://u@h/db",
+            "REGISTRY_DATA_DIR": "/srv/registry",
+            "REGISTRY_MAX_BODY_BYTES": "2048",
+            "REGISTRY_DB_POOL_SIZE": "10",
+            "REGISTRY_STATEMENT_TIMEOUT_MS": "500",
+            "REGISTRY_LOG_LEVEL": "debug",
+        }
+    )
+    assert settings == Settings(
+        database_url="postgresql+psycopg2://u@h/db",
+        data_dir=Path("/srv/registry"),
+        max_body_bytes=2048,
+        pool_size=10,
+        statement_timeout_ms=500,
+        log_level="DEBUG",
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["REGISTRY_MAX_BODY_BYTES", "REGISTRY_DB_POOL_SIZE", "REGISTRY_STATEMENT_TIMEOUT_MS"]
+)
+def test_empty_integer_variable_falls_back_to_default(name):
+    assert Settings.from_env({name: ""}) == Settings.from_env({})
+
+
+@pytest.mark.parametrize(
+    "name", ["REGISTRY_MAX_BODY_BYTES", "REGISTRY_DB_POOL_SIZE", "REGISTRY_STATEMENT_TIMEOUT_MS"]
+)
+@pytest.mark.parametrize("raw", ["abc", "1.5", "10k", "0x10"])
+def test_non_integer_variable_is_a_config_error_naming_it(name, raw):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("REGISTRY_MAX_BODY_BYTES", "1023"),
+        ("REGISTRY_MAX_BODY_BYTES", str(64 * 1024 * 1024 + 1)),
+        ("REGISTRY_DB_POOL_SIZE", "0"),
+        ("REGISTRY_DB_POOL_SIZE", "101"),
+        ("REGISTRY_DB_POOL_SIZE", "-5"),
+        ("REGISTRY_STATEMENT_TIMEOUT_MS", "99"),
+        ("REGISTRY_STATEMENT_TIMEOUT_MS", "3600001"),
+    ],
+)
+def test_out_of_range_integer_variable_is_a_config_error_naming_it(name, raw):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("REGISTRY_MAX_BODY_BYTES", "1024"),
+        ("REGISTRY_MAX_BODY_BYTES", str(64 * 1024 * 1024)),
+        ("REGISTRY_DB_POOL_SIZE", "1"),
+        ("REGISTRY_DB_POOL_SIZE", "100"),
+        ("REGISTRY_STATEMENT_TIMEOUT_MS", "100"),
+        ("REGISTRY_STATEMENT_TIMEOUT_MS", "3600000"),
+    ],
+)
+def test_integer_variable_at_its_bounds_is_accepted(name, raw):
+    Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize("level", ["VERBOSE", "trace", "CRITICAL", "1"])
+def test_unknown_log_level_is_a_config_error_naming_it(level):
+    with pytest.raises(ConfigError, match="REGISTRY_LOG_LEVEL"):
+        Settings.from_env({"REGISTRY_LOG_LEVEL": level})
+
+
+def test_bad_database_url_in_env_is_a_config_error_naming_it():
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        Settings.from_env({"DATABASE_URL": "sqlite:///x"})
+
+
+def test_with_overrides_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="databse_url"):
+        Settings().with_overrides({"databse_url": "postgresql://u@h/db"})
+
+
+def test_with_overrides_replaces_known_fields_and_normalises_the_url():
+    base = Settings(pool_size=5)
+    updated = base.with_overrides({"pool_size": 9, "database_url": "postgres://u@h/db"})
+    assert updated.pool_size == 9
+    assert updated.database_url == "postgresql+psycopg2://u@h/db"
+    assert base.pool_size == 5
+
+
+@pytest.mark.parametrize("overrides", [None, {}])
+def test_with_no_overrides_returns_the_same_settings(overrides):
+    base = Settings()
+    assert base.with_overrides(overrides) is base
