@@ -10,7 +10,7 @@ import os
 bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8080")
 workers = int(os.environ.get("REGISTRY_WORKERS", min(2 * multiprocessing.cpu_count(), 8)))
 worker_class = "gthread"
-threads = int(os.environ.get("REGISTRY_THREADS", "8"))
+threads = int(os.environ.get("REGISTRY_THREADS", "32"))
 # Importing the app in the master catches configuration errors before any worker forks; each worker
 # opens its own database connections after the fork (SQLAlchemy pools are created lazily).
 preload_app = True

@@ -50,6 +50,9 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     from . import orm  # noqa: F401  (registers the mapped classes on db.metadata)
+    from .changes import hub_for
+
+    hub_for(app)
 
 
 def _register_blueprints(app: Flask) -> None:

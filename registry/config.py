@@ -62,6 +62,8 @@ class Settings:
     statement_timeout_ms: int = 30_000
     log_level: str = "INFO"
     auth_enabled: bool = True
+    # Long-polls waiting at once per process; the rest of the threads stay free for other requests.
+    max_waiters: int = 24
     admin_token: str | None = None
 
     @classmethod
@@ -79,6 +81,8 @@ class Settings:
             raise ConfigError("REGISTRY_ADMIN_TOKEN must be at least 20 characters long")
         return cls(
             auth_enabled=auth == "enabled",
+            max_waiters=_int(env, "REGISTRY_MAX_WAITERS",
+                             max(1, _int(env, "REGISTRY_THREADS", 32, 1, 1024) - 8), 0, 4096),
             admin_token=admin_token,
             database_url=normalise_database_url(url) if url else None,
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from registry import create_app
 from registry.auth import Actor
+from registry.changes import hub_for
 from registry.extensions import db
 from tests import pg
 
@@ -82,6 +83,9 @@ def db_session(app, monkeypatch):
             session.remove()
             outer.rollback()
             connection.close()
+            # The serving caches may hold answers read inside the rolled-back transaction (in production they
+            # only ever see committed data): forget them, as a listener reset would.
+            hub_for(app).dispatch(None)
 
 
 @pytest.fixture
@@ -119,7 +123,8 @@ def secure_app(session_database_url):
 
 @pytest.fixture
 def secure_client(secure_app, db_session):
-    return secure_app.test_client()
+    yield secure_app.test_client()
+    hub_for(secure_app).dispatch(None)
 
 
 @pytest.fixture

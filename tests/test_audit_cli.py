@@ -21,7 +21,7 @@ REGISTRY = Path(sys.executable).parent / "registry"
 def populated_url(fresh_database_url):
     app = create_app({"database_url": fresh_database_url})
     with app.app_context():
-        actor = Actor("alice")
+        actor = Actor("alice", is_admin=True)
         models.create_model(actor, "audited")
         for i in range(3):
             versions.create_version(actor, "audited", f"s3://b/{i}", run_id=f"run{i}")

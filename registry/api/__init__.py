@@ -5,13 +5,28 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import authn, errors, health, native_access, native_audit, native_models, native_reviews, native_versions
+    from . import (
+        authn,
+        databricks,
+        errors,
+        health,
+        mlflow,
+        native_access,
+        native_audit,
+        native_models,
+        native_reviews,
+        native_serving,
+        native_versions,
+    )
 
     authn.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(native_models.bp)
     app.register_blueprint(native_versions.bp)
+    app.register_blueprint(native_serving.bp)
     app.register_blueprint(native_audit.bp)
     app.register_blueprint(native_reviews.bp)
     app.register_blueprint(native_access.bp)
+    mlflow.register(app)
+    databricks.register(app)
     errors.register(app)

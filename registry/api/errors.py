@@ -1,14 +1,17 @@
-"""Error mapping, in one place: domain errors and HTTP errors become the native error shape."""
+"""Error mapping, in one place: domain errors and HTTP errors become the native error shape, or MLflow's
+(``{"error_code", "message"}``) under the MLflow/Databricks prefixes ``/api/2.0`` and ``/ajax-api/2.0``."""
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .. import errors
+from ..schemas import mlflow as mlflow_schema
 from ..schemas.native import error_json
+from .mlflow_wire import is_mlflow_path
 
 log = logging.getLogger("registry.api")
 
@@ -43,22 +46,31 @@ def status_for(error: errors.RegistryError) -> int:
 
 
 def _registry_error(error: errors.RegistryError):
-    response = jsonify(error_json(error.code, error.message, error.details))
+    if is_mlflow_path(request.path):
+        code, status = mlflow_schema.error_code_for(error)
+        response = mlflow_schema.mlflow_error(code, error.message, status)
+    else:
+        response, status = jsonify(error_json(error.code, error.message, error.details)), status_for(error)
     if isinstance(error, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
-    return response, status_for(error)
+    return response, status
 
 
 def _validation_error(error: ValidationError):
+    if is_mlflow_path(request.path):
+        return mlflow_schema.mlflow_error("INVALID_PARAMETER_VALUE", f"Invalid request: {error.messages}", 400)
     messages = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
     return jsonify(error_json("INVALID_ARGUMENT", "The request is not valid.", {"fields": messages})), 400
 
 
 def _http_error(error: HTTPException):
     status = error.code or 500
-    code = _HTTP_CODES.get(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL")
     message = error.description or error.name
-    response = jsonify(error_json(code, message))
+    if is_mlflow_path(request.path):
+        response = mlflow_schema.mlflow_error(mlflow_schema.error_code_for_status(status), message, status)
+    else:
+        code = _HTTP_CODES.get(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL")
+        response = jsonify(error_json(code, message))
     if status == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)
     return response, status
@@ -66,6 +78,8 @@ def _http_error(error: HTTPException):
 
 def _unexpected(error: Exception):
     log.exception("unhandled error")
+    if is_mlflow_path(request.path):
+        return mlflow_schema.mlflow_error("INTERNAL_ERROR", "Internal server error.", 500)
     return jsonify(error_json("INTERNAL", "Internal server error.")), 500
 
 

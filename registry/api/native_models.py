@@ -57,14 +57,14 @@ def delete_model(name: str):
     return "", 204
 
 
-@bp.put("/models/<name>/tags/<key>")
+@bp.put("/models/<name>/tags/<path:key>")
 def set_model_tag(name: str, key: str):
     data = body(wire.TagValue())
     record = svc.set_model_tag(current_actor(), name, key, data["value"])
     return with_etag(jsonify(wire.model_json(record)), record.revision)
 
 
-@bp.delete("/models/<name>/tags/<key>")
+@bp.delete("/models/<name>/tags/<path:key>")
 def delete_model_tag(name: str, key: str):
     svc.delete_model_tag(current_actor(), name, key)
     return "", 204

@@ -68,13 +68,13 @@ def delete_version(name: str, version: str):
     return "", 204
 
 
-@bp.put("/models/<name>/versions/<version>/tags/<key>")
+@bp.put("/models/<name>/versions/<version>/tags/<path:key>")
 def set_version_tag(name: str, version: str, key: str):
     data = body(wire.TagValue())
     return _version(svc.set_version_tag(current_actor(), name, version, key, data["value"]))
 
 
-@bp.delete("/models/<name>/versions/<version>/tags/<key>")
+@bp.delete("/models/<name>/versions/<version>/tags/<path:key>")
 def delete_version_tag(name: str, version: str, key: str):
     svc.delete_version_tag(current_actor(), name, version, key)
     return "", 204
@@ -95,20 +95,10 @@ def latest_versions(name: str):
     return jsonify({"versions": [wire.version_json(v) for v in records]})
 
 
-@bp.get("/models/<name>/stages/<stage>")
-def current_in_stage(name: str, stage: str):
-    return _version(stages.current_version(current_actor(), name, stage))
-
-
 @bp.put("/models/<name>/aliases/<alias>")
 def set_alias(name: str, alias: str):
     data = body(wire.AliasSet())
     return _version(aliases.set_alias(current_actor(), name, alias, data["version"]))
-
-
-@bp.get("/models/<name>/aliases/<alias>")
-def get_alias(name: str, alias: str):
-    return _version(aliases.get_version_by_alias(current_actor(), name, alias))
 
 
 @bp.delete("/models/<name>/aliases/<alias>")

@@ -51,6 +51,15 @@ def _lock_comment(comment_id: int) -> tuple[RegisteredModel, Comment]:
     return model, row
 
 
+def _authorize_read(actor: Actor, model: RegisteredModel, comment_id: int) -> None:
+    """Addressed by id, a comment on a model the actor cannot read is reported exactly like a missing one:
+    the model's "not found" would name the model."""
+    try:
+        authorize(actor, model, Permission.READ, "Reading")
+    except NotFound:
+        raise NotFound(f"Comment {comment_id} not found.", {"comment_id": comment_id}) from None
+
+
 def _own(actor: Actor, row: Comment, doing: str) -> None:
     if row.author != actor.name and not actor.is_admin:
         raise PermissionDenied(f"{doing}: only the author ({row.author}) or an admin may do this.",
@@ -61,7 +70,7 @@ def _own(actor: Actor, row: Comment, doing: str) -> None:
 def update_comment(actor: Actor, comment_id: int, comment: str) -> CommentRecord:
     body = _text(comment)
     model, row = _lock_comment(comment_id)
-    authorize(actor, model, Permission.READ, "Reading")
+    _authorize_read(actor, model, comment_id)
     if row.author != actor.name:
         raise PermissionDenied("Only the author may edit a comment.", {"comment_id": row.id})
     when = now()
@@ -76,7 +85,7 @@ def update_comment(actor: Actor, comment_id: int, comment: str) -> CommentRecord
 @use_case
 def delete_comment(actor: Actor, comment_id: int) -> None:
     model, row = _lock_comment(comment_id)
-    authorize(actor, model, Permission.READ, "Reading")
+    _authorize_read(actor, model, comment_id)
     _own(actor, row, "Deleting a comment")
     record(session(), actor, Action.COMMENT_DELETED, model_id=model.id, model_name=model.name,
            version=row.version.version, run_id=row.version.run_id,

@@ -6,6 +6,7 @@ from datetime import timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 
+from ..changes import publish_tokens
 from ..audit import Action, lock_registry_chain, record_registry
 from ..auth import SYSTEM, Actor, hash_token, new_token, token_display_prefix, validate_user_name
 from ..errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
@@ -108,6 +109,7 @@ def revoke_token(actor: Actor, token_id: int) -> TokenRecord:
     if token.revoked_at is None:
         when = now()
         token.revoked_at = when
+        publish_tokens(session())
         record_registry(session(), actor, Action.TOKEN_REVOKED, now=when,
                         details={"user": token.user.name, "token_id": token.id, "prefix": token.token_prefix})
         session().flush()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, select, tuple_
+from sqlalchemy import exists, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 
@@ -12,11 +12,13 @@ from .. import names, pagination
 from ..audit import Action, record
 from ..auth import Actor
 from ..errors import AlreadyExists, InvalidArgument, PreconditionFailed
-from ..lifecycle import Permission
-from ..orm import ModelVersion, RegisteredModel, RegisteredModelTag
-from .loading import find_model, lock_model, touch
+from ..lifecycle import ALL_STAGES, Permission
+from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
+from ..changes import publish_model
+from .loading import bump_generation, find_model, lock_model, touch
 from .permissions import authorize, authorize_registry, grant_creator, readable_models
-from .records import ModelRecord, model_record
+from .records import ModelRecord, VersionRecord, model_record, version_record
+from . import filters
 from .unit_of_work import now, read_only, session, use_case
 
 MODEL_ORDERINGS = {
@@ -81,6 +83,10 @@ class ModelQuery:
     tags: tuple[tuple[str, str], ...] = ()
     order_by: str = "name"
     descending: bool = False
+    # Dialect searches (MLflow's filter grammar): AND-ed conditions, and an ordering over several keys that,
+    # when given, replaces order_by/descending.
+    conditions: tuple[filters.Condition, ...] = ()
+    sort: tuple[filters.SortKey, ...] = ()
 
 
 def _escape_like(text: str) -> str:
@@ -111,6 +117,11 @@ def search_models(actor: Actor, query: ModelQuery, max_results: int | None = Non
                 RegisteredModelTag.value == value,
             )
         )
+    stmt = stmt.where(*filters.model_clauses(query.conditions))
+    if query.sort:
+        rows, token = filters.sorted_page(stmt, query.sort, filters.MODEL_SORT, RegisteredModel.id, limit=limit,
+                                          page_token=page_token, fingerprint=fp, session=session())
+        return pagination.Page([model_record(m) for m in rows], token)
     after = pagination.decode(page_token, fp)
     if after is not None:
         # A token is client input: a forged key of the wrong shape is a 400, not a database error.
@@ -187,6 +198,7 @@ def _rename(actor: Actor, model: RegisteredModel, new_name: str, when) -> None:
         raise _already_exists(new_name) from None
     record(s, actor, Action.MODEL_RENAMED, model_id=model.id, model_name=new_name,
            details={"from": old_name, "to": new_name}, now=when)
+    bump_generation(model)
 
 
 @use_case
@@ -207,6 +219,7 @@ def delete_model(actor: Actor, name: str) -> None:
            details={"versions": [v.version for v in versions]}, now=when)
     s.delete(model)
     s.flush()
+    publish_model(s, model.id, None)
 
 
 @use_case
@@ -243,3 +256,61 @@ def delete_model_tag(actor: Actor, name: str, key: str) -> None:
     record(session(), actor, Action.MODEL_TAG_DELETED, model_id=model.id, model_name=model.name,
            details={"key": key, "previous": existing.value}, now=when)
     session().flush()
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """A model with what MLflow shows alongside it: the highest version in each stage, and its aliases."""
+
+    model: ModelRecord
+    latest_versions: tuple[VersionRecord, ...]  # stage order: None, Staging, Production, Archived
+    aliases: dict[str, int]  # alias -> version number
+
+
+@read_only
+def get_model_summary(actor: Actor, name: str) -> ModelSummary:
+    model = find_model(names.model_name(name))
+    authorize(actor, model, Permission.READ, "Reading")
+    return _summaries([model])[0]
+
+
+@read_only
+def search_model_summaries(actor: Actor, query: ModelQuery, max_results: int | None = None,
+                           page_token: str | None = None) -> pagination.Page[ModelSummary]:
+    """``search_models`` with each model's summary, read in the same transaction."""
+    page = search_models.__wrapped__(actor, query, max_results, page_token)
+    ids = [m.id for m in page.items]
+    rows = {m.id: m for m in session().scalars(select(RegisteredModel).where(RegisteredModel.id.in_(ids)))}
+    return pagination.Page(_summaries([rows[i] for i in ids]), page.next_page_token)
+
+
+def _summaries(models: list[RegisteredModel]) -> list[ModelSummary]:
+    """Two queries for any number of models: the latest version per (model, stage), and all aliases."""
+    ids = [m.id for m in models]
+    if not ids:
+        return []
+    s = session()
+    highest = (
+        select(ModelVersion.model_id, ModelVersion.stage, func.max(ModelVersion.version))
+        .where(ModelVersion.model_id.in_(ids))
+        .group_by(ModelVersion.model_id, ModelVersion.stage)
+    )
+    latest = s.scalars(
+        select(ModelVersion).where(tuple_(ModelVersion.model_id, ModelVersion.stage, ModelVersion.version).in_(highest))
+    ).all()
+    stage_order = {stage.value: i for i, stage in enumerate(ALL_STAGES)}
+    by_model: dict[int, list[ModelVersion]] = {}
+    for mv in sorted(latest, key=lambda v: stage_order[v.stage]):
+        by_model.setdefault(mv.model_id, []).append(mv)
+    aliases: dict[int, dict[str, int]] = {}
+    for model_id, alias, version in s.execute(
+        select(ModelAlias.model_id, ModelAlias.alias, ModelVersion.version)
+        .join(ModelVersion, ModelVersion.id == ModelAlias.version_id)
+        .where(ModelAlias.model_id.in_(ids))
+        .order_by(ModelAlias.alias)
+    ):
+        aliases.setdefault(model_id, {})[alias] = version
+    return [
+        ModelSummary(model_record(m), tuple(version_record(v) for v in by_model.get(m.id, [])), aliases.get(m.id, {}))
+        for m in models
+    ]

@@ -6,12 +6,15 @@ existence does not leak.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true
 
 from .. import names
 from ..audit import Action, record, record_registry
+from ..changes import publish_grants
 from ..auth import Actor, validate_user_name
-from ..errors import InvalidArgument, PermissionDenied
+from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..lifecycle import Permission
 from ..orm import PermissionGrant, RegisteredModel, User
 from .loading import find_model, lock_model, model_not_found
@@ -128,6 +131,7 @@ def _replace(model_id: int | None, wanted: dict[str, Permission], actor: Actor, 
     after = dict(before) if merge else {}
     after.update({p: int(level) for p, level in wanted.items()})
     s.execute(delete(PermissionGrant).where(scope))
+    publish_grants(s)
     for principal, level in after.items():
         s.add(PermissionGrant(model_id=model_id, principal=principal, level=level, granted_by=actor.name,
                               created_at=when))
@@ -178,3 +182,58 @@ def set_registry_permissions(actor: Actor, grants: list[tuple[object, object]],
 def my_level(actor: Actor, model_name: str) -> Permission:
     model = find_model(names.model_name(model_name))
     return Permission(authorize(actor, model, Permission.READ, "Reading"))
+
+
+# --- Addressed by model id (Databricks' permissions API: /permissions/registered-models/{id}, where the id
+# ``None`` stands for the registry itself, Databricks' "root" object) ---------------------------------------
+
+@dataclass(frozen=True)
+class Acl:
+    """A model's direct grants and the registry-wide grants it inherits (for the registry: its own)."""
+
+    model_id: int | None
+    direct: tuple[GrantRecord, ...]
+    inherited: tuple[GrantRecord, ...]
+
+
+def _model_by_id(actor: Actor, model_id: int, needed: Permission, doing: str, *, lock: bool) -> RegisteredModel:
+    """The model, if the actor may ``needed`` on it. Addressed by id, a model the actor cannot read is
+    "not found" by id: the usual message would name it."""
+    name = session().scalar(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
+    missing = NotFound(f"Registered model with id {model_id} not found.", {"registered_model_id": str(model_id)})
+    if name is None:
+        raise missing
+    model = lock_model(name) if lock else find_model(name)
+    if level_on_model(actor, model.id) < Permission.READ:
+        raise missing
+    authorize(actor, model, needed, doing)
+    return model
+
+
+def _acl(model_id: int | None) -> Acl:
+    if model_id is None:
+        return Acl(None, tuple(_grants(None)), ())
+    return Acl(model_id, tuple(_grants(model_id)), tuple(_grants(None)))
+
+
+@read_only
+def get_acl(actor: Actor, model_id: int | None) -> Acl:
+    """Reading a model's permissions needs MANAGE on it; the registry's, registry-wide READ."""
+    if model_id is None:
+        authorize_registry(actor, Permission.READ, "Reading registry-wide permissions")
+    else:
+        _model_by_id(actor, model_id, Permission.MANAGE, "Reading permissions", lock=False)
+    return _acl(model_id)
+
+
+@use_case
+def set_acl(actor: Actor, model_id: int | None, grants: list[tuple[object, object]], *, merge: bool = False) -> Acl:
+    """Replace (or, with ``merge``, add to) the direct grants of a model (MANAGE) or of the registry (admins).
+
+    The answer is not re-authorised: whoever just changed the grants may have removed their own."""
+    if model_id is None:
+        set_registry_permissions.__wrapped__(actor, grants, merge=merge)
+    else:
+        model = _model_by_id(actor, model_id, Permission.MANAGE, "Changing permissions", lock=True)
+        set_model_permissions.__wrapped__(actor, model.name, grants, merge=merge)
+    return _acl(model_id)

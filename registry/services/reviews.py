@@ -21,13 +21,14 @@ from ..lifecycle import (
     approval_refusal,
     approvals_needed,
     check_request,
+    check_transition,
     parse_stage,
 )
-from ..orm import ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
+from ..orm import AuditEvent, ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
 from .loading import find_model, find_version, lock_model
 from .permissions import authorize, level_on_model, readable_models
 from .policies import effective_policy
-from .records import RequestRecord, request_record
+from .records import AuditRecord, RequestRecord, audit_record, request_record
 from .transitions import apply_transition
 from .unit_of_work import now, read_only, session, use_case
 
@@ -84,6 +85,15 @@ def _lock_request(request_id: int) -> tuple[RegisteredModel, TransitionRequest]:
     return model, request
 
 
+def _authorize_read(actor: Actor, model: RegisteredModel, request_id: int) -> None:
+    """Addressed by id, a request on a model the actor cannot read is reported exactly like a missing one:
+    the model's "not found" would name the model."""
+    try:
+        authorize(actor, model, Permission.READ, "Reading")
+    except NotFound:
+        raise _request_not_found(request_id) from None
+
+
 def _require_pending(request: TransitionRequest) -> None:
     if request.status != RequestStatus.PENDING.value:
         raise Conflict(f"Transition request {request.id} is {request.status}, not pending.",
@@ -103,11 +113,15 @@ def _authorize_review(actor: Actor, model: RegisteredModel, request: TransitionR
 
 
 @use_case
-def approve(actor: Actor, request_id: int, comment: str | None = None) -> RequestRecord:
-    """Approve; when the policy's number of distinct approvals is reached, apply the transition now."""
+def approve(actor: Actor, request_id: int, comment: str | None = None, *,
+            archive_existing_versions: bool | None = None) -> RequestRecord:
+    """Approve; when the policy's number of distinct approvals is reached, apply the transition now.
+
+    ``archive_existing_versions`` (Databricks' approve takes it) replaces the request's own flag; None keeps it.
+    """
     comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model, request = _lock_request(request_id)
-    authorize(actor, model, Permission.READ, "Reading")
+    _authorize_read(actor, model, request_id)
     _require_pending(request)
     _authorize_review(actor, model, request, f"Approving a transition to {request.to_stage}")
     s = session()
@@ -118,6 +132,9 @@ def approve(actor: Actor, request_id: int, comment: str | None = None) -> Reques
                                already_approved=any(a.approver == actor.name for a in request.approvals))
     if refusal:
         raise PermissionDenied(refusal, {"request_id": request.id})
+    if archive_existing_versions is not None:
+        check_transition(Stage(version.stage), Stage(request.to_stage), archive_existing_versions)
+        request.archive_existing_versions = archive_existing_versions
     when = now()
     s.add(TransitionApproval(request_id=request.id, approver=actor.name, comment=comment, created_at=when))
     request.updated_at = when
@@ -143,7 +160,7 @@ def approve(actor: Actor, request_id: int, comment: str | None = None) -> Reques
 def reject(actor: Actor, request_id: int, comment: str | None = None) -> RequestRecord:
     comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model, request = _lock_request(request_id)
-    authorize(actor, model, Permission.READ, "Reading")
+    _authorize_read(actor, model, request_id)
     _require_pending(request)
     _authorize_review(actor, model, request, f"Rejecting a transition to {request.to_stage}")
     if actor.name == request.requested_by:
@@ -164,7 +181,7 @@ def cancel(actor: Actor, request_id: int, comment: str | None = None) -> Request
     """The requester may cancel their own request; so may whoever MANAGEs the model."""
     comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model, request = _lock_request(request_id)
-    authorize(actor, model, Permission.READ, "Reading")
+    _authorize_read(actor, model, request_id)
     _require_pending(request)
     if actor.name != request.requested_by:
         authorize(actor, model, Permission.MANAGE, "Cancelling someone else's transition request")
@@ -256,3 +273,113 @@ def inbox(actor: Actor, max_results: int | None = None) -> list[RequestRecord]:
             if len(result) == limit:
                 break
     return result
+
+
+# --- Requests addressed by (model, version, target stage[, requester]), as Databricks' API does: it has no
+# request ids. Each use case runs the id-addressed one above on every matching pending request, inside its
+# own single transaction (``_body`` skips the inner commit), so one call approves or rejects all or nothing.
+
+def _body(use_case_fn):
+    """The undecorated body of a use case, to run inside the caller's transaction."""
+    return use_case_fn.__wrapped__
+
+
+@dataclass(frozen=True)
+class StageReview:
+    """The requests a stage-addressed review changed, and the audit event of the first one (the activity
+    Databricks answers with)."""
+
+    requests: tuple[RequestRecord, ...]
+    event: AuditRecord
+
+
+def _pending_ids(actor: Actor, model_name: str, version: int | str, stage: str,
+                 requested_by: str | None = None) -> tuple[RegisteredModel, Stage, list[int]]:
+    target = parse_stage(stage)
+    number = names.version_number(version)
+    model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.READ, "Reading")
+    mv = find_version(model, number)
+    stmt = select(TransitionRequest.id).where(
+        TransitionRequest.version_id == mv.id, TransitionRequest.to_stage == target.value,
+        TransitionRequest.status == RequestStatus.PENDING.value)
+    if requested_by is not None:
+        stmt = stmt.where(TransitionRequest.requested_by == requested_by)
+    ids = list(session().scalars(stmt.order_by(TransitionRequest.id)))
+    if not ids:
+        by = f" by {requested_by}" if requested_by is not None else ""
+        raise NotFound(f"No pending request{by} to transition version {number} of registered model "
+                       f"{model.name} to {target.value}.",
+                       {"model": model.name, "version": number, "stage": target.value})
+    return model, target, ids
+
+
+def _event(actor: Actor, request_id: int, action: Action) -> AuditRecord:
+    row = session().scalars(
+        select(AuditEvent).where(AuditEvent.request_id == request_id, AuditEvent.action == action.value,
+                                 AuditEvent.actor == actor.name)
+        .order_by(AuditEvent.id.desc()).limit(1)).one()
+    return audit_record(row)
+
+
+def _review_each(actor: Actor, ids: list[int], review, action: Action) -> StageReview:
+    """Run ``review`` on each request still pending (an earlier approval may have applied the transition and
+    superseded the rest). A request the actor may not review (their own, or a policy says no) is skipped;
+    if every one is, the first refusal is raised."""
+    done: list[RequestRecord] = []
+    refusal: PermissionDenied | None = None
+    for request_id in ids:
+        status = session().scalar(select(TransitionRequest.status).where(TransitionRequest.id == request_id)
+                                  .execution_options(populate_existing=True))
+        if status != RequestStatus.PENDING.value:
+            continue
+        try:
+            done.append(review(request_id))
+        except PermissionDenied as exc:
+            # Every refusal is raised before the review writes anything, so carrying on is safe; a missing
+            # stage permission refuses all alike and ends up raised below.
+            refusal = refusal or exc
+    if not done:
+        assert refusal is not None
+        raise refusal
+    return StageReview(tuple(done), _event(actor, done[0].id, action))
+
+
+@use_case
+def approve_for_stage(actor: Actor, model_name: str, version: int | str, stage: str, *,
+                      archive_existing_versions: bool | None = None, comment: str | None = None) -> StageReview:
+    """Approve the pending requests to move the version to ``stage`` (oldest first); none → NotFound."""
+    _, _, ids = _pending_ids(actor, model_name, version, stage)
+    return _review_each(actor, ids, lambda rid: _body(approve)(
+        actor, rid, comment, archive_existing_versions=archive_existing_versions), Action.REQUEST_APPROVED)
+
+
+@use_case
+def reject_for_stage(actor: Actor, model_name: str, version: int | str, stage: str, *,
+                     comment: str | None = None) -> StageReview:
+    """Reject the pending requests (of others) to move the version to ``stage``; none → NotFound."""
+    _, _, ids = _pending_ids(actor, model_name, version, stage)
+    return _review_each(actor, ids, lambda rid: _body(reject)(actor, rid, comment), Action.REQUEST_REJECTED)
+
+
+@use_case
+def cancel_for_stage(actor: Actor, model_name: str, version: int | str, stage: str, requested_by: str, *,
+                     comment: str | None = None) -> StageReview:
+    """Cancel ``requested_by``'s pending request to move the version to ``stage`` (there is at most one)."""
+    requested_by = names.bounded_text(requested_by, "creator", 128, required=True)
+    _, _, ids = _pending_ids(actor, model_name, version, stage, requested_by)
+    record = _body(cancel)(actor, ids[0], comment)
+    return StageReview((record,), _event(actor, record.id, Action.REQUEST_CANCELLED))
+
+
+@read_only
+def open_requests(actor: Actor, model_name: str, version: int | str) -> list[RequestRecord]:
+    """The version's pending requests, oldest first."""
+    model = find_model(names.model_name(model_name))
+    authorize(actor, model, Permission.READ, "Reading")
+    mv = find_version(model, names.version_number(version))
+    rows = session().scalars(
+        select(TransitionRequest)
+        .where(TransitionRequest.version_id == mv.id, TransitionRequest.status == RequestStatus.PENDING.value)
+        .order_by(TransitionRequest.id)).all()
+    return [request_record(r) for r in rows]

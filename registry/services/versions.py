@@ -11,10 +11,12 @@ from ..auth import Actor
 from ..errors import InvalidArgument, PreconditionFailed
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
-from .loading import find_version, find_version_by_name, lock_model, model_not_found, touch
+from ..changes import publish_model
+from .loading import bump_generation, find_version, find_version_by_name, lock_model, model_not_found, touch
 from .permissions import authorize, readable_models
 from .transitions import supersede_moot_requests
 from .records import VersionRecord, version_record
+from . import filters
 from .unit_of_work import now, read_only, session, use_case
 
 
@@ -49,9 +51,11 @@ def create_version(
         .values(
             last_version=RegisteredModel.last_version + 1,
             revision=RegisteredModel.revision + 1,
+            # A new version changes what the `latest` alias resolves to.
+            generation=RegisteredModel.generation + 1,
             updated_at=when,
         )
-        .returning(RegisteredModel.id, RegisteredModel.last_version)
+        .returning(RegisteredModel.id, RegisteredModel.last_version, RegisteredModel.generation)
         .execution_options(synchronize_session=False)
     ).first()
     if allocated is None:
@@ -59,6 +63,7 @@ def create_version(
     # Checked after the allocating UPDATE (which already holds the row lock) to save a round trip: a refusal
     # raises, and the rollback gives the number back.
     authorize(actor, s.get(RegisteredModel, allocated.id), Permission.EDIT, "Creating a version")
+    publish_model(s, allocated.id, allocated.generation)
     version = ModelVersion(
         model_id=allocated.id,
         version=allocated.last_version,
@@ -101,13 +106,20 @@ class VersionQuery:
     run_id: str | None = None
     stage: str | None = None
     tags: tuple[tuple[str, str], ...] = ()
+    # Dialect searches (MLflow's filter grammar): AND-ed conditions, and an ordering over several keys that,
+    # when given, replaces the default newest-first order.
+    conditions: tuple[filters.Condition, ...] = ()
+    sort: tuple[filters.SortKey, ...] = ()
 
 
 @read_only
-def search_versions(actor: Actor, query: VersionQuery, max_results: int | None = None, page_token: str | None = None):
+def search_versions(actor: Actor, query: VersionQuery, max_results: int | None = None, page_token: str | None = None,
+                    *, max_page_size: int = pagination.MAX_PAGE_SIZE):
     """Newest first. Version ids grow with version numbers within a model (both are assigned under the
-    model lock), so ordering by id is "highest version first" per model and creation order across models."""
-    limit = pagination.page_size(max_results)
+    model lock), so ordering by id is "highest version first" per model and creation order across models.
+
+    ``max_page_size``: MLflow clients ask for up to 200,000 versions a page (10,000 by default)."""
+    limit = pagination.page_size(max_results, maximum=max_page_size)
     names.filter_text(query.run_id, "run_id")
     stage = parse_stage(query.stage).value if query.stage else None
     fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage})
@@ -126,6 +138,11 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
                 ModelVersionTag.value == value,
             )
         )
+    stmt = stmt.where(*filters.version_clauses(query.conditions))
+    if query.sort:
+        rows, token = filters.sorted_page(stmt, query.sort, filters.VERSION_SORT, ModelVersion.id, limit=limit,
+                                          page_token=page_token, fingerprint=fp, session=session())
+        return pagination.Page([version_record(v) for v in rows], token)
     after = pagination.decode(page_token, fp)
     if after is not None:
         if len(after) != 1 or not isinstance(after[0], int):
@@ -180,6 +197,7 @@ def delete_version(actor: Actor, model_name: str, version: int | str) -> None:
     record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
            run_id=mv.run_id, from_stage=mv.stage, details={"source": mv.source}, now=when)
     s.delete(mv)
+    bump_generation(model)
     s.flush()
 
 

@@ -335,3 +335,8 @@ def test_filters_combine_with_pagination(client):
         create(client, f"churn-{i}", tags={"team": "risk"})
     pages = walk(client, "/api/v1/models", "models", max_results=2, name_prefix="fraud", tag="team=risk")
     assert [m["name"] for p in pages for m in p] == [f"fraud-{i}" for i in range(5)]
+def test_tag_key_with_slash_can_be_set_and_deleted(client):
+    client.post("/api/v1/models", json={"name": "m", "tags": {"team/owner": "a"}})
+    assert client.put("/api/v1/models/m/tags/team/owner", json={"value": "b"}).get_json()["tags"] == {"team/owner": "b"}
+    assert client.delete("/api/v1/models/m/tags/team/owner").status_code == 204
+    assert client.get("/api/v1/models/m").get_json()["tags"] == {}

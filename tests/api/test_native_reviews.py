@@ -173,6 +173,15 @@ def test_history_of_a_rejected_request_ends_with_the_rejection(secure_client, wh
     assert history["events"][-1]["details"] == {"comment": "no"}
 
 
+def test_history_of_a_request_on_an_unreadable_model_is_404(secure_client, who, make_user):
+    made = ok(request_transition(secure_client, who["reader"]), 201)
+    ok(secure_client.put("/api/v1/permissions", json={"grants": []}, headers=who["admin"]))  # nobody reads now
+
+    response = secure_client.get(f"/api/v1/transition-requests/{made['id']}/history", headers=who["reader"])
+
+    assert_error(response, 404, "NOT_FOUND")
+
+
 def test_history_of_an_unknown_request_is_404(secure_client, who):
     assert_error(secure_client.get("/api/v1/transition-requests/987654321/history", headers=who["admin"]),
                  404, "NOT_FOUND")
@@ -256,7 +265,8 @@ def add_comment(client, headers, text: str = "hi") -> dict:
 
 
 def comments(client, headers) -> list[str]:
-    return [c["comment"] for c in ok(client.get("/api/v1/models/churn/versions/1/comments", headers=headers))["comments"]]
+    listed = ok(client.get("/api/v1/models/churn/versions/1/comments", headers=headers))["comments"]
+    return [c["comment"] for c in listed]
 
 
 def test_editor_creates_a_comment(secure_client, writer):

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Callable
 
 import pytest
 from sqlalchemy import text
@@ -68,7 +69,6 @@ class Route:
     rule: str
     level: str | None = None
     pair: tuple[str, str] | None = None  # builds version 2 in pair[0] (and a request for it to pair[1])
-    extra: dict = field(default_factory=dict)
 
 
 POLICY = {"required_approvals": 0, "creator_may_not_approve": False}
@@ -154,11 +154,12 @@ def test_expectation_table_matches_the_rules_on_a_few_hand_checked_cells():
 
 
 def test_matrix_covers_every_write_route_of_the_native_api(secure_app):
-    """A new write route must get a row in ROUTES: compare with the app's URL map."""
+    """A new native write route must get a row in ROUTES: compare with the app's URL map (the MLflow and
+    Databricks dialects call the same services, whose checks this matrix exercises)."""
     adapter = secure_app.url_map.bind("localhost")
     dummy = {"request": 1, "pair_request": 1, "comment": 1, "other_token": 1}
     covered = {(adapter.match(r.path.format(**dummy), method=r.method)[0], r.method) for r in ROUTES}
-    writes = {(rule.endpoint, method) for rule in secure_app.url_map.iter_rules()
+    writes = {(rule.endpoint, method) for rule in secure_app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")
               for method in rule.methods - {"GET", "HEAD", "OPTIONS"}}
     assert writes - covered == set()
 
@@ -166,7 +167,7 @@ def test_matrix_covers_every_write_route_of_the_native_api(secure_app):
 @dataclass
 class World:
     ids: dict
-    audit_count: callable
+    audit_count: Callable[[], int]
 
 
 def _make_world(secure_app, db_session, make_user, route: Route | None) -> World:
@@ -269,7 +270,7 @@ def _every_route(app):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.rule in PUBLIC:
             continue
-        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: SAMPLE_VALUES[m.group(1)], rule.rule)
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: SAMPLE_VALUES.get(m.group(1), "1"), rule.rule)
         calls.extend((method, path) for method in sorted(rule.methods - {"HEAD", "OPTIONS"}))
     return calls
 
@@ -294,8 +295,10 @@ def test_every_route_but_health_checks_answers_401_without_a_valid_token(secure_
     wrong = {}
     for method, path in _every_route(secure_app):
         response = secure_client.open(path, method=method, json={}, headers=headers)
-        if (response.status_code != 401 or response.get_json()["error"]["code"] != "UNAUTHENTICATED"
-                or not response.headers.get("WWW-Authenticate", "").startswith("Bearer")):
+        native = path.startswith("/api/v1/")  # other dialects render the 401 in their own error shape
+        if (response.status_code != 401
+                or not response.headers.get("WWW-Authenticate", "").startswith("Bearer")
+                or (native and response.get_json()["error"]["code"] != "UNAUTHENTICATED")):
             wrong[(method, path)] = response.status_code
     assert wrong == {}
 
@@ -405,19 +408,19 @@ def hidden(secure_client, make_user):
     return {"insider": insider, "outsider": outsider, "root": root, "ids": ids}
 
 
-def _reads(ids: dict) -> list[str]:
-    base = f"/api/v1/models/{SECRET}"
-    return [
-        base, f"{base}/versions", f"{base}/versions/1", f"{base}/latest-versions", f"{base}/stages/Production",
-        f"{base}/aliases/champion", f"{base}/versions/1/transition-requests", f"{base}/transition-requests",
-        f"{base}/versions/1/comments", f"{base}/approval-policies", f"{base}/permissions",
-        f"/api/v1/transition-requests/{ids['request']}", f"/api/v1/transition-requests/{ids['request']}/history",
-    ]
+SECRET_BASE = f"/api/v1/models/{SECRET}"
+SECRET_READS = [
+    SECRET_BASE, f"{SECRET_BASE}/versions", f"{SECRET_BASE}/versions/1", f"{SECRET_BASE}/latest-versions",
+    f"{SECRET_BASE}/stages/Production", f"{SECRET_BASE}/aliases/champion",
+    f"{SECRET_BASE}/versions/1/transition-requests", f"{SECRET_BASE}/transition-requests",
+    f"{SECRET_BASE}/versions/1/comments", f"{SECRET_BASE}/approval-policies", f"{SECRET_BASE}/permissions",
+    "/api/v1/transition-requests/{request}", "/api/v1/transition-requests/{request}/history",
+]
 
 
-@pytest.mark.parametrize("index", range(13))
-def test_model_the_caller_cannot_read_answers_404_on_every_read(secure_client, hidden, index):
-    path = _reads(hidden["ids"][SECRET])[index]
+@pytest.mark.parametrize("template", SECRET_READS)
+def test_model_the_caller_cannot_read_answers_404_on_every_read(secure_client, hidden, template):
+    path = template.format(**hidden["ids"][SECRET])
     assert secure_client.get(path, headers=hidden["insider"]).status_code == 200  # it is there
     response = secure_client.get(path, headers=hidden["outsider"])
     assert response.status_code == 404, response.get_data(as_text=True)

@@ -41,7 +41,8 @@ def deployer(model):
 
 
 def policies(actor: Actor = ROOT) -> dict[str, tuple]:
-    return {p.stage: (p.required_approvals, p.creator_may_not_approve, p.scope) for p in get_model_policies(actor, "churn")}
+    return {p.stage: (p.required_approvals, p.creator_may_not_approve, p.scope)
+            for p in get_model_policies(actor, "churn")}
 
 
 def test_default_policy_requires_no_approvals_for_any_stage(model):

@@ -1,0 +1,26 @@
+"""The MLflow Model Registry dialect: ``/api/2.0/mlflow/...`` and ``/ajax-api/2.0/mlflow/...`` (the prefix
+MLflow's UI uses). Views live in ``mlflow_models.py`` and ``mlflow_versions.py``; both attach to ``bp``,
+which is registered under each prefix. Views parse (``mlflow_wire``), call one service, render
+(``schemas/mlflow``); errors under these prefixes are rendered in MLflow's shape by ``api/errors.py``."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify
+
+from .mlflow_wire import MLFLOW_PREFIXES
+
+bp = Blueprint("mlflow", __name__)
+
+
+def ok(payload: dict[str, Any] | None = None):
+    """MLflow answers 200 with the response message; an empty message is ``{}``."""
+    return jsonify(payload or {})
+
+
+def register(app: Flask) -> None:
+    from . import mlflow_models, mlflow_versions  # noqa: F401  (their routes attach to ``bp``)
+
+    api, ajax = MLFLOW_PREFIXES
+    app.register_blueprint(bp, url_prefix=api + "/mlflow")
+    app.register_blueprint(bp, url_prefix=ajax + "/mlflow", name="mlflow_ajax")

@@ -1,0 +1,117 @@
+"""The serving hot path of the native API: current version by stage or alias, with ETag, 304 and long-poll.
+
+``GET /api/v1/models/{name}/stages/{stage}`` and ``GET /api/v1/models/{name}/aliases/{alias}``:
+* ``ETag`` is strong and changes with the model's generation; ``If-None-Match`` with it gives 304, no body;
+* ``?wait=<seconds>`` (at most 60) with ``If-None-Match``: if the answer still matches, hold the request until
+  it changes (woken by PostgreSQL NOTIFY) or the time is up (then 304); if it already differs, answer now;
+* a model with nothing in that stage answers 404, with an ETag too, so a client can wait for a first version.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from flask import Blueprint, current_app, jsonify, make_response, request
+from marshmallow import fields, validate
+
+from ..changes import hub_for
+from ..schemas.native import StrictSchema, error_json, millis
+from ..services import serving
+from .http import args, current_actor
+
+bp = Blueprint("native_serving", __name__, url_prefix="/api/v1")
+
+MAX_WAIT_SECONDS = 60
+_STATE_KEY = "registry_serving"
+
+
+class ServingArgs(StrictSchema):
+    wait = fields.Float(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS))
+
+
+class _State:
+    def __init__(self, app) -> None:
+        self.hub = hub_for(app)
+        self.cache = serving.ServingCache(self.hub)
+        self.waiters = threading.BoundedSemaphore(max(1, app.config["REGISTRY_SETTINGS"].max_waiters))
+
+
+def _state() -> _State:
+    app = current_app._get_current_object()
+    state = app.extensions.get(_STATE_KEY)
+    if state is None:
+        state = app.extensions.setdefault(_STATE_KEY, _State(app))
+    state.hub.ensure_listening()
+    return state
+
+
+def _client_etags() -> set[str]:
+    header = request.headers.get("If-None-Match", "")
+    return {tag.strip() for tag in header.split(",") if tag.strip()}
+
+
+def _matches(answer: serving.Answer, etags: set[str]) -> bool:
+    return "*" in etags or answer.etag in etags or f"W/{answer.etag}" in etags
+
+
+def _body(answer: serving.Answer) -> dict:
+    v = answer.version
+    return {
+        "model": answer.model_name,
+        "version": v["version"],
+        "stage": v["stage"],
+        "status": v["status"],
+        "source": v["source"],
+        "run_id": v["run_id"],
+        "run_link": v["run_link"],
+        "aliases": list(v["aliases"] or []),
+        "generation": answer.generation,
+        "created_at": millis(v["created_at"]),
+        "updated_at": millis(v["updated_at"]),
+    }
+
+
+def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
+    wait = args(ServingArgs()).get("wait")
+    state = _state()
+    actor = current_actor()
+    answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias)
+    etags = _client_etags()
+    waited = "no"
+    if wait and _matches(answer, etags):
+        if state.waiters.acquire(blocking=False):
+            waited = "yes"
+            try:
+                deadline = time.monotonic() + wait
+                while _matches(answer, etags):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not state.hub.wait(answer.model_id, answer.generation, remaining):
+                        break
+                    answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias)
+            finally:
+                state.waiters.release()
+        else:
+            waited = "busy"  # every waiting slot is taken: answer now rather than starve other requests
+    if _matches(answer, etags):
+        response = make_response("", 304)
+    elif answer.version is None:
+        error = serving.not_found_message(answer, stage=stage, alias=alias)
+        response = make_response(jsonify(error_json(error.code, error.message, error.details)), 404)
+    else:
+        response = make_response(jsonify(_body(answer)), 200)
+    response.headers["ETag"] = answer.etag
+    # Any cache may keep it but must revalidate every time: the answer can change at any moment.
+    response.headers["Cache-Control"] = "no-cache"
+    if wait:
+        response.headers["X-Registry-Waited"] = waited
+    return response
+
+
+@bp.get("/models/<name>/stages/<stage>")
+def current_in_stage(name: str, stage: str):
+    return _serve(name, stage=stage)
+
+
+@bp.get("/models/<name>/aliases/<alias>")
+def current_by_alias(name: str, alias: str):
+    return _serve(name, alias=alias)

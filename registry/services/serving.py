@@ -1,0 +1,191 @@
+"""The serving hot path: "which version is in <stage> / behind <alias> for model X right now?".
+
+Cheap by construction: one SQL statement (no ORM objects), and in the common case none at all: answers are cached per process and dropped the moment a change to their
+model is announced (see registry/changes.py). A cached answer is only stored if it is at least as new as the
+newest generation this process has heard of, so a slow reader can never reinstate a stale answer.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+from .. import names
+from ..auth import Actor
+from ..changes import Hub
+from ..errors import NotFound
+from ..lifecycle import Permission, parse_stage
+from .loading import model_not_found
+from .unit_of_work import read_only, session
+
+_COLUMNS = """
+    m.id AS model_id, m.name AS model_name, m.generation,
+    v.version, v.stage, v.status, v.source, v.run_id, v.run_link, v.created_at, v.updated_at,
+    CASE WHEN v.id IS NULL THEN NULL
+         ELSE ARRAY(SELECT a.alias FROM model_aliases a WHERE a.version_id = v.id ORDER BY a.alias) END AS aliases
+"""
+
+_BY_STAGE = text(f"""
+SELECT {_COLUMNS}
+FROM registered_models m
+LEFT JOIN LATERAL (
+    SELECT * FROM model_versions mv WHERE mv.model_id = m.id AND mv.stage = :selector
+    ORDER BY mv.version DESC LIMIT 1
+) v ON true
+WHERE m.name = :name
+""")
+
+_BY_ALIAS = text(f"""
+SELECT {_COLUMNS}
+FROM registered_models m
+LEFT JOIN model_aliases al ON al.model_id = m.id AND al.alias = :selector
+LEFT JOIN model_versions v ON v.id = al.version_id
+WHERE m.name = :name
+""")
+
+_LATEST = text(f"""
+SELECT {_COLUMNS}
+FROM registered_models m
+LEFT JOIN LATERAL (
+    SELECT * FROM model_versions mv WHERE mv.model_id = m.id ORDER BY mv.version DESC LIMIT 1
+) v ON true
+WHERE m.name = :name
+""")
+
+_LEVEL = text("""
+SELECT max(level) FROM permission_grants
+WHERE principal IN (:principal, '*') AND (model_id IS NULL OR model_id = :model_id)
+""")
+
+
+@dataclass(frozen=True)
+class Answer:
+    model_id: int
+    model_name: str
+    generation: int
+    version: dict[str, Any] | None  # None: the model exists but nothing is in that stage / behind that alias
+
+    @property
+    def etag(self) -> str:
+        # Strong: the generation changes with everything that can change this answer.
+        return f'"{self.model_id}.{self.generation}"'
+
+
+class ServingCache:
+    """Per-process answers and permission levels, invalidated by change notifications."""
+
+    MAX_ENTRIES = 50_000
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._lock = threading.Lock()
+        self._answers: dict[tuple[str, str, str], Answer] = {}
+        self._by_model: dict[int, set[tuple[str, str, str]]] = {}
+        self._levels: dict[tuple[str, int], int] = {}
+        self._grants_epoch = 0
+        hub.on_change(self._on_change)
+
+    def _on_change(self, message: dict | None) -> None:
+        with self._lock:
+            if message is None:
+                self._answers.clear()
+                self._by_model.clear()
+            elif "m" in message:
+                for key in self._by_model.pop(int(message["m"]), ()):
+                    self._answers.pop(key, None)
+            if message is None or "grants" in message:
+                self._levels.clear()
+                self._grants_epoch += 1
+
+    def answer(self, key: tuple[str, str, str]) -> Answer | None:
+        if not self.hub.healthy:
+            return None
+        found = self._answers.get(key)
+        if found is None or found.generation < self.hub.generation(found.model_id):
+            return None
+        return found
+
+    def store(self, key: tuple[str, str, str], answer: Answer) -> None:
+        with self._lock:
+            if not self.hub.healthy or answer.generation < self.hub.generation(answer.model_id):
+                return  # a change we have heard of is newer than what we read
+            if len(self._answers) >= self.MAX_ENTRIES:
+                self._answers.clear()
+                self._by_model.clear()
+            self._answers[key] = answer
+            self._by_model.setdefault(answer.model_id, set()).add(key)
+
+    def level(self, principal: str, model_id: int) -> int | None:
+        return self._levels.get((principal, model_id)) if self.hub.healthy else None
+
+    def grants_epoch(self) -> int:
+        return self._grants_epoch
+
+    def store_level(self, principal: str, model_id: int, level: int, epoch: int) -> None:
+        with self._lock:
+            if self.hub.healthy and epoch == self._grants_epoch:
+                self._levels[(principal, model_id)] = level
+
+
+@read_only
+def _read(kind: str, name: str, selector: str) -> Answer | None:
+    statement = {"stage": _BY_STAGE, "alias": _BY_ALIAS, "latest": _LATEST}[kind]
+    row = session().execute(statement, {"name": name, "selector": selector}).mappings().first()
+    if row is None:
+        return None
+    version = None
+    if row["version"] is not None:
+        version = {key: row[key] for key in ("version", "stage", "status", "source", "run_id", "run_link",
+                                               "created_at", "updated_at", "aliases")}
+    return Answer(row["model_id"], row["model_name"], row["generation"], version)
+
+
+def _level(cache: ServingCache, actor: Actor, model_id: int) -> int:
+    if actor.is_admin:
+        return int(Permission.MANAGE)
+    cached = cache.level(actor.name, model_id)
+    if cached is not None:
+        return cached
+    epoch = cache.grants_epoch()
+    level = _read_level(actor.name, model_id)
+    cache.store_level(actor.name, model_id, level, epoch)
+    return level
+
+
+@read_only
+def _read_level(principal: str, model_id: int) -> int:
+    return session().execute(_LEVEL, {"principal": principal, "model_id": model_id}).scalar() or 0
+
+
+def resolve(cache: ServingCache, actor: Actor, model_name: str, *, stage: str | None = None,
+            alias: str | None = None) -> Answer:
+    """The current answer for a stage or an alias (exactly one of them), checking READ permission."""
+    name = names.model_name(model_name)
+    if stage is not None:
+        kind, selector = "stage", parse_stage(stage).value
+    elif names.is_latest_alias(names.alias_name(alias, for_write=False)):
+        kind, selector = "latest", "latest"
+    else:
+        kind, selector = "alias", alias
+    key = (kind, name, selector)
+    answer = cache.answer(key)
+    if answer is None:
+        answer = _read(kind, name, selector)
+        if answer is None:
+            raise model_not_found(name)
+        cache.store(key, answer)
+    if _level(cache, actor, answer.model_id) < Permission.READ:
+        raise model_not_found(name)
+    return answer
+
+
+def not_found_message(answer: Answer, *, stage: str | None = None, alias: str | None = None) -> NotFound:
+    if stage is not None:
+        target = parse_stage(stage).value
+        return NotFound(f"Registered model {answer.model_name} has no version in stage {target}.",
+                        {"model": answer.model_name, "stage": target})
+    if names.is_latest_alias(alias):
+        return NotFound(f"Latest version not found for model {answer.model_name}.", {"model": answer.model_name})
+    return NotFound(f"Registered model alias {alias} not found.", {"model": answer.model_name, "alias": alias})

@@ -1,0 +1,201 @@
+"""Registry webhooks (storage and API; delivery is a later issue): create, update, delete, list, test."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import API, assert_error, ok
+
+HOOKS = API + "/registry-webhooks"
+HTTP = {"url": "https://hooks.example/x", "secret": "s3cr3t", "authorization": "Bearer abc",
+        "enable_ssl_verification": False}
+SECRETS = ("s3cr3t", "Bearer abc", "job-token")
+
+
+def create(team, who: str = "owner", **fields) -> dict:
+    body = {"model_name": "fraud", "events": ["MODEL_VERSION_CREATED"], "http_url_spec": HTTP, **fields}
+    return ok(team.as_(who).post(HOOKS + "/create", body))["webhook"]
+
+
+def listed(team, who: str = "admin", **query) -> dict:
+    return ok(team.as_(who).get(HOOKS + "/list", query))
+
+
+def test_create_answers_the_webhook_without_its_secrets(team):
+    hook = create(team, description="slack", status="TEST_MODE",
+                  events=["MODEL_VERSION_CREATED", "TRANSITION_REQUEST_CREATED"])
+
+    assert {k: hook[k] for k in ("model_name", "description", "status", "events", "http_url_spec")} == {
+        "model_name": "fraud", "description": "slack", "status": "TEST_MODE",
+        "events": ["MODEL_VERSION_CREATED", "TRANSITION_REQUEST_CREATED"],
+        "http_url_spec": {"url": "https://hooks.example/x", "enable_ssl_verification": False}}
+    assert hook["id"].isdigit() and isinstance(hook["creation_timestamp"], int)
+    assert not any(secret in json.dumps(hook) for secret in SECRETS)
+
+
+def test_create_defaults_to_active(team):
+    assert create(team)["status"] == "ACTIVE"
+
+
+def test_create_a_job_webhook_keeps_its_access_token_to_itself(team):
+    hook = create(team, http_url_spec=None,
+                  job_spec={"job_id": "42", "access_token": "job-token", "workspace_url": "https://other.example"})
+
+    assert hook["job_spec"] == {"job_id": "42", "workspace_url": "https://other.example"}
+    assert "http_url_spec" not in hook and "job-token" not in json.dumps(hook)
+
+
+@pytest.mark.parametrize("fields", [
+    {"events": []},
+    {"events": ["MODEL_DELETED"]},
+    {"events": ["REGISTERED_MODEL_CREATED"]},  # registry-wide only
+    {"status": "PAUSED"},
+    {"http_url_spec": {"url": "ftp://hooks.example/x"}},
+    {"http_url_spec": {"url": "not a url"}},
+    {"http_url_spec": None},
+    {"job_spec": {"job_id": "1", "access_token": "t"}},  # both targets
+    {"http_url_spec": None, "job_spec": {"job_id": "1"}},  # no access token
+])
+def test_invalid_webhook_is_invalid_parameter_value(team, fields):
+    body = {"model_name": "fraud", "events": ["MODEL_VERSION_CREATED"], "http_url_spec": HTTP, **fields}
+    body = {k: v for k, v in body.items() if v is not None}
+
+    assert_error(team.as_("owner").post(HOOKS + "/create", body), 400, "INVALID_PARAMETER_VALUE")
+
+
+def test_model_webhook_needs_manage_on_the_model(team):
+    response = team.as_("prod").post(HOOKS + "/create", {"model_name": "fraud", "events": ["COMMENT_CREATED"],
+                                                         "http_url_spec": HTTP})
+
+    assert_error(response, 403, "PERMISSION_DENIED")
+
+
+def test_webhook_on_unknown_model_is_resource_does_not_exist(team):
+    response = team.as_("admin").post(HOOKS + "/create", {"model_name": "nope", "events": ["COMMENT_CREATED"],
+                                                          "http_url_spec": HTTP})
+
+    assert_error(response, 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_registry_wide_webhook_is_for_admins(team):
+    body = {"events": ["REGISTERED_MODEL_CREATED"], "http_url_spec": HTTP}
+
+    assert_error(team.as_("owner").post(HOOKS + "/create", body), 403, "PERMISSION_DENIED")
+    hook = ok(team.as_("admin").post(HOOKS + "/create", body))["webhook"]
+    assert "model_name" not in hook and hook["events"] == ["REGISTERED_MODEL_CREATED"]
+
+
+def test_update_changes_the_given_fields_only(team):
+    hook = create(team, description="d", status="TEST_MODE")
+
+    updated = ok(team.as_("owner").patch(HOOKS + "/update", {"id": hook["id"], "status": "ACTIVE",
+                                                             "events": ["COMMENT_CREATED"]}))["webhook"]
+
+    assert (updated["status"], updated["events"], updated["description"], updated["http_url_spec"]) == (
+        "ACTIVE", ["COMMENT_CREATED"], "d", hook["http_url_spec"])
+
+
+def test_update_may_switch_the_target_to_a_job(team):
+    hook = create(team)
+
+    updated = ok(team.as_("owner").patch(HOOKS + "/update", {"id": hook["id"], "job_spec": {
+        "job_id": "7", "access_token": "job-token"}}))["webhook"]
+
+    assert updated["job_spec"] == {"job_id": "7"} and "http_url_spec" not in updated
+
+
+def test_update_of_someone_elses_model_webhook_needs_manage(team):
+    hook = create(team)
+
+    response = team.as_("prod").patch(HOOKS + "/update", {"id": hook["id"], "status": "DISABLED"})
+
+    assert_error(response, 403, "PERMISSION_DENIED")
+
+
+def test_delete_removes_the_webhook(team):
+    hook = create(team)
+
+    assert ok(team.as_("owner").delete(HOOKS + "/delete", {"id": hook["id"]})) == {}
+    assert listed(team) == {}
+    assert_error(team.as_("owner").delete(HOOKS + "/delete", {"id": hook["id"]}), 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+@pytest.mark.parametrize("webhook_id", ["987654321", "wh-1"])
+def test_unknown_webhook_is_resource_does_not_exist(team, webhook_id):
+    response = team.as_("admin").patch(HOOKS + "/update", {"id": webhook_id, "status": "ACTIVE"})
+
+    assert_error(response, 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_list_filters_by_model_and_by_any_of_the_events(team):
+    ok(team.as_("owner").post(API + "/registered-models/create", {"name": "other"}))
+    a = create(team, events=["MODEL_VERSION_CREATED"])
+    b = create(team, events=["COMMENT_CREATED", "MODEL_VERSION_TAG_SET"])
+    c = create(team, model_name="other", events=["COMMENT_CREATED"])
+
+    assert [w["id"] for w in listed(team)["webhooks"]] == [a["id"], b["id"], c["id"]]
+    assert [w["id"] for w in listed(team, model_name="fraud")["webhooks"]] == [a["id"], b["id"]]
+    events = ["COMMENT_CREATED", "MODEL_VERSION_CREATED"]
+    assert [w["id"] for w in listed(team, model_name="fraud", events=events)["webhooks"]] == [a["id"], b["id"]]
+    assert [w["id"] for w in listed(team, events=["MODEL_VERSION_TAG_SET"])["webhooks"]] == [b["id"]]
+
+
+def test_list_pages_with_next_page_token(team):
+    made = [create(team)["id"] for _ in range(3)]
+
+    first = listed(team, max_results=2)
+    second = listed(team, max_results=2, page_token=first["next_page_token"])
+
+    assert [w["id"] for w in first["webhooks"]] == made[:2]
+    assert [w["id"] for w in second["webhooks"]] == made[2:] and "next_page_token" not in second
+
+
+def test_list_shows_only_webhooks_the_caller_manages(team):
+    create(team)
+    ok(team.as_("admin").post(HOOKS + "/create", {"events": ["REGISTERED_MODEL_CREATED"], "http_url_spec": HTTP}))
+
+    assert [w.get("model_name") for w in listed(team, who="owner")["webhooks"]] == ["fraud"]
+    assert listed(team, who="prod") == {}
+
+
+def test_list_never_shows_secrets(team):
+    create(team)
+    create(team, http_url_spec=None, job_spec={"job_id": "1", "access_token": "job-token"})
+
+    text = json.dumps(listed(team))
+
+    assert not any(secret in text for secret in SECRETS)
+
+
+def test_deleting_the_model_deletes_its_webhooks(team):
+    create(team)
+
+    ok(team.as_("owner").delete(API + "/model-versions/delete", {"name": "fraud", "version": "1"}))
+    ok(team.as_("owner").delete(API + "/model-versions/delete", {"name": "fraud", "version": "2"}))
+    ok(team.as_("owner").delete(API + "/registered-models/delete", {"name": "fraud"}))
+
+    assert listed(team) == {}
+
+
+def test_test_call_answers_that_delivery_is_not_implemented(team):
+    hook = create(team, status="TEST_MODE")
+
+    response = team.as_("owner").post(HOOKS + "/test", {"id": hook["id"], "event": "MODEL_VERSION_CREATED"})
+
+    message = assert_error(response, 400, "NOT_IMPLEMENTED")
+    assert "not implemented" in message and "MODEL_VERSION_CREATED" in message
+
+
+def test_test_call_with_an_event_the_webhook_lacks_is_invalid(team):
+    hook = create(team)
+
+    response = team.as_("owner").post(HOOKS + "/test", {"id": hook["id"], "event": "COMMENT_CREATED"})
+
+    assert_error(response, 400, "INVALID_PARAMETER_VALUE")
+
+
+def test_test_call_needs_manage(team):
+    hook = create(team)
+
+    assert_error(team.as_("prod").post(HOOKS + "/test", {"id": hook["id"]}), 403, "PERMISSION_DENIED")
