@@ -1,8 +1,11 @@
 """gunicorn settings for the registry (``registry serve`` and the container use this file).
 
-Threads per worker: requests spend most of their time waiting on PostgreSQL, so a few threads per process
-keep both cores busy without more memory; later long-polls also rely on threads so that waiting clients do
-not starve other requests. Everything can be overridden with GUNICORN_CMD_ARGS or command-line flags.
+Worker model: gthread, 32 threads per worker by default (REGISTRY_THREADS). Requests mostly wait on
+PostgreSQL, so threads keep both cores busy cheaply; and serving clients long-poll (``?wait=``), each holding a
+thread while it waits. At most REGISTRY_MAX_WAITERS (default: threads - 8) long-polls wait at once per
+worker; beyond that a long-poll answers at once (header ``X-Registry-Waited: busy``), so at least 8 threads
+per worker always remain for ordinary requests. Waiters hold no database connection while waiting.
+Everything can be overridden with GUNICORN_CMD_ARGS or command-line flags.
 """
 import multiprocessing
 import os

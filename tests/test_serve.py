@@ -2,8 +2,12 @@
 before gunicorn starts, clean shutdown on SIGTERM, and data that survives a restart."""
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import psutil
 import pytest
@@ -37,20 +41,29 @@ def embedded_serve(data_dir: Path, **kwargs):
     return server_process(None, command="serve", extra_env={"REGISTRY_DATA_DIR": str(data_dir)}, **kwargs)
 
 
+@contextmanager
+def scratch_data_dir() -> Iterator[Path]:
+    """A data directory outside pytest's basetemp: run as root, pgserver runs postgres as another user that
+    needs to traverse the path, and every pytest session starting on the machine resets its basetemp root to
+    0700, which would cut a running server off from its data."""
+    path = Path(tempfile.mkdtemp(prefix="registry-serve-"))
+    try:
+        yield path
+    finally:
+        stop_leftovers(path)
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
-def data_dir(tmp_path):
-    yield tmp_path
-    stop_leftovers(tmp_path)
+def data_dir():
+    with scratch_data_dir() as path:
+        yield path
 
 
 @pytest.fixture(scope="module")
-def embedded_server(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("serve")
-    try:
-        with embedded_serve(data_dir) as server:
-            yield server
-    finally:
-        stop_leftovers(data_dir)
+def embedded_server():
+    with scratch_data_dir() as data_dir, embedded_serve(data_dir) as server:
+        yield server
 
 
 def gunicorn_workers(server) -> list[psutil.Process]:

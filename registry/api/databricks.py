@@ -14,13 +14,14 @@ host and token it was given.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, jsonify
+from flask import Blueprint, Flask
 
 from ..errors import ApprovalRequired, NotFound, PermissionDenied
 from ..schemas import databricks as wire
 from ..schemas.mlflow import model_version_json
 from ..services import comments, models, permissions, reviews, stages
 from .authn import current_actor
+from .mlflow import ok
 from .mlflow_wire import MLFLOW_PREFIXES, params
 
 bp = Blueprint("databricks", __name__)
@@ -33,10 +34,6 @@ def register(app: Flask) -> None:
     app.register_blueprint(bp, url_prefix=api + "/mlflow")
     app.register_blueprint(bp, url_prefix=ajax + "/mlflow", name="databricks_ajax")
     app.register_blueprint(databricks_permissions.bp, url_prefix=api + "/permissions")
-
-
-def ok(payload: dict | None = None):
-    return jsonify(payload or {})
 
 
 # --- Transition requests ---------------------------------------------------------------------------------

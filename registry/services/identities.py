@@ -1,7 +1,7 @@
 """Users and API tokens: create, list, revoke, authenticate, and the start-up bootstrap of an admin."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
@@ -74,6 +74,9 @@ def create_token(actor: Actor, user_name: str, *, description: str = "", expires
     """Issue a token for ``user_name`` (admins for anyone; users for themselves). Returns the record and the
     token itself, which is never stored and cannot be shown again."""
     name = validate_user_name(user_name, field="user")
+    # Checked before looking the user up, so the answer does not reveal which user names exist.
+    if not actor.is_admin and actor.name != name:
+        raise PermissionDenied("You may only create tokens for yourself.", {"user": name})
     when = now()
     existing = session().scalars(select(User).where(User.name == name)).one_or_none()
     if existing is None:
@@ -83,8 +86,6 @@ def create_token(actor: Actor, user_name: str, *, description: str = "", expires
         existing = _insert_user(actor, name, admin, when)
     elif admin and not existing.is_admin:
         raise InvalidArgument(f"User {name} exists and is not an admin.", {"field": "admin"})
-    if not actor.is_admin and actor.name != name:
-        raise PermissionDenied("You may only create tokens for yourself.", {"user": name})
     return _issue(actor, existing, description, expires_in, when)
 
 
@@ -116,9 +117,14 @@ def revoke_token(actor: Actor, token_id: int) -> TokenRecord:
     return token_record(token)
 
 
-@read_only
 def authenticate(token: str) -> Actor:
     """The principal a token belongs to; Unauthenticated for unknown, revoked or expired tokens."""
+    return authenticate_with_expiry(token)[0]
+
+
+@read_only
+def authenticate_with_expiry(token: str) -> tuple[Actor, datetime | None]:
+    """As ``authenticate``, also returning when the token expires (for callers that cache the answer)."""
     row = session().execute(
         select(User.name, User.is_admin, ApiToken.expires_at, ApiToken.revoked_at)
         .join(ApiToken.user).where(ApiToken.token_hash == hash_token(token))
@@ -129,7 +135,7 @@ def authenticate(token: str) -> Actor:
         raise Unauthenticated("This token has been revoked.")
     if row.expires_at is not None and row.expires_at <= now():
         raise Unauthenticated("This token has expired.")
-    return Actor(row.name, row.is_admin)
+    return Actor(row.name, row.is_admin), row.expires_at
 
 
 @use_case

@@ -230,7 +230,8 @@ def get_acl(actor: Actor, model_id: int | None) -> Acl:
 def set_acl(actor: Actor, model_id: int | None, grants: list[tuple[object, object]], *, merge: bool = False) -> Acl:
     """Replace (or, with ``merge``, add to) the direct grants of a model (MANAGE) or of the registry (admins).
 
-    The answer is not re-authorised: whoever just changed the grants may have removed their own."""
+    The answer is not re-authorised: whoever just changed the grants may have removed their own. The
+    name-addressed use cases run through ``__wrapped__`` (their bodies), inside this one transaction."""
     if model_id is None:
         set_registry_permissions.__wrapped__(actor, grants, merge=merge)
     else:

@@ -260,11 +260,6 @@ def delete_webhook(actor: Actor, webhook_id: object) -> None:
 
 
 @read_only
-def get_webhook(actor: Actor, webhook_id: object) -> WebhookRecord:
-    return _record(_load(actor, webhook_id, "Reading"))
-
-
-@read_only
 def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[str] | None = None,
                   max_results: int | None = None, page_token: str | None = None) -> pagination.Page[WebhookRecord]:
     """Webhooks the actor manages, oldest first; ``events`` keeps those subscribed to any of them."""
@@ -286,22 +281,21 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
     stmt = stmt.order_by(RegistryWebhook.id)
     items: list[WebhookRecord] = []
     levels: dict[int, int] = {}
-    last_id = None
     more = False
-    # Filtering by permission happens row by row (admins and MANAGE holders see their webhooks), so read in
-    # chunks until the page is full.
+    # Visibility is decided row by row (admins see all; others the webhooks of models they MANAGE), so rows
+    # are streamed until the page is full and one more visible row proves there is a next page.
     for row in session().scalars(stmt).yield_per(200):
-        if len(items) == limit:
-            more = True
-            break
         if row.model_id is None:
             visible = actor.is_admin
         else:
             visible = levels.setdefault(row.model_id, level_on_model(actor, row.model_id)) >= Permission.MANAGE
-        if visible:
-            items.append(_record(row))
-            last_id = row.id
-    token = pagination.encode([last_id], fp) if more and last_id is not None else None
+        if not visible:
+            continue
+        if len(items) == limit:
+            more = True
+            break
+        items.append(_record(row))
+    token = pagination.encode([items[-1].id], fp) if more else None
     return pagination.Page(items, token)
 
 

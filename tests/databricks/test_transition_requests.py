@@ -224,3 +224,17 @@ def test_ajax_prefix_serves_the_same_routes(team):
                                      {"name": "fraud", "version": "1"}))
 
     assert [r["to_stage"] for r in body["requests"]] == ["Staging"]
+
+
+def test_approvers_archive_choice_replaces_the_requesters(team):
+    ok(team.as_("prod").post(API + "/model-versions/transition-stage",
+                             {"name": "fraud", "version": "2", "stage": "Production",
+                              "archive_existing_versions": False}))
+    native = team.client.post("/api/v1/models/fraud/versions/1/transition-requests",
+                              json={"stage": "Production", "archive_existing_versions": True},
+                              headers=team.headers["reader"])
+    assert native.status_code == 201, native.get_data(as_text=True)
+
+    ok(team.review("prod", "approve", archive_existing_versions=False))
+
+    assert (team.stage_of("1"), team.stage_of("2")) == ("Production", "Production")

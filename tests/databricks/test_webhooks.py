@@ -199,3 +199,20 @@ def test_test_call_needs_manage(team):
     hook = create(team)
 
     assert_error(team.as_("prod").post(HOOKS + "/test", {"id": hook["id"]}), 403, "PERMISSION_DENIED")
+
+
+def test_list_offers_no_next_page_when_only_hidden_webhooks_remain(team):
+    made = [create(team)["id"] for _ in range(2)]
+    ok(team.as_("admin").post(HOOKS + "/create", {"events": ["REGISTERED_MODEL_CREATED"], "http_url_spec": HTTP}))
+
+    page = listed(team, who="owner", max_results=2)
+
+    assert [w["id"] for w in page["webhooks"]] == made and "next_page_token" not in page
+
+
+def test_webhook_follows_its_model_through_a_rename(team):
+    hook = create(team)
+
+    ok(team.as_("owner").post(API + "/registered-models/rename", {"name": "fraud", "new_name": "fraud-v2"}))
+
+    assert [(w["id"], w["model_name"]) for w in listed(team)["webhooks"]] == [(hook["id"], "fraud-v2")]

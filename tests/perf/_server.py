@@ -15,6 +15,9 @@ from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY_BIN = REPO / ".venv" / "bin" / "registry"
+# The server runs with authentication on; REGISTRY_ADMIN_TOKEN (>= 20 characters) makes this an admin's token.
+ADMIN_TOKEN = "reg_perf-benchmark-admin-token"
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 class PerfError(RuntimeError):
@@ -54,27 +57,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class RegistryServer:
-    """`registry serve --workers N` in its own process group, logging to a file."""
+class Service:
+    """One server under test, started from a command line in its own process group, logging to a file.
 
-    def __init__(self, db_url: str, port: int, workers: int, log_path: Path):
-        self.db_url, self.port, self.workers, self.log_path = db_url, port, workers, log_path
+    Subclasses say which command, which environment and which URL answers 200 once it is ready.
+    """
+
+    label = "server"
+    ready_path = "/readyz"
+
+    def __init__(self, port: int, log_path: Path):
+        self.port, self.log_path = port, log_path
         self.base_url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def cwd(self) -> Path:
+        return REPO
+
     def start(self, ready_timeout: float) -> None:
-        if not REGISTRY_BIN.exists():
-            raise PerfError(f"{REGISTRY_BIN} not found: create the venv and `pip install -e '.[test]'` first")
-        env = dict(os.environ, DATABASE_URL=self.db_url)
-        # Quiet logs: an access log or INFO lines would cost the server time we are trying to measure.
-        env.setdefault("REGISTRY_LOG_LEVEL", "WARNING")
-        command = [str(REGISTRY_BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--workers", str(self.workers)]
+        command = self.command()
+        if not Path(command[0]).exists():
+            raise PerfError(f"{command[0]} not found: create the venv and `pip install -e '.[test]'` first")
         log = open(self.log_path, "wb")
         try:
             # A new session gives the server its own process group, so stop() can always clean it up.
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
+            self.process = subprocess.Popen(command, env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cwd())
         finally:
             log.close()
         self._wait_ready(ready_timeout)
@@ -84,31 +98,33 @@ class RegistryServer:
         last = "no answer yet"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise PerfError(f"registry serve exited with code {self.process.returncode} before it was ready;"
-                                f" log:\n{self.log_tail()}")
+                raise PerfError(f"{self.label} exited with code {self.process.returncode} before it was ready;"
+                                f" log ({self.log_path}):\n{self.log_tail()}")
             try:
-                answer = requests.get(self.base_url + "/readyz", timeout=2)
+                answer = requests.get(self.base_url + self.ready_path, timeout=2)
                 if answer.status_code == 200:
                     return
-                last = f"/readyz answered {answer.status_code}: {answer.text[:200]}"
+                last = f"{self.ready_path} answered {answer.status_code}: {answer.text[:200]}"
             except requests.RequestException as exc:
                 last = type(exc).__name__
             time.sleep(0.2)
-        raise PerfError(f"registry serve not ready after {timeout:.0f} s ({last}); log:\n{self.log_tail()}")
+        raise PerfError(f"{self.label} not ready after {timeout:.0f} s ({last}); log ({self.log_path}):\n"
+                        f"{self.log_tail()}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM (the CLI forwards it to gunicorn, which drains), then SIGKILL the group if it hangs."""
+        """SIGTERM (servers drain on it), then SIGKILL the whole process group if it hangs."""
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
         try:
             os.killpg(process.pid, signal.SIGKILL)  # our own group: also catches orphaned workers
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
         if process.poll() is None:
             process.wait(10)
@@ -120,10 +136,33 @@ class RegistryServer:
             return "(no log)"
 
 
-def seed(base_url: str, models: list[str], versions_per_model: int, actor: str) -> None:
-    """Create the models and their versions through the API itself, checking every answer."""
+class RegistryServer(Service):
+    """The real console script: `registry serve --workers N` (it applies the migrations itself).
+
+    Authentication stays on (the default); REGISTRY_ADMIN_TOKEN makes ADMIN_TOKEN an admin's token.
+    """
+
+    label = "registry serve"
+
+    def __init__(self, db_url: str, port: int, workers: int, log_path: Path):
+        super().__init__(port, log_path)
+        self.db_url, self.workers = db_url, workers
+
+    def command(self) -> list[str]:
+        return [str(REGISTRY_BIN), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(self.workers)]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ, DATABASE_URL=self.db_url, REGISTRY_ADMIN_TOKEN=ADMIN_TOKEN)
+        # Quiet logs: an access log or INFO lines would cost the server time we are trying to measure.
+        env.setdefault("REGISTRY_LOG_LEVEL", "WARNING")
+        return env
+
+
+def seed(base_url: str, models: list[str], versions_per_model: int) -> None:
+    """Create the models and their versions through the API itself (as the admin), checking every answer."""
     with requests.Session() as http:
-        http.headers["X-Registry-Actor"] = actor
+        http.headers.update(ADMIN_HEADERS)
         for name in models:
             _expect(http.post(f"{base_url}/api/v1/models", json={"name": name, "description": "perf"},
                               timeout=30), 201, f"create model {name}")

@@ -1,6 +1,6 @@
 -- POST /api/v1/models/{name}/versions with a JSON body and a distinct run_id per request, spreading the
 -- requests of each thread round-robin over the models (so clients contend on the same model rows).
--- Arguments after "--": <comma-separated model names> <run tag, unique per wrk run> <actor>
+-- Arguments after "--": <comma-separated model names> <run tag, unique per wrk run> <admin token>
 local here = string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
@@ -11,9 +11,9 @@ local headers = {}
 
 function init(args)
   models = split_csv(args[1])
-  assert(#models > 0, "create_version.lua needs: <models> <run tag> <actor>")
+  assert(#models > 0, "create_version.lua needs: <models> <run tag> <admin token>")
   tag = args[2] or tag
-  headers = {["X-Registry-Actor"] = args[3] or "perf", ["Content-Type"] = "application/json",
+  headers = {["Authorization"] = "Bearer " .. assert(args[3], "missing token argument"), ["Content-Type"] = "application/json",
              ["Accept"] = "application/json"}
 end
 

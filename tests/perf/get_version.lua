@@ -1,5 +1,5 @@
 -- GET /api/v1/models/{name}/versions/{v}, cycling over every seeded version of every model.
--- Arguments after "--": <comma-separated model names> <versions per model> <actor>
+-- Arguments after "--": <comma-separated model names> <versions per model> <admin token>
 local here = string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
@@ -14,8 +14,8 @@ function init(args)
       table.insert(paths, "/api/v1/models/" .. model .. "/versions/" .. v)
     end
   end
-  assert(#paths > 0, "get_version.lua needs: <models> <versions per model> <actor>")
-  headers = {["X-Registry-Actor"] = args[3] or "perf", ["Accept"] = "application/json"}
+  assert(#paths > 0, "get_version.lua needs: <models> <versions per model> <admin token>")
+  headers = {["Authorization"] = "Bearer " .. assert(args[3], "missing token argument"), ["Accept"] = "application/json"}
   -- Threads start at different places so they do not read the same row in lockstep.
   position = ((thread_id or 0) * 7919) % #paths
 end

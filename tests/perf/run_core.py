@@ -28,11 +28,10 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this script
 
 from _cpu import CpuMeter, find_postmaster  # noqa: E402
-from _server import (REPO, PerfError, RegistryServer, database_url, drop_database, free_port,  # noqa: E402
-                     recreate_database, seed)
+from _server import (ADMIN_TOKEN, REPO, PerfError, RegistryServer, database_url, drop_database,  # noqa: E402
+                     free_port, recreate_database, seed)
 from _wrk import run_wrk, wrk_binary, wrk_version  # noqa: E402
 
-ACTOR = "perf-bench"
 SCENARIOS = {
     "get_version": ("GET /api/v1/models/{name}/versions/{v}", "get_version.lua"),
     "create_version": ("POST /api/v1/models/{name}/versions", "create_version.lua"),
@@ -191,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         server.start(args.ready_timeout)
         print(f"registry serve --workers {args.workers} ready at {server.base_url} (pid {server.process.pid})")
         started = time.monotonic()
-        seed(server.base_url, models, args.versions_per_model, ACTOR)
+        seed(server.base_url, models, args.versions_per_model)
         print(f"seeded {len(models)} models x {args.versions_per_model} versions in {time.monotonic() - started:.1f} s")
         with closing(psycopg2.connect(db_url, connect_timeout=10)) as probe, probe.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
@@ -205,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
                 runs = [("warmup", args.warmup)] if args.warmup > 0 else []
                 for phase, seconds in runs + [("measure", args.duration)]:
                     tag = f"{name}-c{connections}-{phase}-{int(time.time())}"
-                    script_args = ([",".join(models), str(args.versions_per_model), ACTOR] if name == "get_version"
-                                   else [",".join(models), tag, ACTOR])
+                    script_args = ([",".join(models), str(args.versions_per_model), ADMIN_TOKEN] if name == "get_version"
+                                   else [",".join(models), tag, ADMIN_TOKEN])
                     if phase == "measure":
                         meter.start()
                     try:
