@@ -33,7 +33,8 @@ def run_wrk(binary: str, script: str, url: str, connections: int, threads: int, 
                "--timeout", f"{timeout_s:g}s", "-s", str(HERE / script), url, "--", *script_args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + timeout_s + 60)
+        done = subprocess.run(command, capture_output=True, text=True, encoding="utf-8", errors="replace",
+                              timeout=duration_s + timeout_s + 60)
     except subprocess.TimeoutExpired as exc:
         raise PerfError(f"wrk did not finish in time: {' '.join(command)}") from exc
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
