@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .auth import Actor
+from .changes import model_changed
 from .orm import AuditEvent
 
 
@@ -141,6 +142,8 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
             model_name: str | None, version: int | None, run_id: str | None, from_stage: str | None,
             to_stage: str | None, request_id: int | None, details: dict[str, Any],
             now: datetime | None) -> AuditEvent:
+    if model_id is not None:
+        model_changed(session, model_id)
     head = session.execute(
         select(AuditEvent.seq, AuditEvent.hash)
         .where(AuditEvent.chain_id == chain_id)

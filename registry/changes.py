@@ -22,7 +22,7 @@ from typing import Callable
 import psycopg2
 import psycopg2.extensions
 from flask import current_app, has_app_context
-from sqlalchemy import event, func, select as sa_select
+from sqlalchemy import event, func, select as sa_select, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger("registry.changes")
@@ -30,6 +30,7 @@ log = logging.getLogger("registry.changes")
 CHANNEL = "registry_changes"
 DELETED = 2**62  # generation recorded for a deleted model: newer than anything a waiter has seen
 _PENDING_KEY = "registry_pending_changes"
+_CHANGED_KEY = "registry_changed_models"
 _HUB_KEY = "registry_hub"
 
 
@@ -41,9 +42,26 @@ def _publish(session: Session, message: dict) -> None:
     session.info.setdefault(_PENDING_KEY, []).append(message)
 
 
-def publish_model(session: Session, model_id: int, generation: int | None) -> None:
-    """A model's serving answers may have changed; ``generation`` is its new one (None: the model is gone)."""
-    _publish(session, {"m": model_id, "g": DELETED if generation is None else generation})
+def model_changed(session: Session, model_id: int) -> None:
+    """Note that this transaction changes the model. Every audited change calls this (audit.record), so no
+    write can forget it; on commit the model gets a new generation and every process hears of it."""
+    session.info.setdefault(_CHANGED_KEY, set()).add(model_id)
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_generations(session: Session) -> None:
+    changed = session.info.pop(_CHANGED_KEY, None)
+    if not changed:
+        return
+    session.flush()
+    # The writers hold these model rows locked already, so this adds no lock and no deadlock risk.
+    rows = session.execute(
+        text("UPDATE registered_models SET generation = generation + 1 WHERE id = ANY(:ids) RETURNING id, generation"),
+        {"ids": sorted(changed)},
+    ).all()
+    generations = {row.id: row.generation for row in rows}
+    for model_id in sorted(changed):
+        _publish(session, {"m": model_id, "g": generations.get(model_id, DELETED)})  # absent: deleted
 
 
 def publish_grants(session: Session) -> None:
@@ -67,6 +85,7 @@ def _deliver_locally(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _discard(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_CHANGED_KEY, None)
 
 
 # --- receiving ---------------------------------------------------------------------------------------------

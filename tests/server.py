@@ -26,9 +26,12 @@ BIN = Path(sys.executable).parent
 # Generous limits that only bound a broken start or shutdown; no test asserts on timing.
 START_TIMEOUT = 120.0
 STOP_TIMEOUT = 60.0
+# gunicorn 26 (mlflow pins gunicorn<27) waits its whole graceful_timeout on SIGTERM while an idle keep-alive
+# connection is open; asking for "Connection: close" keeps each stop at about a second instead of 20.
+CLOSE = {"Connection": "close"}
 # Every server started here knows this admin token (REGISTRY_ADMIN_TOKEN); send ADMIN_HEADERS to act as admin.
 ADMIN_TOKEN = "reg_test-admin-token-for-server-processes"
-ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}", **CLOSE}
 
 
 class ServerError(AssertionError):
@@ -80,7 +83,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise self.fail(f"server exited with code {self.process.returncode} before {path} answered 200")
             try:
-                response = requests.get(self.url + path, timeout=5)
+                response = requests.get(self.url + path, headers=CLOSE, timeout=5)
                 if response.status_code == 200:
                     return
                 last = f"{response.status_code} {response.text}"

@@ -6,7 +6,7 @@ import requests
 from alembic.script import ScriptDirectory
 
 from tests import pg
-from tests.server import ADMIN_HEADERS, ROOT, running_server, server_process
+from tests.server import ADMIN_HEADERS, CLOSE, ROOT, running_server, server_process
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def empty_database_url(admin_url):
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 def test_gunicorn_answers_probe_with_200_on_a_migrated_database(migrated_server, path):
-    response = requests.get(migrated_server + path, timeout=10)
+    response = requests.get(migrated_server + path, headers=CLOSE, timeout=10)
 
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
@@ -48,7 +48,7 @@ def test_gunicorn_serves_the_native_api(migrated_server):
 
 def test_readyz_is_503_naming_migrations_when_database_is_empty(empty_database_url):
     with server_process(empty_database_url, wait_for="/healthz") as server:
-        response = requests.get(server.url + "/readyz", timeout=10)
+        response = requests.get(server.url + "/readyz", headers=CLOSE, timeout=10)
 
     assert response.status_code == 503
     body = response.json()
@@ -61,7 +61,7 @@ def test_readyz_is_503_naming_migrations_when_database_is_empty(empty_database_u
 def test_healthz_stays_200_while_migrations_are_missing(empty_database_url):
     # Liveness must not fail for a missing migration, or Kubernetes would restart pods in a loop.
     with server_process(empty_database_url, wait_for="/healthz") as server:
-        response = requests.get(server.url + "/healthz", timeout=10)
+        response = requests.get(server.url + "/healthz", headers=CLOSE, timeout=10)
 
     assert response.status_code == 200
 

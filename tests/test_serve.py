@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests import pg
-from tests.server import ADMIN_HEADERS, START_TIMEOUT, running_server, server_process
+from tests.server import ADMIN_HEADERS, CLOSE, START_TIMEOUT, running_server, server_process
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,7 @@ def gunicorn_workers(server) -> list[psutil.Process]:
 
 def test_serve_without_database_url_is_ready_on_embedded_postgres(embedded_server):
     # /readyz compares the database's Alembic revision with the code's head: 200 means migrated.
-    response = requests.get(embedded_server.url + "/readyz", timeout=10)
+    response = requests.get(embedded_server.url + "/readyz", headers=CLOSE, timeout=10)
 
     assert response.status_code == 200
     assert "embedded PostgreSQL" in embedded_server.output()
@@ -129,7 +129,7 @@ def empty_database_url(admin_url):
 
 def test_serve_with_database_url_migrates_an_empty_database(empty_database_url, tmp_path):
     with running_server(empty_database_url, command="serve", extra_env={"REGISTRY_DATA_DIR": str(tmp_path)}) as url:
-        response = requests.get(url + "/readyz", timeout=10)
+        response = requests.get(url + "/readyz", headers=CLOSE, timeout=10)
 
     assert response.status_code == 200
 

@@ -9,7 +9,7 @@ from ..auth import Actor
 from ..errors import NotFound
 from ..orm import ModelAlias, ModelVersion
 from ..lifecycle import Permission
-from .loading import bump_generation, find_model, find_version, lock_model, touch
+from .loading import find_model, find_version, lock_model, touch
 from .permissions import authorize
 from .records import VersionRecord, version_record
 from .unit_of_work import now, read_only, session, use_case
@@ -36,7 +36,6 @@ def set_alias(actor: Actor, model_name: str, alias: str, version: int | str) -> 
             touch(existing.version, when)
             existing.version_id = mv.id
         touch(mv, when)
-        bump_generation(model)
         record(s, actor, Action.ALIAS_SET, model_id=model.id, model_name=model.name, version=mv.version,
                run_id=mv.run_id, details={"alias": alias, "previous_version": previous}, now=when)
         s.flush()
@@ -57,7 +56,6 @@ def delete_alias(actor: Actor, model_name: str, alias: str) -> None:
     mv = existing.version
     when = now()
     touch(mv, when)
-    bump_generation(model)
     record(s, actor, Action.ALIAS_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
            run_id=mv.run_id, details={"alias": alias}, now=when)
     s.delete(existing)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..changes import publish_model
 from ..errors import NotFound
 from ..orm import ModelVersion, RegisteredModel
 from .unit_of_work import session
@@ -63,13 +62,6 @@ def find_version_by_name(name: str, version: int) -> ModelVersion:
         find_model(name)
         raise version_not_found(name, version)
     return found
-
-
-def bump_generation(model: RegisteredModel) -> None:
-    """The model's serving answers (stages, aliases) may have changed: new generation, announced on commit."""
-    model.generation = model.generation + 1
-    session().flush()
-    publish_model(session(), model.id, model.generation)
 
 
 def touch(row: RegisteredModel | ModelVersion, when) -> None:

@@ -14,8 +14,7 @@ from ..auth import Actor
 from ..errors import AlreadyExists, InvalidArgument, PreconditionFailed
 from ..lifecycle import ALL_STAGES, Permission
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
-from ..changes import publish_model
-from .loading import bump_generation, find_model, lock_model, touch
+from .loading import find_model, lock_model, touch
 from .permissions import authorize, authorize_registry, grant_creator, readable_models
 from .records import ModelRecord, VersionRecord, model_record, version_record
 from . import filters
@@ -198,7 +197,6 @@ def _rename(actor: Actor, model: RegisteredModel, new_name: str, when) -> None:
         raise _already_exists(new_name) from None
     record(s, actor, Action.MODEL_RENAMED, model_id=model.id, model_name=new_name,
            details={"from": old_name, "to": new_name}, now=when)
-    bump_generation(model)
 
 
 @use_case
@@ -219,7 +217,6 @@ def delete_model(actor: Actor, name: str) -> None:
            details={"versions": [v.version for v in versions]}, now=when)
     s.delete(model)
     s.flush()
-    publish_model(s, model.id, None)
 
 
 @use_case

@@ -10,7 +10,7 @@ from ..audit import Action, record
 from ..auth import Actor
 from ..lifecycle import RequestStatus, Stage, is_superseded, stage_to_archive
 from ..orm import ModelVersion, RegisteredModel, TransitionRequest
-from .loading import bump_generation, touch
+from .loading import touch
 
 
 def apply_transition(
@@ -54,7 +54,7 @@ def apply_transition(
            now=when)
     version.stage = target.value
     touch(version, when)
-    bump_generation(model)
+    session.flush()
     supersede_moot_requests(actor, model, [version, *archived], when=when, session=session,
                             reason=f"version moved to {target.value}")
     return [v.version for v in archived]

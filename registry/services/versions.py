@@ -11,8 +11,7 @@ from ..auth import Actor
 from ..errors import InvalidArgument, PreconditionFailed
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
-from ..changes import publish_model
-from .loading import bump_generation, find_version, find_version_by_name, lock_model, model_not_found, touch
+from .loading import find_version, find_version_by_name, lock_model, model_not_found, touch
 from .permissions import authorize, readable_models
 from .transitions import supersede_moot_requests
 from .records import VersionRecord, version_record
@@ -51,11 +50,9 @@ def create_version(
         .values(
             last_version=RegisteredModel.last_version + 1,
             revision=RegisteredModel.revision + 1,
-            # A new version changes what the `latest` alias resolves to.
-            generation=RegisteredModel.generation + 1,
             updated_at=when,
         )
-        .returning(RegisteredModel.id, RegisteredModel.last_version, RegisteredModel.generation)
+        .returning(RegisteredModel.id, RegisteredModel.last_version)
         .execution_options(synchronize_session=False)
     ).first()
     if allocated is None:
@@ -63,7 +60,6 @@ def create_version(
     # Checked after the allocating UPDATE (which already holds the row lock) to save a round trip: a refusal
     # raises, and the rollback gives the number back.
     authorize(actor, s.get(RegisteredModel, allocated.id), Permission.EDIT, "Creating a version")
-    publish_model(s, allocated.id, allocated.generation)
     version = ModelVersion(
         model_id=allocated.id,
         version=allocated.last_version,
@@ -197,7 +193,6 @@ def delete_version(actor: Actor, model_name: str, version: int | str) -> None:
     record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
            run_id=mv.run_id, from_stage=mv.stage, details={"source": mv.source}, now=when)
     s.delete(mv)
-    bump_generation(model)
     s.flush()
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,12 @@ ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 class PerfError(RuntimeError):
     """A setup step failed; the message says which and what to do."""
+
+
+def safe_database_name(name: str) -> bool:
+    """Benchmark databases are dropped with FORCE: only plain names containing 'perf' qualify."""
+    return (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) is not None and "perf" in name
+            and name not in {"postgres", "template0", "template1"})
 
 
 def database_url(admin_url: str, name: str) -> str:

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import signal
 import subprocess
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules b
 
 from _cpu import CpuMeter, find_postmaster  # noqa: E402
 from _server import (ADMIN_TOKEN, REPO, PerfError, RegistryServer, database_url, drop_database,  # noqa: E402
-                     free_port, recreate_database, seed)
+                     free_port, recreate_database, safe_database_name, seed)
 from _wrk import run_wrk, wrk_binary, wrk_version  # noqa: E402
 
 SCENARIOS = {
@@ -70,8 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.duration <= 0 or args.warmup < 0 or args.models < 1 or args.versions_per_model < 1:
         p.error("--duration must be > 0, --warmup >= 0, --models and --versions-per-model >= 1")
     # The database is dropped with FORCE: refuse names that could be someone's real data.
-    if (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.database) or "perf" not in args.database
-            or args.database in {"postgres", "template0", "template1"}):
+    if not safe_database_name(args.database):
         p.error(f"refusing to drop and recreate database {args.database!r}: use a plain name containing 'perf'")
     return args
 
