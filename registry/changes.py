@@ -95,6 +95,8 @@ class Hub:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.healthy = False
+        # Counts listener connects and disconnects: notifications may have been missed around each one.
+        self.resets = 0
         self._condition = threading.Condition()
         self._generations: dict[int, int] = {}
         self._callbacks: list[Callable[[dict | None], None]] = []
@@ -127,15 +129,22 @@ class Hub:
         changed = healthy != self.healthy
         self.healthy = healthy
         if changed:
+            with self._condition:
+                self.resets += 1
             # Going down or coming back: notifications may have been missed; forget everything cached.
             self.dispatch(None)
 
-    def wait(self, model_id: int, seen_generation: int, timeout: float) -> bool:
+    def wait(self, model_id: int, seen_generation: int, timeout: float, resets: int | None = None) -> bool:
         """Block until a generation newer than ``seen_generation`` is heard of for the model, or the listener
-        resets, or ``timeout`` passes. Returns True when the caller should read again."""
+        resets, or ``timeout`` passes. Returns True when the caller should read again.
+
+        ``resets``: the value of ``self.resets`` taken before the caller read its answer. If the listener has
+        (re)connected since, a change may have been committed while nobody listened, so read again now."""
         deadline = time.monotonic() + timeout
         with self._condition:
             while self._generations.get(model_id, -1) <= seen_generation:
+                if resets is not None and resets != self.resets:
+                    return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False

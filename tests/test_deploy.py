@@ -46,18 +46,18 @@ def pod_containers(kind: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def get_routes():
+def routes_answering_get():
     app = create_app({"database_url": PLACEHOLDER_URL})
     return {rule.rule for rule in app.url_map.iter_rules() if "GET" in rule.methods}
 
 
 @pytest.mark.parametrize("probe, path", [("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")])
-def test_kubernetes_probes_use_health_routes_on_the_served_port(get_routes, probe, path):
+def test_kubernetes_probes_use_health_routes_on_the_served_port(routes_answering_get, probe, path):
     (container,) = pod_containers("Deployment")
     port_names = {p["name"] for p in container["ports"]}
 
     assert container[probe]["httpGet"]["path"] == path
-    assert path in get_routes
+    assert path in routes_answering_get
     assert container[probe]["httpGet"]["port"] in port_names
 
 
@@ -71,12 +71,12 @@ def test_container_port_is_the_port_gunicorn_binds():
 
 
 @pytest.mark.parametrize("source", ["Dockerfile HEALTHCHECK", "compose healthcheck"])
-def test_health_check_urls_are_routes(get_routes, source):
+def test_health_check_urls_are_routes(routes_answering_get, source):
     text = dockerfile("HEALTHCHECK")[0] if source.startswith("Dockerfile") else \
         " ".join(compose()["services"]["registry"]["healthcheck"]["test"])
     paths = re.findall(r"http://127\.0\.0\.1:8080(/[\w/]*)", text)
 
-    assert paths and set(paths) <= get_routes
+    assert paths and set(paths) <= routes_answering_get
 
 
 def module_assigns(module: str, name: str) -> bool:
@@ -100,7 +100,8 @@ def test_container_command_names_real_entrypoint_config_and_wsgi_app():
 
 @pytest.mark.parametrize("source", ["kubernetes Job", "compose migrate"])
 def test_release_step_is_a_registry_cli_command(monkeypatch, source):
-    argv = pod_containers("Job")[0]["args"] if source == "kubernetes Job" else compose()["services"]["migrate"]["command"]
+    (job,) = pod_containers("Job")
+    argv = job["args"] if source == "kubernetes Job" else compose()["services"]["migrate"]["command"]
     monkeypatch.setenv("DATABASE_URL", PLACEHOLDER_URL)
     monkeypatch.delenv("FLASK_RUN_FROM_CLI", raising=False)  # restored afterwards: the Flask CLI sets it
 
@@ -108,6 +109,21 @@ def test_release_step_is_a_registry_cli_command(monkeypatch, source):
     # --help resolves the whole command path through the real CLI without touching the database.
     result = CliRunner().invoke(main, [*argv[1:], "--help"])
     assert result.exit_code == 0, result.output
+
+
+def test_migration_job_runs_the_image_the_deployment_serves():
+    (job,) = pod_containers("Job")
+    (web,) = pod_containers("Deployment")
+
+    assert job["image"] == web["image"]
+
+
+def test_compose_serves_only_after_migrations_succeeded():
+    services = compose()["services"]
+
+    assert services["registry"]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["migrate"]["image"] == services["registry"]["image"]
 
 
 def test_dockerfile_copies_paths_that_exist():

@@ -10,13 +10,16 @@ from tests.server import ADMIN_HEADERS, CLOSE, ROOT, running_server, server_proc
 
 pytestmark = pytest.mark.slow
 
+# As deployed: authentication on; writes use the REGISTRY_ADMIN_TOKEN the helper configures (ADMIN_HEADERS).
+PRODUCTION = {"REGISTRY_AUTH": "enabled"}
+
 
 @pytest.fixture(scope="module")
 def migrated_server(admin_url, template_database):
     """One gunicorn for the read-only checks, on its own migrated database."""
     name = pg.create_database(admin_url, template=template_database)
     try:
-        with running_server(pg.with_database(admin_url, name)) as url:
+        with running_server(pg.with_database(admin_url, name), extra_env=PRODUCTION) as url:
             yield url
     finally:
         pg.drop_database(admin_url, name)
@@ -46,8 +49,14 @@ def test_gunicorn_serves_the_native_api(migrated_server):
     assert fetched.json()["name"] == "served-by-gunicorn"
 
 
+def test_gunicorn_refuses_writes_without_a_token(migrated_server):
+    response = requests.post(migrated_server + "/api/v1/models", json={"name": "anonymous"}, headers=CLOSE, timeout=10)
+
+    assert response.status_code == 401
+
+
 def test_readyz_is_503_naming_migrations_when_database_is_empty(empty_database_url):
-    with server_process(empty_database_url, wait_for="/healthz") as server:
+    with server_process(empty_database_url, extra_env=PRODUCTION, wait_for="/healthz") as server:
         response = requests.get(server.url + "/readyz", headers=CLOSE, timeout=10)
 
     assert response.status_code == 503
@@ -60,14 +69,14 @@ def test_readyz_is_503_naming_migrations_when_database_is_empty(empty_database_u
 
 def test_healthz_stays_200_while_migrations_are_missing(empty_database_url):
     # Liveness must not fail for a missing migration, or Kubernetes would restart pods in a loop.
-    with server_process(empty_database_url, wait_for="/healthz") as server:
+    with server_process(empty_database_url, extra_env=PRODUCTION, wait_for="/healthz") as server:
         response = requests.get(server.url + "/healthz", headers=CLOSE, timeout=10)
 
     assert response.status_code == 200
 
 
 def test_sigterm_stops_gunicorn_with_exit_code_0(fresh_database_url):
-    with server_process(fresh_database_url) as server:
+    with server_process(fresh_database_url, extra_env=PRODUCTION) as server:
         code = server.stop()
 
         assert code == 0

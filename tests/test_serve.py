@@ -37,8 +37,13 @@ def stop_leftovers(data_dir: Path) -> None:
     psutil.wait_procs(postgres_processes(data_dir), timeout=10)
 
 
+# As deployed: authentication on; writes use the REGISTRY_ADMIN_TOKEN the helper configures (ADMIN_HEADERS).
+PRODUCTION = {"REGISTRY_AUTH": "enabled"}
+
+
 def embedded_serve(data_dir: Path, **kwargs):
-    return server_process(None, command="serve", extra_env={"REGISTRY_DATA_DIR": str(data_dir)}, **kwargs)
+    return server_process(None, command="serve", extra_env={**PRODUCTION, "REGISTRY_DATA_DIR": str(data_dir)},
+                          **kwargs)
 
 
 @contextmanager
@@ -128,7 +133,8 @@ def empty_database_url(admin_url):
 
 
 def test_serve_with_database_url_migrates_an_empty_database(empty_database_url, tmp_path):
-    with running_server(empty_database_url, command="serve", extra_env={"REGISTRY_DATA_DIR": str(tmp_path)}) as url:
+    env = {**PRODUCTION, "REGISTRY_DATA_DIR": str(tmp_path)}
+    with running_server(empty_database_url, command="serve", extra_env=env) as url:
         response = requests.get(url + "/readyz", headers=CLOSE, timeout=10)
 
     assert response.status_code == 200
@@ -136,7 +142,8 @@ def test_serve_with_database_url_migrates_an_empty_database(empty_database_url, 
 
 def test_serve_with_database_url_starts_no_embedded_postgres(fresh_database_url, tmp_path):
     data_dir = tmp_path / "data"
-    with running_server(fresh_database_url, command="serve", extra_env={"REGISTRY_DATA_DIR": str(data_dir)}) as url:
+    env = {**PRODUCTION, "REGISTRY_DATA_DIR": str(data_dir)}
+    with running_server(fresh_database_url, command="serve", extra_env=env) as url:
         created = requests.post(url + "/api/v1/models", json={"name": "external-db"}, headers=ADMIN_HEADERS, timeout=10)
 
     assert created.status_code == 201

@@ -157,12 +157,14 @@ def test_etag_from_before_a_change_answers_200_with_the_new_answer(seeded):
 
 
 def _call(client, method: str, path: str, body: dict | None = None) -> None:
-    response = client.open(f"{BASE}{path}", method=method, json=body, headers=ADMIN)
+    """A write that must succeed; ``path`` is relative to the model unless it starts with /api/."""
+    url = path if path.startswith("/api/") else f"{BASE}{path}"
+    response = client.open(url, method=method, json=body, headers=ADMIN)
     assert response.status_code in (200, 201, 204), response.get_data(as_text=True)
 
 
-# Changes that can alter some answer of the model: each moves its generation, hence every serving ETag.
-# (Version tags and descriptions are here because the answer carries the version's ``updated_at``.)
+# Every audited change to the model moves its generation (registry/changes.py, fed by audit.record), hence
+# every serving ETag of the model, whether or not that particular answer moved.
 CHANGES = {
     "promote": ("POST", "/versions/2/transition", {"stage": "Production"}),
     "archive-the-production-version": ("POST", "/versions/1/transition", {"stage": "Archived"}),
@@ -175,17 +177,19 @@ CHANGES = {
     "new-version": ("POST", "/versions", {"source": "s3://b/4"}),
     "version-tag-set": ("PUT", "/versions/1/tags/checked", {"value": "yes"}),
     "version-description": ("PATCH", "/versions/1", {"description": "better"}),
-}
-# Changes no answer shows (nor its ``updated_at``): the generation stays, so clients are not woken for them.
-UNRELATED = {
     "model-tag-set": ("PUT", "/tags/team", {"value": "risk"}),
     "model-description": ("PATCH", "", {"description": "churn model"}),
     "comment": ("POST", "/versions/1/comments", {"comment": "looks good"}),
     "transition-request": ("POST", "/versions/2/transition-requests", {"stage": "Staging"}),
+}
+# Writes that change nothing of the model (no audit event), or change something else: its ETag stays.
+UNRELATED = {
     "same-alias-again": ("PUT", "/aliases/champion", {"version": 1}),
     "absent-alias-delete": ("DELETE", "/aliases/nobody", None),
     "same-description-again": ("PATCH", "/versions/1", {"description": ""}),
     "absent-version-tag-delete": ("DELETE", "/versions/1/tags/nothing", None),
+    "another-model-created": ("POST", "/api/v1/models", {"name": "other"}),
+    "registry-wide-grants": ("PUT", "/api/v1/permissions", {"grants": [{"principal": "*", "level": "READ"}]}),
 }
 
 
@@ -217,6 +221,23 @@ def test_an_unchanged_etag_always_comes_with_the_same_body(app, seeded, change, 
     after = seeded.get(url, headers=ADMIN)
     if after.headers["ETag"] == before.headers["ETag"]:
         assert after.status_code == 200 and after.get_data() == before.get_data()
+
+
+def test_etag_stays_after_a_promotion_in_another_model(app, seeded):
+    _call(seeded, "POST", "/api/v1/models", {"name": "other"})
+    _call(seeded, "POST", "/api/v1/models/other/versions", {"source": "s3://o/1"})
+    before = etag_of(seeded, PRODUCTION)
+    _call(seeded, "POST", "/api/v1/models/other/versions/1/transition", {"stage": "Production"})
+    forget_cached_answers(app)
+    assert_not_modified(conditional(seeded, PRODUCTION, before), before)
+
+
+def test_etag_changes_after_a_version_tag_is_deleted(seeded):
+    _call(seeded, "PUT", "/versions/1/tags/checked", {"value": "yes"})
+    before = etag_of(seeded, PRODUCTION)
+    _call(seeded, "DELETE", "/versions/1/tags/checked")
+    response = ok(conditional(seeded, PRODUCTION, before))
+    assert response.headers["ETag"] != before
 
 
 def test_rename_moves_the_answer_to_the_new_name_with_a_new_etag(seeded):
@@ -469,6 +490,19 @@ def test_long_poll_on_an_empty_stage_wakes_when_a_version_enters_it(live):
     assert_woken_with(poll.answer(), 3, before)
 
 
+def test_long_poll_is_not_woken_by_a_change_to_another_model(live):
+    client = live.client()
+    ok(client.post("/api/v1/models", json={"name": "other"}, headers=ADMIN), 201)
+    ok(client.post("/api/v1/models/other/versions", json={"source": "s3://o/1"}, headers=ADMIN), 201)
+    before = etag_of(client, PRODUCTION)
+    poll = live.long_poll(PRODUCTION, before, wait="2")
+    live.wait_until_waiting()
+    ok(client.post("/api/v1/models/other/versions/1/transition", json={"stage": "Production"}, headers=ADMIN))
+    response = poll.answer()
+    assert_not_modified(response, before)
+    assert response.headers["X-Registry-Waited"] == "yes"
+
+
 def test_long_poll_answers_404_when_the_model_is_deleted_while_waiting(live):
     client = live.client()
     poll = live.long_poll(PRODUCTION, etag_of(client, PRODUCTION))
@@ -577,9 +611,9 @@ def test_long_poll_is_woken_by_a_commit_in_another_process(live, other_process):
 
 def test_cached_answer_is_dropped_when_another_process_commits_a_change(live, other_process):
     client = live.client()
-    before = etag_of(client, PRODUCTION)
+    etag_of(client, PRODUCTION)  # starts this process's listener
     listener_is(live, True)
-    assert_not_modified(conditional(client, PRODUCTION, before), before)  # now served from the cache
+    before = etag_of(client, PRODUCTION)  # read while listening: cached
     poll = live.long_poll(PRODUCTION, before)
     live.wait_until_waiting()
     promote(other_process.client(), 2)
@@ -613,3 +647,22 @@ def test_waiter_is_woken_by_a_change_made_while_its_listener_was_reconnecting(li
             cursor.execute(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
     listener_is(live, True)
     assert_woken_with(poll.answer(), 2, before)
+
+
+def test_client_holding_a_newer_etag_than_the_cached_answer_is_not_sent_back_in_time(live, other_process,
+                                                                                     monkeypatch):
+    """A client served by another process after a change must not get this process's older cached answer
+    while the change's notification is still on its way here."""
+    client = live.client()
+    etag_of(client, PRODUCTION)  # starts this process's listener
+    listener_is(live, True)
+    before = etag_of(client, PRODUCTION)  # read while listening: cached
+    held: list = []
+    monkeypatch.setattr(hub_for(live.app), "dispatch", held.append)  # notifications stay "in flight"
+    promote(other_process.client(), 2)
+    newer = etag_of(other_process.client(), PRODUCTION)
+    assert etag_of(client, PRODUCTION) == before  # this process has not heard of the change yet
+    assert_not_modified(conditional(client, PRODUCTION, newer), newer)
+    waited = conditional(client, PRODUCTION, newer, wait="0.3")
+    assert_not_modified(waited, newer)
+    assert waited.headers["X-Registry-Waited"] == "yes"

@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -23,6 +24,7 @@ bp = Blueprint("native_serving", __name__, url_prefix="/api/v1")
 
 MAX_WAIT_SECONDS = 60
 _STATE_KEY = "registry_serving"
+_SERVING_ETAG = re.compile(r'^(?:W/)?"(\d{1,19})\.(\d{1,19})"$')
 
 
 class ServingArgs(StrictSchema):
@@ -51,7 +53,18 @@ def _client_etags() -> set[str]:
 
 
 def _matches(answer: serving.Answer, etags: set[str]) -> bool:
-    return "*" in etags or answer.etag in etags or f"W/{answer.etag}" in etags
+    # "*" matches any current representation; an empty stage or an unset alias has none (RFC 9110 13.1.2).
+    return ("*" in etags and answer.version is not None) or answer.etag in etags or f"W/{answer.etag}" in etags
+
+
+def _behind(answer: serving.Answer, etags: set[str]) -> bool:
+    """The client holds a newer generation of this model than our answer: another process served it after a
+    change whose notification has not reached this one yet. Read the database rather than send it back in time."""
+    for tag in etags:
+        match = _SERVING_ETAG.match(tag)
+        if match and int(match.group(1)) == answer.model_id and int(match.group(2)) > answer.generation:
+            return True
+    return False
 
 
 def _body(answer: serving.Answer) -> dict:
@@ -75,8 +88,11 @@ def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
     wait = args(ServingArgs()).get("wait")
     state = _state()
     actor = current_actor()
+    resets = state.hub.resets  # before reading: a listener (re)connect after it means "read again"
     answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias)
     etags = _client_etags()
+    if _behind(answer, etags):
+        answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias, fresh=True)
     waited = "no"
     if wait and _matches(answer, etags):
         if state.waiters.acquire(blocking=False):
@@ -85,8 +101,9 @@ def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
                 deadline = time.monotonic() + wait
                 while _matches(answer, etags):
                     remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not state.hub.wait(answer.model_id, answer.generation, remaining):
+                    if remaining <= 0 or not state.hub.wait(answer.model_id, answer.generation, remaining, resets):
                         break
+                    resets = state.hub.resets
                     answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias)
             finally:
                 state.waiters.release()

@@ -160,8 +160,10 @@ def _read_level(principal: str, model_id: int) -> int:
 
 
 def resolve(cache: ServingCache, actor: Actor, model_name: str, *, stage: str | None = None,
-            alias: str | None = None) -> Answer:
-    """The current answer for a stage or an alias (exactly one of them), checking READ permission."""
+            alias: str | None = None, fresh: bool = False) -> Answer:
+    """The current answer for a stage or an alias (exactly one of them), checking READ permission.
+
+    ``fresh``: read from the database even if an answer is cached (the caller knows of a newer generation)."""
     name = names.model_name(model_name)
     if stage is not None:
         kind, selector = "stage", parse_stage(stage).value
@@ -170,7 +172,7 @@ def resolve(cache: ServingCache, actor: Actor, model_name: str, *, stage: str | 
     else:
         kind, selector = "alias", alias
     key = (kind, name, selector)
-    answer = cache.answer(key)
+    answer = None if fresh else cache.answer(key)
     if answer is None:
         answer = _read(kind, name, selector)
         if answer is None:

@@ -114,3 +114,37 @@ class CpuMeter:
             "machine_busy_cpu_s": round(machine, 3),
             "machine_cores": psutil.cpu_count(),
         }
+
+
+def tree_memory(root_pid: int) -> list[dict]:
+    """RSS, PSS and USS (bytes) of every process of a server's tree, root first.
+
+    RSS counts pages shared between a preloading master and its forked workers once per process, so the RSS
+    sum overstates what the service costs; PSS splits shared pages between their users (sums to the real
+    footprint) and USS is what each process alone holds.
+    """
+    try:
+        root = psutil.Process(root_pid)
+        processes = [root] + root.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for process in processes:
+        try:
+            info = process.memory_full_info()
+            found.append({"pid": process.pid, "ppid": process.ppid(), "cmdline": " ".join(process.cmdline())[:160],
+                          "rss": info.rss, "pss": getattr(info, "pss", None), "uss": getattr(info, "uss", None)})
+        except psutil.Error:
+            pass
+    return found
+
+
+def postmaster_for(db_url: str) -> psutil.Process | None:
+    """The local postmaster serving ``db_url`` (the parent of our own backend), or None if not local."""
+    from contextlib import closing
+
+    import psycopg2
+
+    with closing(psycopg2.connect(db_url, connect_timeout=10)) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return find_postmaster(cursor.fetchone()[0])

@@ -15,7 +15,10 @@ import requests
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
 REGISTRY_BIN = REPO / ".venv" / "bin" / "registry"
+MLFLOW_BIN = REPO / ".venv" / "bin" / "mlflow"
+PYTHON_BIN = REPO / ".venv" / "bin" / "python"
 # The server runs with authentication on; REGISTRY_ADMIN_TOKEN (>= 20 characters) makes this an admin's token.
 ADMIN_TOKEN = "reg_perf-benchmark-admin-token"
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -88,6 +91,11 @@ class Service:
         return REPO
 
     def start(self, ready_timeout: float) -> None:
+        self.launch()
+        self.wait_ready(ready_timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (several servers can then start side by side)."""
         command = self.command()
         if not Path(command[0]).exists():
             raise PerfError(f"{command[0]} not found: create the venv and `pip install -e '.[test]'` first")
@@ -98,9 +106,8 @@ class Service:
                                             stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.cwd())
         finally:
             log.close()
-        self._wait_ready(ready_timeout)
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last = "no answer yet"
         while time.monotonic() < deadline:
@@ -186,3 +193,51 @@ def seed(base_url: str, models: list[str], versions_per_model: int) -> None:
 def _expect(answer: requests.Response, status: int, what: str) -> None:
     if answer.status_code != status:
         raise PerfError(f"seeding failed to {what}: HTTP {answer.status_code} {answer.text[:300]}")
+
+
+class MlflowServer(Service):
+    """A stock `mlflow server` with its default settings (4 uvicorn workers, access log on) on its own database.
+
+    Only telemetry is switched off (it sends usage data over the network; turning it off can only make MLflow
+    faster). The working directory is a scratch directory: the default artifact proxy writes ./mlartifacts.
+    """
+
+    label = "mlflow server"
+    ready_path = "/health"
+
+    def __init__(self, sqlalchemy_url: str, port: int, log_path: Path, workdir: Path):
+        super().__init__(port, log_path)
+        self.sqlalchemy_url, self.workdir = sqlalchemy_url, workdir
+
+    def command(self) -> list[str]:
+        return [str(MLFLOW_BIN), "server", "--backend-store-uri", self.sqlalchemy_url,
+                "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+
+    def cwd(self) -> Path:
+        return self.workdir
+
+
+class HelloServer(Service):
+    """A hello-world Flask app under deploy/gunicorn.conf.py's settings (see hello_gunicorn_conf.py)."""
+
+    label = "hello-world gunicorn"
+    ready_path = "/"
+
+    def __init__(self, port: int, workers: int, log_path: Path):
+        super().__init__(port, log_path)
+        self.workers = workers
+
+    def command(self) -> list[str]:
+        return [str(PYTHON_BIN), "-m", "gunicorn", "--config", str(HERE / "hello_gunicorn_conf.py"),
+                "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers), "hello_app:app"]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("REGISTRY_LOG_LEVEL", "WARNING")  # the same log level as our server gets here
+        return env
+
+    def cwd(self) -> Path:
+        return HERE  # `python -m gunicorn` puts the working directory on sys.path: hello_app is found here

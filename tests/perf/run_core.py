@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,9 +25,12 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this script
 
+from _checks import check_versions  # noqa: E402
 from _cpu import CpuMeter, find_postmaster  # noqa: E402
-from _server import (ADMIN_TOKEN, REPO, PerfError, RegistryServer, database_url, drop_database,  # noqa: E402
-                     free_port, recreate_database, safe_database_name, seed)
+from _server import (ADMIN_TOKEN, PerfError, RegistryServer, database_url, drop_database, free_port,  # noqa: E402
+                     recreate_database, safe_database_name, seed)
+import _report  # noqa: E402
+from _report import CPU_LEGEND, fmt, git_describe, table, wrk_threads  # noqa: E402
 from _wrk import run_wrk, wrk_binary, wrk_version  # noqa: E402
 
 SCENARIOS = {
@@ -74,62 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def wrk_threads(connections: int) -> int:
-    return 1 if connections == 1 else 2  # one wrk thread per core on a 2-core box; more only adds contention
-
-
-def git_describe() -> dict:
-    def git(*cmd: str) -> str:
-        try:
-            return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
-def check_versions(db_url: str, models: list[str]) -> dict:
-    """Per model, versions must be exactly 1..N (no gap, no duplicate) and last_version must equal N."""
-    with closing(psycopg2.connect(db_url, connect_timeout=10)) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            """SELECT m.name, m.last_version, count(v.id), count(DISTINCT v.version),
-                      coalesce(min(v.version), 0), coalesce(max(v.version), 0)
-               FROM registered_models m LEFT JOIN model_versions v ON v.model_id = m.id
-               WHERE m.name = ANY(%s) GROUP BY m.id, m.name, m.last_version ORDER BY m.name""",
-            (models,),
-        )
-        rows = cursor.fetchall()
-    per_model = []
-    for name, last_version, count, distinct, low, high in rows:
-        ok = count == distinct == high == last_version and (count == 0 or low == 1)
-        per_model.append({"model": name, "versions": count, "distinct": distinct, "min": low, "max": high,
-                          "last_version": last_version, "ok": ok})
-    found = {row["model"] for row in per_model}
-    return {"ok": found == set(models) and all(r["ok"] for r in per_model), "per_model": per_model,
-            "total_versions": sum(r["versions"] for r in per_model)}
-
-
 def summarise(name: str, connections: int, wrk: dict, cpu: dict) -> dict:
-    statuses = {int(k): v for k, v in wrk["statuses"].items()}
-    non_2xx = sum(v for k, v in statuses.items() if not 200 <= k < 300)
-    e = wrk["errors"]
-    socket_errors = e["connect"] + e["read"] + e["write"] + e["timeout"]
-    seconds = wrk["duration_us"] / 1e6
-    wall = cpu["wall_s"] or seconds
-
-    def cores(value):
-        return None if value is None else round(value / wall, 2)
-
-    return {
-        "scenario": name, "endpoint": SCENARIOS[name][0], "concurrency": connections,
-        "wrk_threads": wrk_threads(connections), "duration_s": round(seconds, 3),
-        "requests": wrk["requests"], "errors": non_2xx + socket_errors, "non_2xx": non_2xx,
-        "socket_errors": {k: e[k] for k in ("connect", "read", "write", "timeout")}, "statuses": statuses,
-        "req_per_s": round(wrk["requests"] / seconds, 1) if seconds else 0.0,
-        "latency_ms": {k: round(v / 1000, 3) for k, v in wrk["latency_us"].items()},
-        "cpu": {**cpu, "client_cpu_s": wrk["client_cpu_s"],
-                "server_cores": cores(cpu["server_cpu_s"]), "postgres_cores": cores(cpu["postgres_cpu_s"]),
-                "client_cores": cores(wrk["client_cpu_s"]), "machine_busy_cores": cores(cpu["machine_busy_cpu_s"])},
-    }
+    return {"scenario": name, "endpoint": SCENARIOS[name][0], "concurrency": connections,
+            "wrk_threads": wrk_threads(connections), **_report.summarise(wrk, cpu)}
 
 
 def print_table(results: list[dict]) -> None:
@@ -138,21 +87,12 @@ def print_table(results: list[dict]) -> None:
     rows = []
     for r in results:
         c = r["cpu"]
-        fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
         rows.append([r["scenario"], str(r["concurrency"]), str(r["requests"]), str(r["errors"]),
                      f"{r['req_per_s']:.1f}", f"{r['latency_ms']['p50']:.2f}", f"{r['latency_ms']['p99']:.2f}",
                      fmt(c["server_cores"]), fmt(c["postgres_cores"]), fmt(c["client_cores"]),
                      f"{fmt(c['machine_busy_cores'])}/{c['machine_cores']}"])
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for row in rows:
-        print(line(row))
-    print("cpu columns are cores busy on average during the measurement (cpu seconds / wall seconds): server ="
-          " registry serve + gunicorn master + workers; pg = backends of the benchmark database (lower bound);"
-          " wrk = load generator; machine = all processes on the host.")
+    print(table(header, rows))
+    print(CPU_LEGEND)
 
 
 def describe_check(check: dict, accepted: int, slack: int) -> list[str]:
@@ -202,8 +142,8 @@ def run(args: argparse.Namespace) -> int:
                 runs = [("warmup", args.warmup)] if args.warmup > 0 else []
                 for phase, seconds in runs + [("measure", args.duration)]:
                     tag = f"{name}-c{connections}-{phase}-{int(time.time())}"
-                    script_args = ([",".join(models), str(args.versions_per_model), ADMIN_TOKEN] if name == "get_version"
-                                   else [",".join(models), tag, ADMIN_TOKEN])
+                    script_args = [",".join(models), str(args.versions_per_model) if name == "get_version" else tag,
+                                   ADMIN_TOKEN]
                     if phase == "measure":
                         meter.start()
                     try:

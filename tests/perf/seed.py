@@ -34,9 +34,9 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this script
 
-from _server import REGISTRY_BIN, REPO, PerfError, database_url, recreate_database, safe_database_name  # noqa: E402
+from _server import (MLFLOW_BIN, REGISTRY_BIN, REPO, PerfError, database_url, recreate_database,  # noqa: E402
+                     safe_database_name)
 
-MLFLOW_BIN = REPO / ".venv" / "bin" / "mlflow"
 SEED_ACTOR = "perf-seed"
 ALIAS = "champion"
 
