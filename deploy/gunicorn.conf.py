@@ -27,10 +27,6 @@ accesslog = os.environ.get("REGISTRY_ACCESS_LOG", None)
 errorlog = "-"
 loglevel = os.environ.get("REGISTRY_LOG_LEVEL", "info").lower()
 proc_name = "registry"
-# gunicorn >= 25 opens a control socket at one fixed per-user path ($HOME/.gunicorn/gunicorn.ctl): two
-# instances on a host (tests, side-by-side services) would take it from each other, and a read-only or
-# missing home in a container only produces a warning. Nothing here uses gunicornc, so it stays off.
-control_socket_disable = True
 # gunicorn >= 24 opens a runtime control socket at one fixed per-user path; several registry servers on one
 # host (tests, blue/green) would fight over it, and we do not use it.
 control_socket_disable = True

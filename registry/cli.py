@@ -56,13 +56,20 @@ def serve(host: str, port: int, workers: int) -> None:
     Without DATABASE_URL an embedded PostgreSQL is started under REGISTRY_DATA_DIR and stopped on exit.
     """
     process: subprocess.Popen | None = None
+    pending: list[int] = []
 
     def on_signal(signum, _frame):
-        # Before gunicorn runs, unwind so the ExitStack stops the embedded PostgreSQL (the default SIGTERM
-        # action would kill us and leave it running); afterwards gunicorn shuts down and its code is ours.
-        if process is None:
-            sys.exit(128 + signum)
-        process.send_signal(signum)
+        # Once gunicorn runs it shuts down gracefully and its exit code becomes ours. Before that, the
+        # current step (starting PostgreSQL, migrating) finishes first, so whatever it started is registered
+        # in the ExitStack and stopped; the default action would kill us and leave PostgreSQL running.
+        if process is not None:
+            process.send_signal(signum)
+        else:
+            pending.append(signum)
+
+    def stop_if_asked() -> None:
+        if pending:
+            sys.exit(128 + pending[0])
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
@@ -74,7 +81,9 @@ def serve(host: str, port: int, workers: int) -> None:
             data_dir = Settings.from_env().data_dir
             os.environ["DATABASE_URL"] = stack.enter_context(running(data_dir))
             click.echo(f"registry: embedded PostgreSQL under {data_dir}", err=True)
+        stop_if_asked()
         _upgrade_database()
+        stop_if_asked()
         command = [
             sys.executable, "-m", "gunicorn",
             "--config", str(GUNICORN_CONFIG),
@@ -83,8 +92,11 @@ def serve(host: str, port: int, workers: int) -> None:
             "registry.wsgi:app",
         ]
         process = subprocess.Popen(command, env=os.environ.copy())
+        if pending:  # a signal that arrived between the last check and Popen
+            process.send_signal(pending[0])
         code = process.wait()
-    sys.exit(code)
+    # A gunicorn killed by a signal reports -N; exit like a shell would (128 + N).
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 def _upgrade_database() -> None:

@@ -16,7 +16,7 @@ PRODUCTION = {"REGISTRY_AUTH": "enabled"}
 
 @pytest.fixture(scope="module")
 def migrated_server(admin_url, template_database):
-    """One gunicorn for the read-only checks, on its own migrated database."""
+    """One gunicorn shared by the checks that do not stop it, on its own migrated database."""
     name = pg.create_database(admin_url, template=template_database)
     try:
         with running_server(pg.with_database(admin_url, name), extra_env=PRODUCTION) as url:

@@ -112,6 +112,17 @@ def test_sigterm_stops_serve_and_its_embedded_postgres(data_dir):
     assert not (data_dir / "pgdata" / "postmaster.pid").exists()
 
 
+def test_sigterm_during_start_up_leaves_no_postgres_running(data_dir):
+    # Signal while PostgreSQL is starting or the migrations run; wherever it lands, nothing may be left.
+    with embedded_serve(data_dir, wait_for=None) as server:
+        while not postgres_processes(data_dir) and server.process.poll() is None:
+            time.sleep(0.02)
+        server.stop()
+
+    assert postgres_processes(data_dir) == []
+    assert not (data_dir / "pgdata" / "postmaster.pid").exists()
+
+
 def test_models_survive_a_restart_on_the_same_data_dir(data_dir):
     with embedded_serve(data_dir) as server:
         created = requests.post(server.url + "/api/v1/models", json={"name": "persistent"}, headers=ADMIN_HEADERS,

@@ -402,7 +402,8 @@ class Poll:
 
 
 def make_live(database_url: str, **settings) -> Live:
-    app = create_app({"database_url": database_url, "auth_enabled": False, **settings})
+    # A small pool: the test PostgreSQL is shared, and waiters hold no connection while they wait.
+    app = create_app({"database_url": database_url, "auth_enabled": False, "pool_size": 4, **settings})
     app.config["TESTING"] = True
     return Live(app, database_url)
 

@@ -18,7 +18,8 @@ import requests
 
 from tests.server import ADMIN_HEADERS, running_server
 
-AUTH = {"REGISTRY_AUTH": "enabled"}
+# Small pools: the test PostgreSQL is shared with other test runs, and waiters hold no connection anyway.
+AUTH = {"REGISTRY_AUTH": "enabled", "REGISTRY_DB_POOL_SIZE": "4"}
 MODEL = "fraud"
 PRODUCTION = f"/api/v1/models/{MODEL}/stages/Production"
 CHAMPION = f"/api/v1/models/{MODEL}/aliases/champion"

@@ -9,6 +9,7 @@ from .authn import current_actor
 from .mlflow import bp, ok
 from .mlflow_search import model_conditions, model_order
 from .mlflow_wire import page_size, params
+from .serving_state import cached
 
 MAX_MODELS_PAGE = 1000  # MLflow's limit for search-registered-models
 DEFAULT_MODELS_PAGE = 100
@@ -35,8 +36,9 @@ def create_model():
 
 @bp.get("/registered-models/get")
 def get_model():
-    p = params()
-    return ok({"registered_model": _summary_json(svc.get_model_summary(current_actor(), p.required("name")))})
+    name = params().required("name")
+    summary = cached(name, "summary", lambda: svc.get_model_summary(current_actor(), name))
+    return ok({"registered_model": _summary_json(summary)})
 
 
 @bp.post("/registered-models/rename")
@@ -90,7 +92,8 @@ def list_models():
 @bp.route("/registered-models/get-latest-versions", methods=["POST", "GET"])
 def get_latest_versions():
     p = params()
-    records = stages.latest_versions(current_actor(), p.required("name"), p.strings("stages"))
+    name, wanted = p.required("name"), p.strings("stages")
+    records = cached(name, f"latest:{wanted!r}", lambda: stages.latest_versions(current_actor(), name, wanted))
     return ok({"model_versions": [model_version_json(v) for v in records]} if records else {})
 
 
@@ -126,7 +129,8 @@ def delete_alias():
 def get_version_by_alias():
     p = params()
     try:
-        record = aliases.get_version_by_alias(current_actor(), p.required("name"), p.required("alias"))
+        name, alias = p.required("name"), p.required("alias")
+        record = cached(name, f"alias:{alias}", lambda: aliases.get_version_by_alias(current_actor(), name, alias))
     except NotFound as error:
         # MLflow answers an unknown alias (of an existing model) with 400 INVALID_PARAMETER_VALUE.
         if "alias" in error.details:

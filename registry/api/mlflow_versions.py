@@ -8,6 +8,7 @@ from .authn import current_actor
 from .mlflow import bp, ok
 from .mlflow_search import version_conditions, version_order
 from .mlflow_wire import page_size, params
+from .serving_state import cached
 
 # MLflow accepts up to 200,000 versions a page. Its REST default when max_results is omitted is that
 # maximum too; we default to the client's own default (10,000) so a bare curl stays a sane size.
@@ -33,7 +34,8 @@ def create_version():
 @bp.get("/model-versions/get")
 def get_version():
     p = params()
-    return _version(svc.get_version(current_actor(), p.required("name"), p.required("version")))
+    name, version = p.required("name"), p.required("version")
+    return _version(cached(name, f"version:{version}", lambda: svc.get_version(current_actor(), name, version)))
 
 
 @bp.patch("/model-versions/update")

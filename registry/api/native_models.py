@@ -7,6 +7,7 @@ from .. import names
 from ..schemas import native as wire
 from ..services import models as svc
 from .http import args, body, current_actor, expected_revision, with_etag
+from .serving_state import cached
 
 bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
 
@@ -37,7 +38,7 @@ def list_models():
 
 @bp.get("/models/<name>")
 def get_model(name: str):
-    record = svc.get_model(current_actor(), name)
+    record = cached(name, "model", lambda: svc.get_model(current_actor(), name))
     return with_etag(jsonify(wire.model_json(record)), record.revision)
 
 

@@ -9,42 +9,24 @@
 from __future__ import annotations
 
 import re
-import threading
 import time
 
-from flask import Blueprint, current_app, jsonify, make_response, request
+from flask import Blueprint, jsonify, make_response, request
 from marshmallow import fields, validate
 
-from ..changes import hub_for
 from ..schemas.native import StrictSchema, error_json, millis
 from ..services import serving
 from .http import args, current_actor
+from .serving_state import serving_state as _state
 
 bp = Blueprint("native_serving", __name__, url_prefix="/api/v1")
 
 MAX_WAIT_SECONDS = 60
-_STATE_KEY = "registry_serving"
 _SERVING_ETAG = re.compile(r'^(?:W/)?"(\d{1,19})\.(\d{1,19})"$')
 
 
 class ServingArgs(StrictSchema):
     wait = fields.Float(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS))
-
-
-class _State:
-    def __init__(self, app) -> None:
-        self.hub = hub_for(app)
-        self.cache = serving.ServingCache(self.hub)
-        self.waiters = threading.BoundedSemaphore(max(1, app.config["REGISTRY_SETTINGS"].max_waiters))
-
-
-def _state() -> _State:
-    app = current_app._get_current_object()
-    state = app.extensions.get(_STATE_KEY)
-    if state is None:
-        state = app.extensions.setdefault(_STATE_KEY, _State(app))
-    state.hub.ensure_listening()
-    return state
 
 
 def _client_etags() -> set[str]:
@@ -54,7 +36,7 @@ def _client_etags() -> set[str]:
 
 def _matches(answer: serving.Answer, etags: set[str]) -> bool:
     # "*" matches any current representation; an empty stage or an unset alias has none (RFC 9110 13.1.2).
-    return ("*" in etags and answer.version is not None) or answer.etag in etags or f"W/{answer.etag}" in etags
+    return ("*" in etags and answer.payload is not None) or answer.etag in etags or f"W/{answer.etag}" in etags
 
 
 def _behind(answer: serving.Answer, etags: set[str]) -> bool:
@@ -68,7 +50,7 @@ def _behind(answer: serving.Answer, etags: set[str]) -> bool:
 
 
 def _body(answer: serving.Answer) -> dict:
-    v = answer.version
+    v = answer.payload
     return {
         "model": answer.model_name,
         "version": v["version"],
@@ -111,7 +93,7 @@ def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
             waited = "busy"  # every waiting slot is taken: answer now rather than starve other requests
     if _matches(answer, etags):
         response = make_response("", 304)
-    elif answer.version is None:
+    elif answer.payload is None:
         error = serving.not_found_message(answer, stage=stage, alias=alias)
         response = make_response(jsonify(error_json(error.code, error.message, error.details)), 404)
     else:

@@ -9,6 +9,7 @@ from ..services import aliases, stages
 from ..services.models import get_model
 from ..services import versions as svc
 from .http import args, body, current_actor, expected_revision, with_etag
+from .serving_state import cached
 
 bp = Blueprint("native_versions", __name__, url_prefix="/api/v1")
 
@@ -52,7 +53,7 @@ def search_versions():
 
 @bp.get("/models/<name>/versions/<version>")
 def get_version(name: str, version: str):
-    return _version(svc.get_version(current_actor(), name, version))
+    return _version(cached(name, f"version:{version}", lambda: svc.get_version(current_actor(), name, version)))
 
 
 @bp.patch("/models/<name>/versions/<version>")

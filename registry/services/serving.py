@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import text
 
@@ -54,6 +54,8 @@ LEFT JOIN LATERAL (
 WHERE m.name = :name
 """)
 
+_HEAD = text("SELECT id, generation FROM registered_models WHERE name = :name")
+
 _LEVEL = text("""
 SELECT max(level) FROM permission_grants
 WHERE principal IN (:principal, '*') AND (model_id IS NULL OR model_id = :model_id)
@@ -65,7 +67,9 @@ class Answer:
     model_id: int
     model_name: str
     generation: int
-    version: dict[str, Any] | None  # None: the model exists but nothing is in that stage / behind that alias
+    # A stage/alias answer: the version's fields, or None when nothing is in that stage / behind that alias.
+    # A cached read (``cached_read``): whatever the use case returned.
+    payload: Any
 
     @property
     def etag(self) -> str:
@@ -181,6 +185,33 @@ def resolve(cache: ServingCache, actor: Actor, model_name: str, *, stage: str | 
     if _level(cache, actor, answer.model_id) < Permission.READ:
         raise model_not_found(name)
     return answer
+
+
+@read_only
+def _read_head(name: str):
+    return session().execute(_HEAD, {"name": name}).first()
+
+
+def cached_read(cache: ServingCache, actor: Actor, model_name: str, operation: str, load: Callable[[], Any]) -> Any:
+    """Any read of one model's data, served from the per-process cache when it is current.
+
+    ``load()`` is the ordinary use case (it checks permissions itself). On a miss, the model's generation is
+    read *before* ``load()`` runs and labels the result: if the model changes in between, the label is older
+    than the change, so the cache either refuses the entry or drops it when the change is announced; a stale
+    result can never outlive the notification. Results must be immutable (the services return frozen records).
+    """
+    name = names.model_name(model_name)
+    key = ("read", name, operation)
+    hit = cache.answer(key)
+    if hit is not None:
+        if _level(cache, actor, hit.model_id) < Permission.READ:
+            raise model_not_found(name)
+        return hit.payload
+    head = _read_head(name) if cache.hub.healthy else None
+    result = load()
+    if head is not None:
+        cache.store(key, Answer(head.id, name, head.generation, result))
+    return result
 
 
 def not_found_message(answer: Answer, *, stage: str | None = None, alias: str | None = None) -> NotFound:

@@ -16,8 +16,19 @@ from contextlib import closing
 
 import psycopg2
 
-_SEQ_SCAN = re.compile(r"Seq Scan on (\w+)")
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
+
+
+def seq_scans(node: dict) -> list[dict]:
+    """Every sequential scan of a JSON plan with the rows it read (returned + filtered out, all loops)."""
+    found = []
+    if node.get("Node Type") == "Seq Scan":
+        loops = node.get("Actual Loops", 1)
+        rows = (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * loops
+        found.append({"table": node.get("Relation Name"), "rows_read": int(rows)})
+    for child in node.get("Plans", []):
+        found += seq_scans(child)
+    return found
 
 
 def explain_requests(db_url: str, token: str, paths: list[str]) -> list[dict]:
@@ -57,9 +68,11 @@ def explain_requests(db_url: str, token: str, paths: list[str]) -> list[dict]:
                         continue
                     cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
                     plan = "\n".join(row[0] for row in cursor.fetchall())
+                    cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+                    tree = cursor.fetchone()[0][0]["Plan"]
                     connection.rollback()
                     execution = _EXECUTION.search(plan)
-                    statements.append({"sql": sql, "plan": plan, "seq_scans": _SEQ_SCAN.findall(plan),
+                    statements.append({"sql": sql, "plan": plan, "seq_scans": seq_scans(tree),
                                        "execution_ms": float(execution.group(1)) if execution else None})
                 results.append({"path": path, "status": answer.status_code, "statements": statements})
     finally:

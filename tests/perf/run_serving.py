@@ -44,8 +44,8 @@ from _wrk import run_wrk, wrk_binary, wrk_version  # noqa: E402
 HOT_MODELS = 4        # create_version spreads over models 1..4
 PROMOTE_MODEL = 5     # promote hammers model 5
 READER = "perf-reader"
-QUICK = {"models": 2000, "small_models": 100, "duration": 2, "warmup": 1, "rounds": 1}
-FULL = {"models": 10_000, "small_models": 100, "duration": 10, "warmup": 2, "rounds": 2}
+QUICK = {"models": 2000, "small_models": 100, "duration": 2, "warmup": 1, "rounds": 1, "server_warmup": 1}
+FULL = {"models": 10_000, "small_models": 100, "duration": 10, "warmup": 2, "rounds": 2, "server_warmup": 3}
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, help=f"seconds measured per run (default {FULL['duration']})")
     p.add_argument("--warmup", type=int, help=f"seconds of unmeasured load before each run, 0 for none"
                    f" (default {FULL['warmup']})")
+    p.add_argument("--server-warmup", type=int, help=f"seconds of load per read endpoint on every server once they"
+                   f" are up: first requests are slow (lazy imports, pools, caches) (default {FULL['server_warmup']})")
     p.add_argument("--rounds", type=int, help=f"times each target runs per scenario and concurrency, interleaved"
                    f" A,B,A,B (default {FULL['rounds']}); tables show the median over rounds")
     p.add_argument("--concurrency", default="1,8,32", help="comma-separated wrk connection counts")
@@ -201,55 +203,56 @@ def make_reader(base_url: str) -> str:
         return answer.json()["token"]
 
 
-def explain(running: dict[str, Running], tokens: dict[str, str], args) -> dict:
-    """Plans of our SQL for each read endpoint, at both sizes; and MLflow's run_id lookup (hand-written)."""
+def explain(running: dict[str, Running], key: str, token: str, args) -> dict:
+    """Plans of our SQL for each read endpoint; and MLflow's run_id lookup on the same data (hand-written)."""
     i, v = PROMOTE_MODEL + 2, max(1, args.versions // 2)
     name = seed.model_name(i)
     paths = [f"/api/v1/versions?run_id={seed.run_id(i, v)}", f"/api/v1/models?name_prefix={name[:12]}",
              f"/api/v1/models/{name}/versions/{v}", f"/api/v1/models/{name}/stages/Production",
              f"/api/v1/models/{name}/aliases/{seed.ALIAS}"]
     found = {}
-    for key in ("ours", "ours_small"):
-        done = subprocess.run([str(PYTHON_BIN), str(HERE / "_explain.py"), running[key].db_url, tokens[key], *paths],
-                              capture_output=True, text=True, timeout=300, cwd=HERE)
-        if done.returncode != 0:
-            found[key] = {"error": done.stderr[-2000:]}
-            continue
-        found[key] = {"versions": running[key].models * args.versions, "requests": json.loads(done.stdout)}
-    for key in ("mlflow", "mlflow_small"):
-        found[key] = {"versions": running[key].models * args.versions, "run_id_plan": _checks.explain_mlflow(
-            running[key].db_url, "SELECT * FROM model_versions WHERE run_id = %s", (seed.run_id(i, v),))}
+    done = subprocess.run([str(PYTHON_BIN), str(HERE / "_explain.py"), running[key].db_url, token, *paths],
+                          capture_output=True, text=True, timeout=300, cwd=HERE)
+    versions = running[key].models * args.versions
+    if done.returncode != 0:
+        found[key] = {"versions": versions, "error": done.stderr[-2000:]}
+    else:
+        found[key] = {"versions": versions, "requests": json.loads(done.stdout)}
+    other = key.replace("ours", "mlflow")
+    if other in running:
+        found[other] = {"versions": versions, "run_id_plan": _checks.explain_mlflow(
+            running[other].db_url, "SELECT * FROM model_versions WHERE run_id = %s", (seed.run_id(i, v),))}
     return found
 
 
-BIG_TABLES = {"registered_models", "model_versions", "model_version_tags", "registered_model_tags",
-              "model_aliases", "audit_events"}
+# A sequential scan that reads this many rows or more is reported; below it the planner rightly prefers
+# reading a few pages to walking an index (small tables, tiny data sets).
+SEQ_SCAN_ROWS = 1000
 
 
-def print_explain(found: dict) -> list[str]:
-    """Print a summary; return the seq scans on big tables found on the large data set."""
+def print_explain(found: dict, key: str) -> list[str]:
+    """Print a summary; return the statements with a sequential scan of SEQ_SCAN_ROWS rows or more."""
     problems = []
-    for key in ("ours_small", "ours"):
-        entry = found.get(key, {})
-        if "error" in entry:
-            print(f"  {key}: explain failed: {entry['error'][-500:]}")
-            continue
-        for request in entry["requests"]:
-            scans = sorted({t for s in request["statements"] for t in s["seq_scans"]})
-            big = sorted(set(scans) & BIG_TABLES)
-            total = sum(s["execution_ms"] or 0 for s in request["statements"])
-            print(f"  {key:<10} {entry['versions']:>7} versions  {request['path'][:70]:<70} HTTP {request['status']}"
-                  f"  {len(request['statements'])} SELECTs, {total:.3f} ms in PostgreSQL, seq scans: "
-                  f"{', '.join(scans) or 'none'}")
-            if big and key == "ours":
-                for statement in request["statements"]:
-                    if set(statement["seq_scans"]) & BIG_TABLES:
-                        problems.append(f"{request['path']}: seq scan on {', '.join(big)}\n{statement['sql']}\n"
-                                        f"{statement['plan']}")
-    for key in ("mlflow_small", "mlflow"):
-        plan = found[key]["run_id_plan"]
-        print(f"  {key:<12} {found[key]['versions']:>7} versions  MLflow's run_id lookup: "
-              f"{plan.splitlines()[0].split('  (')[0].strip()}")
+    entry = found.get(key, {})
+    if "error" in entry:
+        print(f"  {key}: explain failed: {entry['error'][-500:]}")
+        return [f"explain failed on {key}: {entry['error'][-500:]}"] if key == "ours" else []
+    for request in entry["requests"]:
+        scans = [f"{s['table']} ({s['rows_read']} rows)" for st in request["statements"] for s in st["seq_scans"]]
+        total = sum(st["execution_ms"] or 0 for st in request["statements"])
+        print(f"  {key:<10} {entry['versions']:>7} versions  {request['path'][:66]:<66} HTTP {request['status']}"
+              f"  {len(request['statements'])} SELECTs, {total:.3f} ms in PostgreSQL; seq scans: "
+              f"{', '.join(scans) or 'none'}")
+        for statement in request["statements"]:
+            big = [s for s in statement["seq_scans"] if s["rows_read"] >= SEQ_SCAN_ROWS]
+            if big:
+                tables = ", ".join(f"{s['table']} ({s['rows_read']} rows)" for s in big)
+                problems.append(f"{key} {request['path']}: seq scan on {tables}\n{statement['sql']}\n"
+                                f"{statement['plan']}")
+    other = key.replace("ours", "mlflow")
+    if other in found:
+        first = found[other]["run_id_plan"].splitlines()[0].split("  (")[0].strip()
+        print(f"  {other:<10} {found[other]['versions']:>7} versions  MLflow's run_id lookup: {first}")
     return problems
 
 
@@ -270,6 +273,18 @@ def memory(running: Running) -> dict:
             "all_rss_mib": total(processes, "rss"), "all_pss_mib": total(processes, "pss")}
 
 
+def worker_pids(service: Service) -> set[int]:
+    """The gunicorn workers of a server: gunicorn processes whose parent is the gunicorn master."""
+    try:
+        root = psutil.Process(service.process.pid)
+        tree = [root] + root.children(recursive=True)
+        gunicorn = {p.pid: p.ppid() for p in tree if "gunicorn" in " ".join(p.cmdline())}
+    except psutil.Error:
+        return set()
+    masters = {pid for pid, parent in gunicorn.items() if parent not in gunicorn}
+    return {pid for pid, parent in gunicorn.items() if parent in masters}
+
+
 # --- Measuring -----------------------------------------------------------------------------------------------
 
 class Bench:
@@ -284,6 +299,7 @@ class Bench:
         self.run_tag = 0
         self.accepted: dict[str, int] = {}  # server -> 2xx creates seen (plus seeded rows) on the hot models
         self.slack: dict[str, int] = {}     # server -> requests possibly in flight when wrk stopped
+        self.workers_seen: dict[str, set[int]] = {}  # registry server -> gunicorn worker pids seen
 
     def script_args(self, target: Target) -> list[str]:
         server = self.running[target.server]
@@ -306,6 +322,8 @@ class Bench:
         if server.service.process.poll() is not None:
             raise PerfError(f"{server.service.label} exited during {target.kind} c={connections}; log:\n"
                             f"{server.service.log_tail()}")
+        if target.server in self.workers_seen:
+            self.workers_seen[target.server].update(worker_pids(server.service))
         return out, cpu
 
     def after_write(self, scenario: Scenario, target: Target, connections: int, phase: str, out: dict) -> None:
@@ -368,23 +386,52 @@ class Bench:
         print(f"    {target.label:<12} c={connections:<3} {summary['requests']:>7} req {summary['errors']:>6} err"
               f" {summary['req_per_s']:>8.1f} req/s  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  p99 {lat['p99']:.2f} ms"
               f"  server {fmt(summary['cpu']['server_cores'])} wrk {fmt(summary['cpu']['client_cores'])} cores"
-              + (f"  first error: {summary['first_error'][:120]!r}" if summary["errors"] and summary["first_error"]
-                 else ""))
+              + (f"  socket errors {summary['socket_errors']}" if summary["errors"] > summary["non_2xx"] else "")
+              + (f"  first error: {summary['first_error'][:120]!r}" if summary["non_2xx"] else ""))
         if summary["errors"] and target.server.startswith("ours"):
             self.failures.append(f"{scenario.name} {target.label} c={connections}: {summary['errors']} errors"
                                  f" (statuses {summary['statuses']}, socket {summary['socket_errors']},"
                                  f" first: {summary['first_error']})")
         self.after_write(scenario, target, connections, "measure", out)
 
-    def run(self) -> None:
+    def run(self, servers: tuple[str, ...]) -> None:
+        """Every selected scenario's targets on these servers: per concurrency, rounds of A, B, A, B..."""
         for scenario in SCENARIOS:
-            if scenario.name not in self.args.scenarios:
+            targets_ = [t for t in scenario.targets if t.server in servers]
+            if scenario.name not in self.args.scenarios or not targets_:
                 continue
             print(f"\n{scenario.name}: {scenario.what}")
             for connections in self.args.concurrency:
                 for round_no in range(1, self.args.rounds + 1):
-                    for target in scenario.targets:
+                    for target in targets_:
                         self.run_target(scenario, target, connections, round_no)
+
+
+CACHED_KINDS = {"native_stage", "native_alias", "mlflow_latest", "mlflow_alias"}
+
+
+def warm_up(bench: Bench, keys: tuple[str, ...], seconds: int) -> None:
+    """Every read endpoint of every server, unmeasured; answers are not checked here (the scenarios do).
+
+    Our serving answers are cached per worker: those endpoints run until each model has been asked about
+    about three times (so every worker has most of them), within a minute, so that the measurements that
+    follow see the steady state of a serving fleet that asks the same questions again and again.
+    """
+    kinds = {"ours": ["native_stage", "native_alias", "native_version", "native_run_id", "native_prefix",
+                      "mlflow_latest", "mlflow_alias"],
+             "mlflow": ["mlflow_latest", "mlflow_alias", "mlflow_version", "mlflow_run_id", "mlflow_prefix"]}
+    for key in keys:
+        family = "hello" if key == "hello" else ("mlflow" if key.startswith("mlflow") else "ours")
+        for kind in kinds.get(family, ["hello"]):
+            target = Target(key, key, kind, None if family != "ours" else "read",
+                            per_version=kind.endswith(("version", "run_id")))
+            wanted = 3 * bench.running[key].models if family == "ours" and kind in CACHED_KINDS else 0
+            done, started = 0, time.monotonic()
+            while True:
+                out, _ = bench.wrk_run(target, 16, seconds, None)
+                done += out["requests"]
+                if done >= wanted or time.monotonic() - started > 60:
+                    break
 
 
 # --- Reporting -----------------------------------------------------------------------------------------------
@@ -499,6 +546,9 @@ def targets(agg: dict, checks: list[dict], mem: dict, top: int) -> list[dict]:
 
 # --- Orchestration -------------------------------------------------------------------------------------------
 
+PHASES = (("large", ("ours", "mlflow", "hello")), ("small", ("ours_small", "mlflow_small")))
+
+
 def run(args: argparse.Namespace) -> int:
     wrk = wrk_binary()
     names = {"ours": f"registry_{args.db_prefix}", "mlflow": f"mlflow_{args.db_prefix}",
@@ -508,61 +558,60 @@ def run(args: argparse.Namespace) -> int:
         "started_at": datetime.now(timezone.utc).isoformat(), "git": git_describe(),
         "host": {"cpus": psutil.cpu_count(), "load_avg_at_start": os.getloadavg(), "platform": platform.platform(),
                  "python": platform.python_version(), "memory_mib": psutil.virtual_memory().total // 2**20},
-        "wrk": wrk_version(wrk), "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "wrk": wrk_version(wrk), "versions": _tool_versions(),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "server_env": {k: v for k, v in os.environ.items() if k.startswith("REGISTRY_")}, "databases": names,
-        "logs": str(log_dir),
+        "logs": str(log_dir), "servers": {}, "explain": {},
     }
     print(f"load average at start {os.getloadavg()}; server logs in {log_dir}")
     running: dict[str, Running] = {}
     mlflow_dirs: list[Path] = []
+    mem: dict = {}
+    seq_scans: list[str] = []
+    bench = Bench(args, running, {})
     try:
         print("seeding (COPY straight into each schema):")
         meta["seed"] = prepare_databases(args, names)
-        urls = {k: seed.database_url(args.admin_url, n) for k, n in names.items()}
         sizes = {"ours": args.models, "mlflow": args.models, "ours_small": args.small_models,
                  "mlflow_small": args.small_models}
-        for key in names:
+        for key, name in names.items():
+            url = seed.database_url(args.admin_url, name)
             if key.startswith("mlflow"):
                 workdir = Path(tempfile.mkdtemp(prefix="mlflow-perf-"))
                 mlflow_dirs.append(workdir)
-                service = MlflowServer(seed.mlflow_url(urls[key]), free_port(), log_dir / f"{key}.log", workdir)
+                service = MlflowServer(seed.mlflow_url(url), free_port(), log_dir / f"{key}.log", workdir)
             else:
-                service = RegistryServer(urls[key], free_port(), args.workers, log_dir / f"{key}.log")
-            running[key] = Running(service, names[key], urls[key], sizes[key], args.versions, key.startswith("mlflow"))
-        running["hello"] = Running(HelloServer(free_port(), args.workers, log_dir / "hello.log"))
-        for r in running.values():
-            r.service.launch()
-        for key, r in running.items():
-            r.service.wait_ready(args.ready_timeout)
-            if r.db_url:
-                r.postmaster = postmaster_for(r.db_url)
-            print(f"  {key:<13} ready at {r.service.base_url} (pid {r.service.process.pid}): "
-                  f"{' '.join(r.service.command()[:4])} ...")
-        meta["servers"] = {k: {"command": r.service.command(), "url": r.service.base_url, "database": r.database,
-                               "models": r.models, "versions_per_model": r.versions} for k, r in running.items()}
-        meta["versions"] = _tool_versions()
-        # Each registry database has its own reader (and token); the admin token is the same everywhere.
-        tokens = {k: {"read": make_reader(running[k].service.base_url) if args.read_as == "reader" else ADMIN_TOKEN,
-                      "write": ADMIN_TOKEN} for k in ("ours", "ours_small")}
-        print("\nquery plans of our read endpoints (EXPLAIN ANALYZE of the SQL the app sends):")
-        meta["explain"] = explain(running, {k: t["read"] for k, t in tokens.items()}, args)
-        seq_scans = print_explain(meta["explain"])
-        mem = {"after_warmup": None, "after_run": None}
-        bench = Bench(args, running, tokens)
-        # Warm-up before the first memory reading: every worker has served the hot path and the searches.
-        for kind, per_version in (("native_stage", False), ("native_version", True), ("native_run_id", True)):
-            bench.wrk_run(Target("ours", "ours", kind, "read", per_version=per_version), 8, max(args.warmup, 2), None)
-        time.sleep(2)
-        mem["after_warmup"] = memory(running["ours"])
-        mem["mlflow_after_warmup"] = memory(running["mlflow"])
-        print(f"\nidle memory after warm-up, ours: gunicorn master + {mem['after_warmup']['gunicorn_processes'] - 1}"
-              f" workers RSS {mem['after_warmup']['gunicorn_rss_mib']} MiB, PSS {mem['after_warmup']['gunicorn_pss_mib']}"
-              f" MiB; `registry serve` wrapper RSS {mem['after_warmup']['wrapper_rss_mib']} MiB. MLflow (all"
-              f" processes): RSS {mem['mlflow_after_warmup']['all_rss_mib']} MiB, PSS"
-              f" {mem['mlflow_after_warmup']['all_pss_mib']} MiB")
-        bench.run()
-        time.sleep(2)
-        mem["after_run"] = memory(running["ours"])
+                service = RegistryServer(url, free_port(), args.workers, log_dir / f"{key}.log")
+            running[key] = Running(service, name, url, sizes[key], args.versions, key.startswith("mlflow"))
+        running["hello"] = Running(HelloServer(free_port(), args.workers, log_dir / "hello.log"), models=1, versions=1)
+        # One phase per data set: PostgreSQL's connection limit (100 by default) does not fit the pools of
+        # four servers at once. The small data set only serves the search scenarios.
+        for phase, keys in PHASES:
+            if not any(t.server in keys for s in SCENARIOS if s.name in args.scenarios for t in s.targets):
+                continue
+            print(f"\n=== {phase} data set: starting {', '.join(keys)}")
+            start_servers(running, keys, args.ready_timeout, meta)
+            ours = next(k for k in keys if k.startswith("ours"))
+            # Each registry database has its own reader (and token); the admin token is the same everywhere.
+            read = make_reader(running[ours].service.base_url) if args.read_as == "reader" else ADMIN_TOKEN
+            bench.tokens[ours] = {"read": read, "write": ADMIN_TOKEN}
+            print("query plans of our read endpoints (EXPLAIN ANALYZE of the SQL the app sends):")
+            meta["explain"].update(explain(running, ours, read, args))
+            seq_scans += print_explain(meta["explain"], ours)
+            print(f"warming up every server ({args.server_warmup} s per read endpoint, 16 connections)")
+            warm_up(bench, keys, args.server_warmup)
+            if phase == "large":
+                time.sleep(2)
+                mem["after_warmup"], mem["mlflow_after_warmup"] = memory(running["ours"]), memory(running["mlflow"])
+                print(describe_memory("idle after warm-up", mem["after_warmup"], mem["mlflow_after_warmup"]))
+            bench.workers_seen.setdefault(ours, set()).update(worker_pids(running[ours].service))
+            bench.run(keys)
+            if phase == "large":
+                time.sleep(2)
+                mem["after_run"] = memory(running["ours"])
+                print(describe_memory("idle after the run", mem["after_run"], None))
+            for key in keys:
+                running[key].service.stop()
     finally:
         for r in running.values():
             r.service.stop()
@@ -578,21 +627,48 @@ def run(args: argparse.Namespace) -> int:
     ratios = print_results(agg, psutil.cpu_count())
     print(f"\nissue 5 targets (informational; measured at c={max(args.concurrency)}):")
     found = targets(agg, bench.checks, mem, max(args.concurrency))
+    recycled = {k: len(v) for k, v in bench.workers_seen.items()}
+    print(f"\ngunicorn worker processes seen per registry server over its phase (started with {args.workers};"
+          f" more = workers recycled by max_requests): {recycled}")
     failures = bench.failures
     for note in bench.skipped.values():
         print(f"NOTE: {note}")
     for problem in seq_scans:
-        print(f"SEQ SCAN on the large data set (report to the lead):\n{problem}")
+        print(f"SEQ SCAN (report to the lead, with this plan):\n{problem}")
     if args.out:
         args.out.write_text(json.dumps({
             "meta": meta, "memory": mem, "results": bench.results,
             "aggregates": [{"scenario": s, "concurrency": c, "target": t, **a} for (s, c, t), a in agg.items()],
             "ratios": ratios, "targets": found, "checks": bench.checks, "skipped": list(bench.skipped.values()),
-            "seq_scans": seq_scans, "failures": failures}, indent=2, default=str) + "\n")
+            "worker_processes_seen": recycled, "seq_scans": seq_scans, "failures": failures},
+            indent=2, default=str) + "\n")
         print(f"\nresults written to {args.out}")
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def start_servers(running: dict[str, Running], keys: tuple[str, ...], timeout: float, meta: dict) -> None:
+    for key in keys:
+        running[key].service.launch()  # side by side: MLflow alone takes tens of seconds to start
+    for key in keys:
+        r = running[key]
+        r.service.wait_ready(timeout)
+        if r.db_url:
+            r.postmaster = postmaster_for(r.db_url)
+        meta["servers"][key] = {"command": r.service.command(), "url": r.service.base_url, "database": r.database,
+                                "models": r.models, "versions_per_model": r.versions}
+        print(f"  {key:<13} ready at {r.service.base_url} (pid {r.service.process.pid}): "
+              f"{' '.join(r.service.command()[:4])} ...")
+
+
+def describe_memory(when: str, ours: dict, mlflow: dict | None) -> str:
+    text = (f"memory {when}, ours: gunicorn master + {ours['gunicorn_processes'] - 1} workers RSS"
+            f" {ours['gunicorn_rss_mib']} MiB (PSS {ours['gunicorn_pss_mib']} MiB); the `registry serve` wrapper"
+            f" RSS {ours['wrapper_rss_mib']} MiB more")
+    if mlflow:
+        text += f". MLflow, all processes: RSS {mlflow['all_rss_mib']} MiB (PSS {mlflow['all_pss_mib']} MiB)"
+    return text
 
 
 def _tool_versions() -> dict:
