@@ -5,7 +5,7 @@ import logging
 import sys
 
 from flask import Flask
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 log = logging.getLogger("registry.bootstrap")
 
@@ -25,6 +25,10 @@ def run(app: Flask) -> None:
             token = identities.bootstrap_admin_if_empty()
         except ProgrammingError:
             log.warning("database schema is missing or old; run `registry db upgrade` (identity bootstrap skipped)")
+            return
+        except OperationalError as exc:
+            # Keep serving: /readyz reports the database as unreachable until it is back.
+            log.warning("database unreachable at start-up (%s); identity bootstrap skipped", exc.__class__.__name__)
             return
     if token:
         # Shown once, here: only its hash is stored.

@@ -8,7 +8,8 @@ from .errors import InvalidArgument
 MAX_MODEL_NAME = 256
 MAX_ALIAS = 255
 MAX_TAG_KEY = 250
-MAX_TAG_VALUE = 5000
+# MLflow allows 100,000 characters in tag values, and its prompt registry stores templates in a tag.
+MAX_TAG_VALUE = 100_000
 MAX_DESCRIPTION = 65535
 MAX_SOURCE = 4096
 MAX_RUN_ID = 256

@@ -21,9 +21,15 @@ def server_admin_url(tmp_dir: Path) -> tuple[str, object | None]:
         parsed = make_url(url.replace("postgres://", "postgresql://", 1))
         admin = parsed.set(drivername="postgresql", database="postgres")
         return admin.render_as_string(hide_password=False), None
+    import tempfile
+
     import pgserver
 
-    server = pgserver.get_server(tmp_dir / "pgdata", cleanup_mode="delete")
+    # Not under pytest's tmp folder: pgserver runs PostgreSQL as another user when we are root, and a
+    # concurrent pytest session resets that folder to mode 0700, locking the server out of its data.
+    data_dir = Path(tempfile.mkdtemp(prefix="registry-test-pg-"))
+    data_dir.chmod(0o755)
+    server = pgserver.get_server(data_dir / "pgdata", cleanup_mode="delete")
     return server.get_uri("postgres"), server
 
 

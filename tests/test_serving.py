@@ -111,7 +111,7 @@ def test_nothing_in_the_stage_or_behind_the_alias_answers_404_with_the_model_eta
     assert response.headers["Cache-Control"] == "no-cache"
 
 
-@pytest.mark.parametrize("url", [f"/api/v1/models/absent/stages/Production", "/api/v1/models/absent/aliases/x"])
+@pytest.mark.parametrize("url", ["/api/v1/models/absent/stages/Production", "/api/v1/models/absent/aliases/x"])
 def test_missing_model_answers_404_without_an_etag(seeded, url):
     response = seeded.get(url, headers=ADMIN)
     assert response.status_code == 404
@@ -126,7 +126,7 @@ def test_current_etag_in_if_none_match_answers_304_without_a_body(seeded, url):
 
 @pytest.mark.parametrize("header", [
     pytest.param(lambda etag: "*", id="star"),
-    pytest.param(lambda etag: f'"1.999", {etag}', id="in-a-list"),
+    pytest.param(lambda etag: f'"0.0", {etag}', id="in-a-list"),
     pytest.param(lambda etag: f"W/{etag}", id="weak-form"),
 ])
 def test_if_none_match_forms_that_match_the_current_answer_give_304(seeded, header):
@@ -195,7 +195,7 @@ UNRELATED = {
 
 @pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
 @pytest.mark.parametrize("url", [PRODUCTION, CHAMPION, LATEST, STAGING])
-def test_etag_changes_after_a_change_that_can_alter_an_answer(seeded, change, url):
+def test_etag_changes_after_any_audited_change_to_the_model(seeded, change, url):
     before = etag_of(seeded, url)
     _call(seeded, *change)
     response = conditional(seeded, url, before)
@@ -204,7 +204,7 @@ def test_etag_changes_after_a_change_that_can_alter_an_answer(seeded, change, ur
 
 
 @pytest.mark.parametrize("change", UNRELATED.values(), ids=UNRELATED.keys())
-def test_etag_stays_after_a_change_no_answer_shows(app, seeded, change):
+def test_etag_stays_after_a_write_that_changes_nothing_of_the_model(app, seeded, change):
     before = etag_of(seeded, PRODUCTION)
     _call(seeded, *change)
     forget_cached_answers(app)

@@ -68,3 +68,30 @@ def test_readyz_is_503_when_the_database_is_unreachable(unreachable_database_url
 
 def test_healthz_is_200_even_when_the_database_is_unreachable(unreachable_database_url):
     assert _serve_once(unreachable_database_url, "/healthz").status_code == 200
+
+
+def test_readyz_stays_ready_when_the_schema_is_newer_than_the_code(app, admin_url):
+    """Rolling update: the migration Job ran a newer revision; old pods must keep serving."""
+    import psycopg2
+
+    from registry import create_app
+    from registry.extensions import db
+    from tests import pg
+    from tests.conftest import migrate_database
+
+    name = pg.create_database(admin_url, prefix="registry_ahead")
+    url = pg.with_database(admin_url, name)
+    try:
+        migrate_database(url)
+        connection = psycopg2.connect(url)
+        with connection, connection.cursor() as cursor:
+            cursor.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
+        connection.close()
+        ahead = create_app({"database_url": url, "auth_enabled": False})
+        response = ahead.test_client().get("/readyz")
+        assert response.status_code == 200
+        assert response.get_json()["migration"] == ["ffff_from_the_future"]
+        with ahead.app_context():
+            db.engine.dispose()
+    finally:
+        pg.drop_database(admin_url, name)

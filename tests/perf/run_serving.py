@@ -604,7 +604,9 @@ def run(args: argparse.Namespace) -> int:
                 time.sleep(2)
                 mem["after_warmup"], mem["mlflow_after_warmup"] = memory(running["ours"]), memory(running["mlflow"])
                 print(describe_memory("idle after warm-up", mem["after_warmup"], mem["mlflow_after_warmup"]))
-            bench.workers_seen.setdefault(ours, set()).update(worker_pids(running[ours].service))
+            for key in keys:
+                if not running[key].mlflow:  # gunicorn servers: watch their workers being recycled
+                    bench.workers_seen.setdefault(key, set()).update(worker_pids(running[key].service))
             bench.run(keys)
             if phase == "large":
                 time.sleep(2)
@@ -628,8 +630,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nissue 5 targets (informational; measured at c={max(args.concurrency)}):")
     found = targets(agg, bench.checks, mem, max(args.concurrency))
     recycled = {k: len(v) for k, v in bench.workers_seen.items()}
-    print(f"\ngunicorn worker processes seen per registry server over its phase (started with {args.workers};"
-          f" more = workers recycled by max_requests): {recycled}")
+    print(f"\ngunicorn worker processes seen per server during the scenarios (started with {args.workers}; more ="
+          f" workers recycled by gunicorn's max_requests, which also resets keep-alive connections): {recycled}")
     failures = bench.failures
     for note in bench.skipped.values():
         print(f"NOTE: {note}")

@@ -106,7 +106,7 @@ def test_tag_key_rejects_invalid_keys(key):
     assert info.value.details == {"field": "key"}
 
 
-@pytest.mark.parametrize("value", ["", "v", "multi\nline", "..", "x" * 5000])
+@pytest.mark.parametrize("value", ["", "v", "multi\nline", "..", "x" * 100_000])
 def test_tag_value_accepts_strings_up_to_the_limit(value):
     assert names.tag_value(value) == value
 
@@ -115,7 +115,7 @@ def test_tag_value_none_becomes_empty_string():
     assert names.tag_value(None) == ""
 
 
-@pytest.mark.parametrize("value", ["x" * 5001, "a\x00b", 3, 1.5, True, ["v"], {"v": 1}])
+@pytest.mark.parametrize("value", ["x" * 100_001, "a\x00b", 3, 1.5, True, ["v"], {"v": 1}])
 def test_tag_value_rejects_long_nul_and_non_string_values(value):
     with pytest.raises(InvalidArgument) as info:
         names.tag_value(value)
