@@ -51,6 +51,9 @@ class Action(str, Enum):
     USER_CREATED = "user.created"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
+    WEBHOOK_CREATED = "webhook.created"
+    WEBHOOK_UPDATED = "webhook.updated"
+    WEBHOOK_DELETED = "webhook.deleted"
 
     def __str__(self) -> str:
         return self.value

@@ -17,7 +17,8 @@ class ServingState:
     def __init__(self, app) -> None:
         self.hub = hub_for(app)
         self.cache = serving.ServingCache(self.hub)
-        self.waiters = threading.BoundedSemaphore(max(1, app.config["REGISTRY_SETTINGS"].max_waiters))
+        # REGISTRY_MAX_WAITERS=0 turns long-polling off: every ?wait= answers at once ("busy").
+        self.waiters = threading.BoundedSemaphore(app.config["REGISTRY_SETTINGS"].max_waiters)
 
 
 def serving_state() -> ServingState:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from .. import names, pagination
+from ..audit import Action, record, record_registry
 from ..auth import Actor
 from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
@@ -203,6 +204,17 @@ def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> Re
     return row
 
 
+def _audit(actor: Actor, row: RegistryWebhook, action: Action, when) -> None:
+    """Webhook changes are audited without their secrets (nor the job's access token)."""
+    details = {"webhook_id": row.id, "events": list(row.events), "status": row.status,
+               "http_url": row.http_url, "job_id": row.job_id}
+    if row.model_id is None:
+        record_registry(session(), actor, action, details=details, now=when)
+    else:
+        record(session(), actor, action, model_id=row.model_id, model_name=row.model.name, details=details,
+               now=when)
+
+
 # --- Use cases --------------------------------------------------------------------------------------
 
 @use_case
@@ -230,6 +242,7 @@ def create_webhook(actor: Actor, events: list[str], *, model_name: str | None = 
     s.add(row)
     s.flush()
     s.refresh(row)
+    _audit(actor, row, Action.WEBHOOK_CREATED, when)
     return _record(row)
 
 
@@ -249,12 +262,14 @@ def update_webhook(actor: Actor, webhook_id: object, *, events: list[str] | None
     _set_target(row, http, job)
     row.updated_at = now()
     session().flush()
+    _audit(actor, row, Action.WEBHOOK_UPDATED, row.updated_at)
     return _record(row)
 
 
 @use_case
 def delete_webhook(actor: Actor, webhook_id: object) -> None:
     row = _load(actor, webhook_id, "Deleting", lock=True)
+    _audit(actor, row, Action.WEBHOOK_DELETED, now())
     session().delete(row)
     session().flush()
 

@@ -216,3 +216,22 @@ def test_webhook_follows_its_model_through_a_rename(team):
     ok(team.as_("owner").post(API + "/registered-models/rename", {"name": "fraud", "new_name": "fraud-v2"}))
 
     assert [(w["id"], w["model_name"]) for w in listed(team)["webhooks"]] == [(hook["id"], "fraud-v2")]
+
+
+def test_webhook_changes_are_audited_without_secrets(secure_app, db_session):
+    """Creating, changing and deleting a webhook each leave an audit event; the secret never appears."""
+    from sqlalchemy import text
+
+    from registry.auth import SYSTEM
+    from registry.services import webhooks
+
+    with secure_app.app_context():
+        created = webhooks.create_webhook(
+            SYSTEM, ["MODEL_VERSION_CREATED"],
+            http=webhooks.HttpTarget(url="https://hooks.example.com/x", secret="s3cr3t-value"))
+        webhooks.update_webhook(SYSTEM, created.id, status="DISABLED")
+        webhooks.delete_webhook(SYSTEM, created.id)
+    rows = db_session.execute(text(
+        "SELECT action, details::text FROM audit_events WHERE action LIKE 'webhook.%' ORDER BY id")).all()
+    assert [r.action for r in rows] == ["webhook.created", "webhook.updated", "webhook.deleted"]
+    assert all("s3cr3t-value" not in r.details for r in rows)

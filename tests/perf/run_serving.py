@@ -225,9 +225,9 @@ def explain(running: dict[str, Running], key: str, token: str, args) -> dict:
     return found
 
 
-# A sequential scan that reads this many rows or more is reported; below it the planner rightly prefers
-# reading a few pages to walking an index (small tables, tiny data sets).
-SEQ_SCAN_ROWS = 1000
+# A sequential scan that reads this many rows or more is reported; below it the planner may rightly prefer
+# reading a few pages to walking an index (small tables, small data sets: it does so at 2,000 rows).
+SEQ_SCAN_ROWS = 5000
 
 
 def print_explain(found: dict, key: str) -> list[str]:
