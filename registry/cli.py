@@ -73,8 +73,9 @@ def serve(host: str, port: int, workers: int) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
+    embedded = not os.environ.get("DATABASE_URL")
     with ExitStack() as stack:
-        if not os.environ.get("DATABASE_URL"):
+        if embedded:
             from .config import Settings
             from .embedded import running
 
@@ -91,6 +92,10 @@ def serve(host: str, port: int, workers: int) -> None:
             "--workers", str(workers),
             "registry.wsgi:app",
         ]
+        if not embedded:
+            # Nothing of ours to stop afterwards: become gunicorn, so signals reach it directly and this
+            # process's memory (the app was imported to migrate) is given back.
+            os.execv(sys.executable, command)
         process = subprocess.Popen(command, env=os.environ.copy())
         if pending:  # a signal that arrived between the last check and Popen
             process.send_signal(pending[0])

@@ -384,14 +384,19 @@ class Bench:
         self.results.append(summary)
         lat = summary["latency_ms"]
         print(f"    {target.label:<12} c={connections:<3} {summary['requests']:>7} req {summary['errors']:>6} err"
-              f" {summary['req_per_s']:>8.1f} req/s  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  p99 {lat['p99']:.2f} ms"
+              f" {summary['req_per_s']:>8.1f} req/s  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}"
+              f"  p99 {lat['p99']:.2f} ms"
               f"  server {fmt(summary['cpu']['server_cores'])} wrk {fmt(summary['cpu']['client_cores'])} cores"
               + (f"  socket errors {summary['socket_errors']}" if summary["errors"] > summary["non_2xx"] else "")
               + (f"  first error: {summary['first_error'][:120]!r}" if summary["non_2xx"] else ""))
         if summary["errors"] and target.server.startswith("ours"):
+            hint = ""
+            if summary["errors"] == summary["socket_errors"]["read"]:
+                hint = (" - read errors only: the server closed keep-alive connections with a request in flight,"
+                        " as gunicorn does when max_requests recycles a worker (see the worker count at the end)")
             self.failures.append(f"{scenario.name} {target.label} c={connections}: {summary['errors']} errors"
                                  f" (statuses {summary['statuses']}, socket {summary['socket_errors']},"
-                                 f" first: {summary['first_error']})")
+                                 f" first: {summary['first_error']}){hint}")
         self.after_write(scenario, target, connections, "measure", out)
 
     def run(self, servers: tuple[str, ...]) -> None:
