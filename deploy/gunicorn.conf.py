@@ -20,9 +20,11 @@ preload_app = True
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-# Recycle workers now and then so slow leaks cannot accumulate; jitter avoids restarting all at once.
-max_requests = 20000
-max_requests_jitter = 2000
+# No periodic worker recycling by default: a recycle drops keep-alive connections with a request in flight
+# (client-visible errors under load) and empties the worker's serving caches. Set REGISTRY_MAX_REQUESTS to
+# recycle after that many requests (with 10% jitter) if a leak ever needs containing.
+max_requests = int(os.environ.get("REGISTRY_MAX_REQUESTS", "0"))
+max_requests_jitter = max_requests // 10
 accesslog = os.environ.get("REGISTRY_ACCESS_LOG", None)
 errorlog = "-"
 loglevel = os.environ.get("REGISTRY_LOG_LEVEL", "info").lower()

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import event as sa_event, func, select
 from sqlalchemy.orm import Session
 
 from .auth import Actor
@@ -147,13 +147,18 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
             now: datetime | None) -> AuditEvent:
     if model_id is not None:
         model_changed(session, model_id)
-    head = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash)
-        .where(AuditEvent.chain_id == chain_id)
-        .order_by(AuditEvent.seq.desc())
-        .limit(1)
-    ).first()
-    seq, prev_hash = (head.seq + 1, head.hash) if head else (1, None)
+    # The chain's head is looked up once per transaction: the chain lock is held until commit, so nobody
+    # else can append in between (a transition that archives ten versions writes eleven events).
+    heads = session.info.setdefault(_HEADS_KEY, {})
+    head = heads.get(chain_id)
+    if head is None:
+        head = session.execute(
+            select(AuditEvent.seq, AuditEvent.hash)
+            .where(AuditEvent.chain_id == chain_id)
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        ).first()
+    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, None)
     occurred_at = now or datetime.now(timezone.utc)
     fields = dict(
         chain_id=chain_id,
@@ -173,7 +178,17 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
     )
     event = AuditEvent(**fields, hash=compute_hash(**fields))
     session.add(event)
+    heads[chain_id] = (seq, event.hash)
     return event
+
+
+_HEADS_KEY = "registry_audit_heads"
+
+
+@sa_event.listens_for(Session, "after_commit")
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget_heads(session: Session, *_args) -> None:
+    session.info.pop(_HEADS_KEY, None)
 
 
 @dataclass(frozen=True)

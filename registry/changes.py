@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import select
+import sys
 import threading
 import time
 from typing import Callable
@@ -42,6 +43,14 @@ def _publish(session: Session, message: dict) -> None:
     session.info.setdefault(_PENDING_KEY, []).append(message)
 
 
+_BUMP_AND_NOTIFY = text("""
+WITH bumped AS (
+    UPDATE registered_models SET generation = generation + 1 WHERE id = ANY(:ids) RETURNING id, generation
+)
+SELECT id, generation, pg_notify(:channel, json_build_object('m', id, 'g', generation)::text) FROM bumped
+""")
+
+
 def model_changed(session: Session, model_id: int) -> None:
     """Note that this transaction changes the model. Every audited change calls this (audit.record), so no
     write can forget it; on commit the model gets a new generation and every process hears of it."""
@@ -54,14 +63,14 @@ def _bump_generations(session: Session) -> None:
     if not changed:
         return
     session.flush()
-    # The writers hold these model rows locked already, so this adds no lock and no deadlock risk.
-    rows = session.execute(
-        text("UPDATE registered_models SET generation = generation + 1 WHERE id = ANY(:ids) RETURNING id, generation"),
-        {"ids": sorted(changed)},
-    ).all()
+    # One round trip bumps and announces every changed model. The writers hold these model rows locked
+    # already, so this adds no lock and no deadlock risk.
+    rows = session.execute(_BUMP_AND_NOTIFY, {"ids": sorted(changed), "channel": CHANNEL}).all()
+    pending = session.info.setdefault(_PENDING_KEY, [])
     generations = {row.id: row.generation for row in rows}
-    for model_id in sorted(changed):
-        _publish(session, {"m": model_id, "g": generations.get(model_id, DELETED)})  # absent: deleted
+    pending.extend({"m": model_id, "g": generation} for model_id, generation in generations.items())
+    for model_id in sorted(changed - generations.keys()):  # deleted in this transaction
+        _publish(session, {"m": model_id, "g": DELETED})
 
 
 def publish_grants(session: Session) -> None:
@@ -190,6 +199,8 @@ class Listener(threading.Thread):
                 backoff = 0.2
             except psycopg2.OperationalError as exc:
                 self.hub.set_healthy(False)
+                if sys.is_finalizing():
+                    return
                 if "does not exist" in str(exc):
                     log.warning("change listener stopping: %s", exc)
                     return

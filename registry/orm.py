@@ -43,11 +43,13 @@ class RegisteredModel(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
+    # Loaded on access (searches ask for it with selectinload): versions reach their model through a join
+    # on every load, and must not drag the model's tags along.
     tags: Mapped[dict[str, "RegisteredModelTag"]] = relationship(
         collection_class=attribute_keyed_dict("key"),
         cascade="all, delete-orphan",
         passive_deletes=True,
-        lazy="selectin",
+        lazy="select",
     )
 
     __table_args__ = (

@@ -5,6 +5,8 @@
   transaction in "create_savepoint" mode, so a commit releases a savepoint and nothing leaks between tests.
 * ``fresh_database_url``: a brand-new database cloned from a migrated template, for tests that need real
   commits seen by other connections or processes (concurrency, gunicorn, CLI).
+* ``registry_url``: a real gunicorn server with authentication on, over its own database, for the real MLflow
+  and Databricks clients (set it up with tests/clients.py).
 """
 from __future__ import annotations
 
@@ -50,6 +52,14 @@ def fresh_database_url(admin_url, template_database):
     pg.drop_database(admin_url, name)
 
 
+@pytest.fixture
+def empty_database_url(admin_url):
+    """A brand-new database with no schema at all, for tests of what happens before migrations run."""
+    name = pg.create_database(admin_url)
+    yield pg.with_database(admin_url, name)
+    pg.drop_database(admin_url, name)
+
+
 @pytest.fixture(scope="session")
 def session_database_url(admin_url, template_database):
     name = pg.create_database(admin_url, template=template_database)
@@ -57,15 +67,20 @@ def session_database_url(admin_url, template_database):
     pg.drop_database(admin_url, name)
 
 
-@pytest.fixture(scope="session")
-def app(session_database_url):
-    # Authentication is tested on its own app (``secure_app``); here every caller is an admin named by the
-    # X-Registry-Actor header, so these tests exercise the registry's behaviour rather than its guards.
-    application = create_app({"database_url": session_database_url, "auth_enabled": False})
+def session_app(database_url: str, auth_enabled: bool):
+    """A session-long app in testing mode on ``database_url``; its connection pool is closed at the end."""
+    application = create_app({"database_url": database_url, "auth_enabled": auth_enabled})
     application.config["TESTING"] = True
     yield application
     with application.app_context():
         db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(session_database_url):
+    # Authentication is tested on its own app (``secure_app``); here every caller is an admin named by the
+    # X-Registry-Actor header, so these tests exercise the registry's behaviour rather than its guards.
+    yield from session_app(session_database_url, auth_enabled=False)
 
 
 @pytest.fixture
@@ -114,11 +129,7 @@ def bob():
 @pytest.fixture(scope="session")
 def secure_app(session_database_url):
     """Authentication on, as in production: callers need a token."""
-    application = create_app({"database_url": session_database_url, "auth_enabled": True})
-    application.config["TESTING"] = True
-    yield application
-    with application.app_context():
-        db.engine.dispose()
+    yield from session_app(session_database_url, auth_enabled=True)
 
 
 @pytest.fixture
@@ -145,3 +156,17 @@ def make_user(secure_app, db_session):
         return {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+@pytest.fixture(scope="module")
+def registry_url(admin_url, template_database):
+    """A gunicorn server with authentication on, over its own database, shared by a module's tests (the real
+    MLflow client and databricks-sdk talk to it; tests/clients.py sets it up through the native API)."""
+    from tests.server import running_server
+
+    name = pg.create_database(admin_url, template=template_database)
+    try:
+        with running_server(pg.with_database(admin_url, name), extra_env={"REGISTRY_AUTH": "enabled"}) as url:
+            yield url
+    finally:
+        pg.drop_database(admin_url, name)

@@ -5,9 +5,7 @@ racing reviewers must leave each request in exactly one consistent state and app
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -17,6 +15,7 @@ from registry.errors import Conflict
 from registry.extensions import db
 from registry.services import audit_log, models, permissions, policies, reviews, versions
 from registry.services.audit_log import AuditQuery
+from tests.threads import in_app, run_at_once
 
 ADMIN = Actor("setup", is_admin=True)
 ASKER = Actor("asker")
@@ -33,28 +32,6 @@ def live_app(fresh_database_url):
     yield application
     with application.app_context():
         db.engine.dispose()
-
-
-def run_at_once(app, count: int, work):
-    """Run ``work(i)`` in ``count`` threads, each in its own app context (so its own session and connection),
-    released together by a barrier; return results or exceptions, in order."""
-    barrier = threading.Barrier(count)
-
-    def call(i):
-        with app.app_context():
-            barrier.wait()
-            try:
-                return work(i)
-            except Exception as exc:  # collected and asserted on by the caller
-                return exc
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(call, range(count)))
-
-
-def in_app(app, fn):
-    with app.app_context():
-        return fn()
 
 
 def add_versions(app, count: int) -> None:

@@ -4,9 +4,7 @@ These use a fresh database with real commits, so the row locks and constraints a
 """
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
@@ -16,6 +14,7 @@ from registry.auth import Actor
 from registry.errors import AlreadyExists
 from registry.extensions import db
 from registry.services import aliases, audit_log, models, permissions, stages, versions
+from tests.threads import in_app, run_at_once
 
 
 ADMIN = Actor("setup", is_admin=True)
@@ -31,27 +30,6 @@ def live_app(fresh_database_url):
     yield application
     with application.app_context():
         db.engine.dispose()
-
-
-def run_at_once(app, count: int, work):
-    """Run ``work(i)`` in ``count`` threads released together; return results or exceptions, in order."""
-    barrier = threading.Barrier(count)
-
-    def call(i):
-        with app.app_context():
-            barrier.wait()
-            try:
-                return work(i)
-            except Exception as exc:  # collected and asserted on by the caller
-                return exc
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(call, range(count)))
-
-
-def in_app(app, fn):
-    with app.app_context():
-        return fn()
 
 
 def test_32_concurrent_version_creations_get_1_to_32_without_gaps_or_errors(live_app):

@@ -25,13 +25,6 @@ def migrated_server(admin_url, template_database):
         pg.drop_database(admin_url, name)
 
 
-@pytest.fixture
-def empty_database_url(admin_url):
-    name = pg.create_database(admin_url)
-    yield pg.with_database(admin_url, name)
-    pg.drop_database(admin_url, name)
-
-
 @pytest.mark.parametrize("path", ["/healthz", "/readyz"])
 def test_gunicorn_answers_probe_with_200_on_a_migrated_database(migrated_server, path):
     response = requests.get(migrated_server + path, headers=CLOSE, timeout=10)

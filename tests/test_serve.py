@@ -13,7 +13,6 @@ import psutil
 import pytest
 import requests
 
-from tests import pg
 from tests.server import ADMIN_HEADERS, CLOSE, START_TIMEOUT, running_server, server_process
 
 pytestmark = pytest.mark.slow
@@ -134,13 +133,6 @@ def test_models_survive_a_restart_on_the_same_data_dir(data_dir):
 
     assert fetched.status_code == 200
     assert fetched.json()["created_at"] == created.json()["created_at"]
-
-
-@pytest.fixture
-def empty_database_url(admin_url):
-    name = pg.create_database(admin_url)
-    yield pg.with_database(admin_url, name)
-    pg.drop_database(admin_url, name)
 
 
 def test_serve_with_database_url_migrates_an_empty_database(empty_database_url, tmp_path):

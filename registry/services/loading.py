@@ -1,11 +1,20 @@
 """Shared lookups for use cases: find or lock a model and its versions, raising NotFound in one wording."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from sqlalchemy import select
 
 from ..errors import NotFound
 from ..orm import ModelVersion, RegisteredModel
 from .unit_of_work import session
+
+
+class ModelRef(NamedTuple):
+    """A model's identity without loading the row (for permission checks on a hot write path)."""
+
+    id: int
+    name: str
 
 
 def model_not_found(name: str) -> NotFound:

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from .. import names, pagination
 from ..audit import Action, record
@@ -103,7 +104,8 @@ def search_models(actor: Actor, query: ModelQuery, max_results: int | None = Non
     names.filter_text(query.name_contains, "name_contains")
     fp = pagination.fingerprint({"kind": "models", **query.__dict__})
     column = MODEL_ORDERINGS[query.order_by]
-    stmt = select(RegisteredModel).where(readable_models(actor, RegisteredModel.id))
+    stmt = (select(RegisteredModel).where(readable_models(actor, RegisteredModel.id))
+            .options(selectinload(RegisteredModel.tags)))
     if query.name_prefix:
         stmt = stmt.where(RegisteredModel.name.like(_escape_like(query.name_prefix) + "%", escape="\\"))
     if query.name_contains:
@@ -277,7 +279,8 @@ def search_model_summaries(actor: Actor, query: ModelQuery, max_results: int | N
     """``search_models`` with each model's summary, read in the same transaction."""
     page = search_models.__wrapped__(actor, query, max_results, page_token)
     ids = [m.id for m in page.items]
-    rows = {m.id: m for m in session().scalars(select(RegisteredModel).where(RegisteredModel.id.in_(ids)))}
+    rows = {m.id: m for m in session().scalars(
+        select(RegisteredModel).where(RegisteredModel.id.in_(ids)).options(selectinload(RegisteredModel.tags)))}
     return pagination.Page(_summaries([rows[i] for i in ids]), page.next_page_token)
 
 

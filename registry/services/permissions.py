@@ -17,7 +17,7 @@ from ..auth import Actor, validate_user_name
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..lifecycle import Permission
 from ..orm import PermissionGrant, RegisteredModel, User
-from .loading import find_model, lock_model, model_not_found
+from .loading import ModelRef, find_model, lock_model, model_not_found
 from .records import GrantRecord
 from .unit_of_work import now, read_only, session, use_case
 
@@ -42,7 +42,7 @@ def level_on_model(actor: Actor, model_id: int | None) -> int:
     return level or NO_ACCESS
 
 
-def authorize(actor: Actor, model: RegisteredModel, needed: Permission, doing: str) -> int:
+def authorize(actor: Actor, model: RegisteredModel | ModelRef, needed: Permission, doing: str) -> int:
     """Raise unless the actor holds ``needed`` on the model; return the actor's level."""
     level = level_on_model(actor, model.id)
     if level < Permission.READ:

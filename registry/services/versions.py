@@ -11,7 +11,7 @@ from ..auth import Actor
 from ..errors import InvalidArgument, PreconditionFailed
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
-from .loading import find_version, find_version_by_name, lock_model, model_not_found, touch
+from .loading import ModelRef, find_version, find_version_by_name, lock_model, model_not_found, touch
 from .permissions import authorize, readable_models
 from .transitions import supersede_moot_requests
 from .records import VersionRecord, version_record
@@ -59,7 +59,7 @@ def create_version(
         raise model_not_found(model_name)
     # Checked after the allocating UPDATE (which already holds the row lock) to save a round trip: a refusal
     # raises, and the rollback gives the number back.
-    authorize(actor, s.get(RegisteredModel, allocated.id), Permission.EDIT, "Creating a version")
+    authorize(actor, ModelRef(allocated.id, model_name), Permission.EDIT, "Creating a version")
     version = ModelVersion(
         model_id=allocated.id,
         version=allocated.last_version,

@@ -10,23 +10,11 @@ import json
 
 import pytest
 
+from .support import assert_error
+
 M = "/api/v1/models/m"
 V = f"{M}/versions/1"
 MIB = 1024 * 1024
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    """The one native error shape, with the given status (and code)."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code
-    return error
 
 
 @pytest.fixture

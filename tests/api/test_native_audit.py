@@ -5,19 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    """The one native error shape, with the given status (and code)."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code
-    return error
+from .support import assert_error
 
 
 def as_actor(name: str) -> dict:

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-
-def assert_error(response, status: int, code: str) -> dict:
-    """The one native error shape, with the given status and code."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    return body["error"]
+from .support import assert_error
 
 
 def ok(response, status: int = 200) -> dict:

@@ -5,21 +5,9 @@ from urllib.parse import quote
 
 import pytest
 
+from .support import assert_error, walk
+
 ACTOR = {"X-Registry-Actor": "alice"}
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    """The one native error shape, with the given status (and code)."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) == {"error"}
-    error = body["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert isinstance(error["message"], str) and error["message"]
-    assert isinstance(error["details"], dict)
-    if code is not None:
-        assert error["code"] == code
-    return error
 
 
 def create_model(client, name: str = "churn") -> None:
@@ -35,20 +23,6 @@ def create_version(client, model: str = "churn", **fields) -> dict:
 
 def transition(client, version: int, stage: str, model: str = "churn", **fields):
     return client.post(f"/api/v1/models/{model}/versions/{version}/transition", json={"stage": stage, **fields})
-
-
-def walk(client, path: str, **params) -> list[list[dict]]:
-    """Every page of a version listing, following next_page_token until it is null."""
-    pages, token = [], None
-    while True:
-        query = dict(params, **({"page_token": token} if token else {}))
-        response = client.get(path, query_string=query)
-        assert response.status_code == 200, response.get_data(as_text=True)
-        body = response.get_json()
-        pages.append(body["versions"])
-        token = body["next_page_token"]
-        if token is None:
-            return pages
 
 
 @pytest.fixture
@@ -221,7 +195,7 @@ def test_tag_on_unknown_version_is_404(client, churn):
 def test_listing_a_models_versions_walks_every_page_newest_first(client, churn):
     for _ in range(8):
         create_version(client)
-    pages = walk(client, "/api/v1/models/churn/versions", max_results=3)
+    pages = walk(client, "/api/v1/models/churn/versions", "versions", max_results=3)
     assert [len(p) for p in pages] == [3, 3, 2]
     assert [v["version"] for p in pages for v in p] == list(range(8, 0, -1))
 
@@ -296,7 +270,7 @@ def test_global_version_search_walks_every_page(client):
         create_model(client, name)
         for _ in range(3):
             expected.append((name, create_version(client, name, run_id="walk")["version"]))
-    pages = walk(client, "/api/v1/versions", max_results=2, run_id="walk")
+    pages = walk(client, "/api/v1/versions", "versions", max_results=2, run_id="walk")
     seen = [(v["model"], v["version"]) for p in pages for v in p]
     assert len(pages) == 5
     assert seen == expected[::-1]

@@ -18,9 +18,8 @@ from databricks.sdk.service.ml import (
     RegistryWebhookStatus,
 )
 
+from tests.clients import native, user_token
 from tests.server import ADMIN_TOKEN
-
-from .conftest import native, user_token
 
 _names = itertools.count(1)
 

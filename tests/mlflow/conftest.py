@@ -72,41 +72,7 @@ def wire(secure_client, admin_headers) -> Wire:
     return Wire(secure_client, admin_headers)
 
 
-# --- A real server for the unmodified MLflow client ---------------------------------------------------
-
-@pytest.fixture(scope="module")
-def registry_url(admin_url, template_database):
-    """A gunicorn server with authentication on, over its own database, shared by a module's tests."""
-    from tests import pg
-    from tests.server import running_server
-
-    name = pg.create_database(admin_url, template=template_database)
-    try:
-        with running_server(pg.with_database(admin_url, name), extra_env={"REGISTRY_AUTH": "enabled"}) as url:
-            yield url
-    finally:
-        pg.drop_database(admin_url, name)
-
-
-def native(url: str, method: str, path: str, json=None, expect: int = 200) -> dict:
-    """Call the native API as the bootstrap admin (test setup: users, tokens, grants, policies)."""
-    import requests
-
-    from tests.server import ADMIN_HEADERS
-
-    response = requests.request(method, url + "/api/v1" + path, json=json, headers=ADMIN_HEADERS, timeout=30)
-    assert response.status_code == expect, response.text
-    return response.json()
-
-
-def create_user_token(url: str, user: str, level: str | None = None) -> str:
-    """A new user with a fresh token, holding ``level`` registry-wide."""
-    native(url, "POST", "/users", {"name": user}, expect=201)
-    token = native(url, "POST", "/tokens", {"user": user}, expect=201)["token"]
-    if level is not None:
-        native(url, "PATCH", "/permissions", {"grants": [{"principal": user, "level": level}]})
-    return token
-
+# --- The unmodified MLflow client, on the real server of ``registry_url`` (tests/conftest.py) ----------
 
 @pytest.fixture
 def mlflow_env(monkeypatch, registry_url):

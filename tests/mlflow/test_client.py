@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests.mlflow.conftest import create_user_token, native
+from tests.clients import native, user_token
 from tests.server import ADMIN_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -231,7 +231,7 @@ def test_client_with_an_unknown_token_is_unauthenticated(mlflow_env):
 
 
 def test_client_without_edit_permission_is_denied(client, model, mlflow_env, registry_url):
-    mlflow_env(create_user_token(registry_url, unique("reader")))
+    mlflow_env(user_token(registry_url, unique("reader")))
     reader = MlflowClient()
     assert reader.get_registered_model(model).name == model  # everyone may read by default
     assert error_code(lambda: reader.update_registered_model(model, "nope")) == "PERMISSION_DENIED"
@@ -242,7 +242,7 @@ def test_client_transition_refused_by_an_approval_policy_is_permission_denied(cl
     client.create_model_version(model, "s3://bucket/m/1")
     native(registry_url, "PUT", f"/models/{model}/approval-policies/Production",
            {"required_approvals": 1, "creator_may_not_approve": False})
-    mlflow_env(create_user_token(registry_url, unique("releaser"), "MANAGE_PRODUCTION"))
+    mlflow_env(user_token(registry_url, unique("releaser"), "MANAGE_PRODUCTION"))
     releaser = MlflowClient()
     with stages_api(), pytest.raises(MlflowException) as caught:
         releaser.transition_model_version_stage(model, "1", "Production")
@@ -253,7 +253,7 @@ def test_client_transition_refused_by_an_approval_policy_is_permission_denied(cl
 
 def test_client_transition_allowed_by_the_stage_permission(client, model, mlflow_env, registry_url):
     client.create_model_version(model, "s3://bucket/m/1")
-    mlflow_env(create_user_token(registry_url, unique("stager"), "MANAGE_STAGING"))
+    mlflow_env(user_token(registry_url, unique("stager"), "MANAGE_STAGING"))
     with stages_api():
         moved = MlflowClient().transition_model_version_stage(model, "1", "Staging")
     assert moved.current_stage == "Staging"

@@ -1,4 +1,4 @@
-"""Helpers shared by the service tests: read the audit trail and walk paginated searches to the end."""
+"""Helpers shared by the service tests: make users, read the audit trail, walk paginated searches to the end."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,13 +7,29 @@ from sqlalchemy import func, select, text
 
 from registry.auth import Actor
 from registry.extensions import db
+from registry.services import identities
 from registry.services.audit_log import AuditQuery, search_events
+from registry.services.permissions import set_model_permissions, set_registry_permissions
 from registry.services.records import AuditRecord
 
 
 # Reads the trail on the tests' behalf. An admin, so every model's events are visible whoever wrote them;
 # a keyword argument would clash with the ``actor`` filter of AuditQuery.
 AUDITOR = Actor("auditor", is_admin=True)
+
+# Sets things up for tests whose subjects are ordinary users; an admin, so no permission rule gets in its way.
+ROOT = Actor("root", is_admin=True)
+
+
+def person(name: str, level: str | None = None, *, model: str | None = None) -> Actor:
+    """A non-admin user holding ``level`` registry-wide, or on ``model`` only (everyone READs by default)."""
+    identities.create_user(ROOT, name)
+    if level is not None:
+        if model is None:
+            set_registry_permissions(ROOT, [(name, level)], merge=True)
+        else:
+            set_model_permissions(ROOT, model, [(name, level)], merge=True)
+    return Actor(name)
 
 
 def events(**filters) -> list[AuditRecord]:

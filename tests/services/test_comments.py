@@ -5,23 +5,12 @@ import pytest
 
 from registry.auth import Actor
 from registry.errors import InvalidArgument, NotFound, PermissionDenied
-from registry.services import identities
 from registry.services.comments import create_comment, delete_comment, list_comments, update_comment
 from registry.services.models import create_model
 from registry.services.permissions import set_registry_permissions
 from registry.services.versions import create_version
 
-from .support import events_after, last_event_id, summary
-
-ROOT = Actor("root", is_admin=True)
-
-
-def person(name: str, level: str | None = None) -> Actor:
-    """A non-admin user holding ``level`` registry-wide (everyone READs by default)."""
-    identities.create_user(ROOT, name)
-    if level is not None:
-        set_registry_permissions(ROOT, [(name, level)], merge=True)
-    return Actor(name)
+from .support import ROOT, events_after, last_event_id, person, summary
 
 
 @pytest.fixture

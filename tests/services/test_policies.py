@@ -5,27 +5,12 @@ import pytest
 
 from registry.auth import Actor
 from registry.errors import ApprovalRequired, InvalidArgument, PermissionDenied
-from registry.services import identities
 from registry.services.models import create_model
-from registry.services.permissions import set_model_permissions, set_registry_permissions
 from registry.services.policies import get_model_policies, get_registry_policies, set_model_policy, set_registry_policy
 from registry.services.stages import transition_stage
 from registry.services.versions import create_version, get_version
 
-from .support import events_after, last_event_id, summary
-
-ROOT = Actor("root", is_admin=True)
-
-
-def person(name: str, level: str | None = None, *, model: str | None = None) -> Actor:
-    """A non-admin user holding ``level`` registry-wide, or on ``model`` only."""
-    identities.create_user(ROOT, name)
-    if level is not None:
-        if model is None:
-            set_registry_permissions(ROOT, [(name, level)], merge=True)
-        else:
-            set_model_permissions(ROOT, model, [(name, level)], merge=True)
-    return Actor(name)
+from .support import ROOT, events_after, last_event_id, person, summary
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ import pytest
 
 from registry.auth import Actor
 from registry.errors import AlreadyExists, Conflict, InvalidArgument, InvalidTransition, NotFound, PermissionDenied
-from registry.services import identities
 from registry.services.models import create_model
-from registry.services.permissions import set_model_permissions, set_registry_permissions
+from registry.services.permissions import set_registry_permissions
 from registry.services.policies import set_model_policy
 from registry.services.reviews import (
     RequestQuery,
@@ -26,20 +25,7 @@ from registry.services.reviews import (
 from registry.services.stages import transition_stage
 from registry.services.versions import create_version, delete_version, get_version
 
-from .support import events, events_after, last_event_id, summary, walk
-
-ROOT = Actor("root", is_admin=True)
-
-
-def person(name: str, level: str | None = None, *, model: str | None = None) -> Actor:
-    """A non-admin user holding ``level`` registry-wide, or on ``model`` only (everyone READs by default)."""
-    identities.create_user(ROOT, name)
-    if level is not None:
-        if model is None:
-            set_registry_permissions(ROOT, [(name, level)], merge=True)
-        else:
-            set_model_permissions(ROOT, model, [(name, level)], merge=True)
-    return Actor(name)
+from .support import ROOT, events, events_after, last_event_id, person, summary, walk
 
 
 def stage_of(version: int) -> str:

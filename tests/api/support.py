@@ -1,0 +1,30 @@
+"""Helpers shared by the native API tests: check the one error shape and walk paginated listings."""
+from __future__ import annotations
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The one native error shape, with the given status (and code)."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    if code is not None:
+        assert error["code"] == code
+    return error
+
+
+def walk(client, path: str, key: str, **params) -> list[list[dict]]:
+    """Every page of a paginated listing (items under ``key``), following next_page_token until it is null."""
+    pages, token = [], None
+    while True:
+        query = dict(params, **({"page_token": token} if token else {}))
+        response = client.get(path, query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        pages.append(body[key])
+        token = body["next_page_token"]
+        if token is None:
+            return pages
