@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterator
 
-from sqlalchemy import event as sa_event, func, select
+from sqlalchemy import event as sa_event, func, insert, select
 from sqlalchemy.orm import Session
 
 from .auth import Actor
@@ -117,7 +117,7 @@ def record(
     request_id: int | None = None,
     details: dict[str, Any] | None = None,
     now: datetime | None = None,
-) -> AuditEvent:
+) -> None:
     """Append one event to the model's chain. The caller must hold the model row lock (see module doc)."""
     return _append(session, actor, action, chain_id=model_id, model_id=model_id, model_name=model_name,
                    version=version, run_id=run_id, from_stage=from_stage, to_stage=to_stage,
@@ -134,7 +134,7 @@ def lock_registry_chain(session: Session) -> None:
 
 
 def record_registry(session: Session, actor: Actor, action: Action, *, details: dict[str, Any] | None = None,
-                    now: datetime | None = None) -> AuditEvent:
+                    now: datetime | None = None) -> None:
     """Append an event about the registry as a whole to chain 0 (users, tokens, registry-wide rules)."""
     lock_registry_chain(session)
     return _append(session, actor, action, chain_id=REGISTRY_CHAIN, model_id=None, model_name=None, version=None,
@@ -144,7 +144,7 @@ def record_registry(session: Session, actor: Actor, action: Action, *, details: 
 def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, model_id: int | None,
             model_name: str | None, version: int | None, run_id: str | None, from_stage: str | None,
             to_stage: str | None, request_id: int | None, details: dict[str, Any],
-            now: datetime | None) -> AuditEvent:
+            now: datetime | None) -> None:
     if model_id is not None:
         model_changed(session, model_id)
     # The chain's head is looked up once per transaction: the chain lock is held until commit, so nobody
@@ -176,19 +176,29 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
         details=details,
         prev_hash=prev_hash,
     )
-    event = AuditEvent(**fields, hash=compute_hash(**fields))
-    session.add(event)
-    heads[chain_id] = (seq, event.hash)
-    return event
+    fields["hash"] = compute_hash(**fields)
+    # Written at commit, all of the transaction's events in one statement (see _write_events).
+    session.info.setdefault(_PENDING_KEY, []).append(fields)
+    heads[chain_id] = (seq, fields["hash"])
 
 
 _HEADS_KEY = "registry_audit_heads"
+_PENDING_KEY = "registry_audit_pending"
+
+
+@sa_event.listens_for(Session, "before_commit")
+def write_pending(session: Session) -> None:
+    """Insert the transaction's buffered events now (at commit at the latest, or before reading them)."""
+    pending = session.info.pop(_PENDING_KEY, None)
+    if pending:
+        session.execute(insert(AuditEvent.__table__), pending)
 
 
 @sa_event.listens_for(Session, "after_commit")
 @sa_event.listens_for(Session, "after_soft_rollback")
-def _forget_heads(session: Session, *_args) -> None:
+def _forget(session: Session, *_args) -> None:
     session.info.pop(_HEADS_KEY, None)
+    session.info.pop(_PENDING_KEY, None)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from .. import names, pagination
-from ..audit import Action, record
+from ..audit import Action, record, write_pending
 from ..auth import Actor
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
 from ..lifecycle import (
@@ -315,6 +315,7 @@ def _pending_ids(actor: Actor, model_name: str, version: int | str, stage: str,
 
 
 def _event(actor: Actor, request_id: int, action: Action) -> AuditRecord:
+    write_pending(session())  # events are buffered until commit; this one is read back now
     row = session().scalars(
         select(AuditEvent).where(AuditEvent.request_id == request_id, AuditEvent.action == action.value,
                                  AuditEvent.actor == actor.name)

@@ -80,7 +80,7 @@ class Answer:
 class ServingCache:
     """Per-process answers and permission levels, invalidated by change notifications."""
 
-    MAX_ENTRIES = 50_000
+    MAX_ENTRIES = 10_000  # per worker: bounds memory (a full cache is simply dropped and refilled)
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -146,20 +146,29 @@ def _read(kind: str, name: str, selector: str) -> Answer | None:
     return Answer(row["model_id"], row["model_name"], row["generation"], version)
 
 
+_REGISTRY = 0  # cache key of the registry-wide level (model ids start at 1)
+
+
 def _level(cache: ServingCache, actor: Actor, model_id: int) -> int:
-    if actor.is_admin:
-        return int(Permission.MANAGE)
     cached = cache.level(actor.name, model_id)
     if cached is not None:
         return cached
     epoch = cache.grants_epoch()
-    level = _read_level(actor.name, model_id)
+    level = _read_level(actor.name, None if model_id == _REGISTRY else model_id)
     cache.store_level(actor.name, model_id, level, epoch)
     return level
 
 
+def _can_read(cache: ServingCache, actor: Actor, model_id: int) -> bool:
+    """READ on the model. A registry-wide grant (the common case: ``*`` READ) answers for every model from
+    one cached entry, so a cache miss on a new model costs no permission query."""
+    if actor.is_admin or _level(cache, actor, _REGISTRY) >= Permission.READ:
+        return True
+    return _level(cache, actor, model_id) >= Permission.READ
+
+
 @read_only
-def _read_level(principal: str, model_id: int) -> int:
+def _read_level(principal: str, model_id: int | None) -> int:
     return session().execute(_LEVEL, {"principal": principal, "model_id": model_id}).scalar() or 0
 
 
@@ -182,7 +191,7 @@ def resolve(cache: ServingCache, actor: Actor, model_name: str, *, stage: str | 
         if answer is None:
             raise model_not_found(name)
         cache.store(key, answer)
-    if _level(cache, actor, answer.model_id) < Permission.READ:
+    if not _can_read(cache, actor, answer.model_id):
         raise model_not_found(name)
     return answer
 
@@ -204,7 +213,7 @@ def cached_read(cache: ServingCache, actor: Actor, model_name: str, operation: s
     key = ("read", name, operation)
     hit = cache.answer(key)
     if hit is not None:
-        if _level(cache, actor, hit.model_id) < Permission.READ:
+        if not _can_read(cache, actor, hit.model_id):
             raise model_not_found(name)
         return hit.payload
     head = _read_head(name) if cache.hub.healthy else None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, insert, select, update
 
 from .. import names, pagination
 from ..audit import Action, record
@@ -60,30 +60,23 @@ def create_version(
     # Checked after the allocating UPDATE (which already holds the row lock) to save a round trip: a refusal
     # raises, and the rollback gives the number back.
     authorize(actor, ModelRef(allocated.id, model_name), Permission.EDIT, "Creating a version")
-    version = ModelVersion(
-        model_id=allocated.id,
-        version=allocated.last_version,
-        source=source,
-        run_id=run_id,
-        run_link=run_link,
-        description=description,
-        status="READY",
-        stage="None",
-        created_by=actor.name,
-        revision=1,
-        created_at=when,
-        updated_at=when,
-    )
-    s.add(version)
-    s.flush()
-    for key, value in tags.items():
-        s.add(ModelVersionTag(version_id=version.id, key=key, value=value))
+    # Core inserts: this is the hottest write, and the rows are known in full (no ORM unit of work needed).
+    number = allocated.last_version
+    version_id = s.execute(
+        insert(ModelVersion.__table__).values(
+            model_id=allocated.id, version=number, source=source, run_id=run_id, run_link=run_link,
+            description=description, status="READY", stage="None", created_by=actor.name, revision=1,
+            created_at=when, updated_at=when,
+        ).returning(ModelVersion.__table__.c.id)
+    ).scalar_one()
+    if tags:
+        s.execute(insert(ModelVersionTag.__table__),
+                  [{"version_id": version_id, "key": key, "value": value} for key, value in tags.items()])
     record(s, actor, Action.VERSION_CREATED, model_id=allocated.id, model_name=model_name,
-           version=version.version, run_id=run_id, to_stage="None",
+           version=number, run_id=run_id, to_stage="None",
            details={"source": source, "run_link": run_link, "tags": tags}, now=when)
-    s.flush()
     return VersionRecord(
-        id=version.id, model_name=model_name, version=version.version, source=source, run_id=run_id,
+        id=version_id, model_name=model_name, version=number, source=source, run_id=run_id,
         run_link=run_link, description=description, status="READY", stage="None", created_by=actor.name,
         tags=dict(sorted(tags.items())), aliases=(), revision=1, created_at=when, updated_at=when,
     )
