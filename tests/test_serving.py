@@ -667,3 +667,19 @@ def test_client_holding_a_newer_etag_than_the_cached_answer_is_not_sent_back_in_
     waited = conditional(client, PRODUCTION, newer, wait="0.3")
     assert_not_modified(waited, newer)
     assert waited.headers["X-Registry-Waited"] == "yes"
+
+
+def test_a_full_serving_cache_evicts_its_oldest_answers_first(app):
+    """Bounded memory without thrashing: the newest answers survive an overflow."""
+    from registry.changes import Hub
+    from registry.services.serving import Answer, ServingCache
+
+    hub = Hub("postgresql://unused")
+    hub.healthy = True
+    cache = ServingCache(hub)
+    cache.MAX_ENTRIES = 10
+    for model_id in range(1, 16):
+        cache.store(("stage", f"m{model_id}", "Production"), Answer(model_id, f"m{model_id}", 1, {"v": model_id}))
+    assert cache.answer(("stage", "m15", "Production")).payload == {"v": 15}
+    assert cache.answer(("stage", "m1", "Production")) is None
+    assert len(cache._answers) <= 10

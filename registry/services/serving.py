@@ -6,6 +6,7 @@ newest generation this process has heard of, so a slow reader can never reinstat
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -80,7 +81,9 @@ class Answer:
 class ServingCache:
     """Per-process answers and permission levels, invalidated by change notifications."""
 
-    MAX_ENTRIES = 10_000  # per worker: bounds memory (a full cache is simply dropped and refilled)
+    # Per worker: bounds memory. When full, the oldest tenth is evicted (dicts keep insertion order), so a
+    # working set larger than the cache degrades gradually instead of thrashing.
+    MAX_ENTRIES = 20_000
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -116,8 +119,13 @@ class ServingCache:
             if not self.hub.healthy or answer.generation < self.hub.generation(answer.model_id):
                 return  # a change we have heard of is newer than what we read
             if len(self._answers) >= self.MAX_ENTRIES:
-                self._answers.clear()
-                self._by_model.clear()
+                for old_key in list(itertools.islice(self._answers, self.MAX_ENTRIES // 10)):
+                    evicted = self._answers.pop(old_key)
+                    keys = self._by_model.get(evicted.model_id)
+                    if keys is not None:
+                        keys.discard(old_key)
+                        if not keys:
+                            del self._by_model[evicted.model_id]
             self._answers[key] = answer
             self._by_model.setdefault(answer.model_id, set()).add(key)
 
