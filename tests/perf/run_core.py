@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules b
 
 from _checks import check_versions  # noqa: E402
 from _cpu import CpuMeter, find_postmaster  # noqa: E402
+from _cli import run_main  # noqa: E402
 from _server import (ADMIN_TOKEN, PerfError, RegistryServer, database_url, drop_database, free_port,  # noqa: E402
                      recreate_database, safe_database_name, seed)
 import _report  # noqa: E402
@@ -189,24 +189,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _interrupt(signum, _frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # SIGTERM (and SIGINT even when inherited as ignored) must unwind through the finally blocks, which stop
-    # the server and drop the database.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupt)
-    try:
-        return run(args)
-    except PerfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: server stopped and benchmark database dropped (unless --keep-db)", file=sys.stderr)
-        return 130
+    return run_main(parse_args, run, argv, "server stopped and benchmark database dropped (unless --keep-db)")
 
 
 if __name__ == "__main__":

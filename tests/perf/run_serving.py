@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ import _report  # noqa: E402
 import seed  # noqa: E402
 from _cpu import CpuMeter, postmaster_for, tree_memory  # noqa: E402
 from _report import CPU_LEGEND, fmt, git_describe, table, wrk_threads  # noqa: E402
+from _cli import run_main  # noqa: E402
 from _server import (ADMIN_HEADERS, ADMIN_TOKEN, HERE, PYTHON_BIN, HelloServer, MlflowServer,  # noqa: E402
                      PerfError, RegistryServer, Service, drop_database, free_port, safe_database_name)
 from _wrk import run_wrk, wrk_binary, wrk_version  # noqa: E402
@@ -708,24 +708,8 @@ def _tool_versions() -> dict:
     return found
 
 
-def _interrupt(signum, _frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # SIGTERM (and SIGINT even when inherited as ignored) must unwind through the finally blocks, which stop
-    # the servers and drop the databases.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _interrupt)
-    try:
-        return run(args)
-    except PerfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted: servers stopped and benchmark databases dropped (unless --keep-db)", file=sys.stderr)
-        return 130
+    return run_main(parse_args, run, argv, "servers stopped and benchmark databases dropped (unless --keep-db)")
 
 
 if __name__ == "__main__":
