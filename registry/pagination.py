@@ -70,3 +70,18 @@ def decode(token: str | None, query_fingerprint: str) -> list[Any] | None:
             "page_token belongs to a different query (filters or ordering changed).", {"field": "page_token"}
         )
     return key
+
+
+def decode_id(token: str | None, query_fingerprint: str) -> int | None:
+    """The row id after which a page keyed by id resumes (the common single-key case of ``decode``)."""
+    key = decode(token, query_fingerprint)
+    if key is None:
+        return None
+    if len(key) != 1 or not isinstance(key[0], int):
+        raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
+    return key[0]
+
+
+def next_id_token(rows: Sequence[Any], limit: int, query_fingerprint: str) -> str | None:
+    """The token of the next page, given ``limit + 1`` rows fetched (a token only if there were more)."""
+    return encode([rows[limit - 1].id], query_fingerprint) if len(rows) > limit else None

@@ -61,14 +61,12 @@ def search_events(actor: Actor, query: AuditQuery, max_results: int | None = Non
         stmt = stmt.where(AuditEvent.occurred_at >= query.since)
     if query.until is not None:
         stmt = stmt.where(AuditEvent.occurred_at < query.until)
-    after = pagination.decode(page_token, fp)
+    after = pagination.decode_id(page_token, fp)
     if after is not None:
-        if len(after) != 1 or not isinstance(after[0], int):
-            raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
-        stmt = stmt.where(AuditEvent.id > after[0])
+        stmt = stmt.where(AuditEvent.id > after)
     rows = session().scalars(stmt.order_by(AuditEvent.id).limit(limit + 1)).all()
     items = [audit_record(e) for e in rows[:limit]]
-    token = pagination.encode([rows[limit - 1].id], fp) if len(rows) > limit else None
+    token = pagination.next_id_token(rows, limit, fp)
     return pagination.Page(items, token)
 
 

@@ -235,13 +235,11 @@ def list_requests(actor: Actor, query: RequestQuery, max_results: int | None = N
             stmt = stmt.where(TransitionRequest.version == query.version)
     if query.status is not None:
         stmt = stmt.where(TransitionRequest.status == query.status)
-    after = pagination.decode(page_token, fp)
+    after = pagination.decode_id(page_token, fp)
     if after is not None:
-        if len(after) != 1 or not isinstance(after[0], int):
-            raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
-        stmt = stmt.where(TransitionRequest.id < after[0])
+        stmt = stmt.where(TransitionRequest.id < after)
     rows = session().scalars(stmt.order_by(TransitionRequest.id.desc()).limit(limit + 1)).all()
-    token = pagination.encode([rows[limit - 1].id], fp) if len(rows) > limit else None
+    token = pagination.next_id_token(rows, limit, fp)
     return pagination.Page([request_record(r) for r in rows[:limit]], token)
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import exists, insert, select, update
 from .. import names, pagination
 from ..audit import Action, record
 from ..auth import Actor
-from ..errors import InvalidArgument, PreconditionFailed
+from ..errors import PreconditionFailed
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
 from .loading import ModelRef, find_version, find_version_by_name, lock_model, model_not_found, touch
@@ -132,14 +132,12 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
         rows, token = filters.sorted_page(stmt, query.sort, filters.VERSION_SORT, ModelVersion.id, limit=limit,
                                           page_token=page_token, fingerprint=fp, session=session())
         return pagination.Page([version_record(v) for v in rows], token)
-    after = pagination.decode(page_token, fp)
+    after = pagination.decode_id(page_token, fp)
     if after is not None:
-        if len(after) != 1 or not isinstance(after[0], int):
-            raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
-        stmt = stmt.where(ModelVersion.id < after[0])
+        stmt = stmt.where(ModelVersion.id < after)
     rows = session().scalars(stmt.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
     items = [version_record(v) for v in rows[:limit]]
-    token = pagination.encode([rows[limit - 1].id], fp) if len(rows) > limit else None
+    token = pagination.next_id_token(rows, limit, fp)
     return pagination.Page(items, token)
 
 

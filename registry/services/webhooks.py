@@ -288,11 +288,9 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
         stmt = stmt.where(RegistryWebhook.model_id == model.id)
     if wanted:
         stmt = stmt.where(RegistryWebhook.events.overlap(wanted))
-    after = pagination.decode(page_token, fp)
+    after = pagination.decode_id(page_token, fp)
     if after is not None:
-        if len(after) != 1 or not isinstance(after[0], int):
-            raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
-        stmt = stmt.where(RegistryWebhook.id > after[0])
+        stmt = stmt.where(RegistryWebhook.id > after)
     stmt = stmt.order_by(RegistryWebhook.id)
     items: list[WebhookRecord] = []
     levels: dict[int, int] = {}
