@@ -9,6 +9,7 @@ def register(app: Flask) -> None:
         authn,
         databricks,
         errors,
+        fast_path,
         health,
         mlflow,
         native_access,
@@ -30,3 +31,4 @@ def register(app: Flask) -> None:
     mlflow.register(app)
     databricks.register(app)
     errors.register(app)
+    fast_path.install(app)

@@ -18,6 +18,7 @@ from ..services import identities
 log = logging.getLogger("registry.auth")
 
 ACTOR_HEADER = "X-Registry-Actor"
+TOKENS_KEY = "registry_tokens"
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static"}
 
 
@@ -47,12 +48,20 @@ class TokenCache:
                 self._entries.clear()
                 self._epoch += 1
 
+    def cached(self, token: str) -> Actor | None:
+        """The token's principal if the cache knows it and it is still valid; None means "ask the database"."""
+        if not self.hub.healthy:
+            return None
+        hit = self._entries.get(hash_token(token))
+        if hit is not None and (hit[1] is None or hit[1] > datetime.now(timezone.utc)):
+            return hit[0]
+        return None
+
     def authenticate(self, token: str) -> Actor:
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
         digest = hash_token(token)
-        if self.hub.healthy:
-            hit = self._entries.get(digest)
-            if hit is not None and (hit[1] is None or hit[1] > datetime.now(timezone.utc)):
-                return hit[0]
         epoch = self._epoch
         actor, expires_at = identities.authenticate_with_expiry(token)
         with self._lock:
@@ -72,7 +81,7 @@ def install(app: Flask) -> None:
         )
 
     hub = hub_for(app)
-    tokens = TokenCache(hub)
+    tokens = app.extensions[TOKENS_KEY] = TokenCache(hub)
 
     @app.before_request
     def authenticate():

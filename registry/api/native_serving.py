@@ -16,6 +16,7 @@ from marshmallow import fields, validate
 
 from ..schemas.native import StrictSchema, error_json, millis
 from ..services import serving
+from . import fast_path
 from .http import args, current_actor
 from .serving_state import serving_state as _state
 
@@ -103,6 +104,8 @@ def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
     response.headers["Cache-Control"] = "no-cache"
     if wait:
         response.headers["X-Registry-Waited"] = waited
+    else:
+        fast_path.mark(answer)  # a long-poll's answer depends on how the wait went: never replayed
     return response
 
 

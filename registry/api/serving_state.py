@@ -8,9 +8,10 @@ from flask import current_app
 
 from ..changes import hub_for
 from ..services import serving
+from . import fast_path
 from .authn import current_actor
 
-_STATE_KEY = "registry_serving"
+STATE_KEY = "registry_serving"
 
 
 class ServingState:
@@ -23,13 +24,16 @@ class ServingState:
 
 def serving_state() -> ServingState:
     app = current_app._get_current_object()
-    state = app.extensions.get(_STATE_KEY)
+    state = app.extensions.get(STATE_KEY)
     if state is None:
-        state = app.extensions.setdefault(_STATE_KEY, ServingState(app))
+        state = app.extensions.setdefault(STATE_KEY, ServingState(app))
     state.hub.ensure_listening()
     return state
 
 
 def cached(model_name: str, operation: str, load: Callable[[], Any]) -> Any:
-    """Serve a read of one model through the per-process cache (see services.serving.cached_read)."""
-    return serving.cached_read(serving_state().cache, current_actor(), model_name, operation, load)
+    """Serve a read of one model through the per-process cache (see services.serving.cached_read); the
+    rendered response may then be replayed by the fast path (api/fast_path.py)."""
+    result, label = serving.cached_read(serving_state().cache, current_actor(), model_name, operation, load)
+    fast_path.mark(label)
+    return result

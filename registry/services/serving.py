@@ -175,6 +175,18 @@ def _can_read(cache: ServingCache, actor: Actor, model_id: int) -> bool:
     return _level(cache, actor, model_id) >= Permission.READ
 
 
+def may_read_cached(cache: ServingCache, actor: Actor, model_id: int) -> bool:
+    """READ on the model, from cached levels only (no query): True only when the cache proves it.
+    False means "unknown or denied": the caller must take the ordinary path, which decides and caches."""
+    if actor.is_admin:
+        return True
+    registry_wide = cache.level(actor.name, _REGISTRY)
+    if registry_wide is not None and registry_wide >= Permission.READ:
+        return True
+    on_model = cache.level(actor.name, model_id)
+    return on_model is not None and on_model >= Permission.READ
+
+
 @read_only
 def _read_level(principal: str, model_id: int | None) -> int:
     return session().execute(_LEVEL, {"principal": principal, "model_id": model_id}).scalar() or 0
@@ -209,8 +221,12 @@ def _read_head(name: str):
     return session().execute(_HEAD, {"name": name}).first()
 
 
-def cached_read(cache: ServingCache, actor: Actor, model_name: str, operation: str, load: Callable[[], Any]) -> Any:
+def cached_read(cache: ServingCache, actor: Actor, model_name: str, operation: str,
+                load: Callable[[], Any]) -> tuple[Any, Answer | None]:
     """Any read of one model's data, served from the per-process cache when it is current.
+
+    Returns the result and its label (model id and the generation it was read at; the payload is the result),
+    or None as the label when the result could not be labelled (the change listener is down).
 
     ``load()`` is the ordinary use case (it checks permissions itself). On a miss, the model's generation is
     read *before* ``load()`` runs and labels the result: if the model changes in between, the label is older
@@ -223,12 +239,17 @@ def cached_read(cache: ServingCache, actor: Actor, model_name: str, operation: s
     if hit is not None:
         if not _can_read(cache, actor, hit.model_id):
             raise model_not_found(name)
-        return hit.payload
+        return hit.payload, hit
     head = _read_head(name) if cache.hub.healthy else None
     result = load()
-    if head is not None:
-        cache.store(key, Answer(head.id, name, head.generation, result))
-    return result
+    if head is None:
+        return result, None
+    answer = Answer(head.id, name, head.generation, result)
+    cache.store(key, answer)
+    # ``load()`` checked READ itself; asking again (cached, usually through the registry-wide level) primes the
+    # permission cache, so the next identical request can be answered from memory alone.
+    _can_read(cache, actor, head.id)
+    return result, answer
 
 
 def not_found_message(answer: Answer, *, stage: str | None = None, alias: str | None = None) -> NotFound:
