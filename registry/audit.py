@@ -15,12 +15,12 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterator
 
-from sqlalchemy import event as sa_event, func, insert, select
+from sqlalchemy import event as sa_event, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from .auth import Actor
-from .changes import model_changed
-from .orm import AuditEvent
+from .changes import CHANNEL, announce, model_changed, pop_changed
+from .orm import AuditEvent, RegisteredModel
 
 
 class Action(str, Enum):
@@ -148,7 +148,8 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
     if model_id is not None:
         model_changed(session, model_id)
     # The chain's head is looked up once per transaction: the chain lock is held until commit, so nobody
-    # else can append in between (a transition that archives ten versions writes eleven events).
+    # else can append in between (a transition that archives ten versions writes eleven events). Writers
+    # that locked the model row usually know it already (``known_head``); otherwise it is queried.
     heads = session.info.setdefault(_HEADS_KEY, {})
     head = heads.get(chain_id)
     if head is None:
@@ -158,7 +159,7 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
             .order_by(AuditEvent.seq.desc())
             .limit(1)
         ).first()
-    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, None)
+    seq, prev_hash = (head[0] + 1, head[1]) if head and head[0] else (1, None)
     occurred_at = now or datetime.now(timezone.utc)
     fields = dict(
         chain_id=chain_id,
@@ -186,19 +187,71 @@ _HEADS_KEY = "registry_audit_heads"
 _PENDING_KEY = "registry_audit_pending"
 
 
-@sa_event.listens_for(Session, "before_commit")
+def known_head(session: Session, model_id: int, seq: int, hash_: str | None) -> None:
+    """The model's chain head as read from its row *under the row lock* (``registered_models.audit_seq`` /
+    ``audit_hash``): saves the query for it. Seq 0 means the chain is empty."""
+    session.info.setdefault(_HEADS_KEY, {}).setdefault(model_id, (seq, hash_))
+
+
+_EVENT_COLUMNS = ("chain_id", "seq", "occurred_at", "actor", "action", "model_id", "model_name", "version",
+                  "run_id", "from_stage", "to_stage", "request_id", "details", "prev_hash", "hash")
+_EVENT_TYPES = ("bigint", "integer", "timestamptz", "text", "text", "bigint", "text", "integer",
+                "text", "text", "text", "bigint", "jsonb", "text", "text")
+_INSERT_EVENTS = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_EVENT_COLUMNS, _EVENT_TYPES))
+
+# Everything a committing transaction records about its changes, in one round trip while it still holds the
+# model locks: its remaining events, each changed model's new chain head and generation, and the
+# notification every process listens for (delivered by PostgreSQL only if the transaction commits).
+_COMMIT_CHANGES = text(f"""
+WITH events AS (
+    INSERT INTO audit_events ({", ".join(_EVENT_COLUMNS)})
+    SELECT * FROM unnest({_INSERT_EVENTS})
+), bumped AS (
+    UPDATE registered_models m
+    SET generation = m.generation + 1,
+        -- no head known: the events were rolled back with a savepoint; the row keeps its head
+        audit_seq = coalesce(h.seq, m.audit_seq),
+        audit_hash = CASE WHEN h.seq IS NULL THEN m.audit_hash ELSE h.hash END
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:head_seqs AS bigint[]), CAST(:head_hashes AS text[])) AS h(id, seq, hash)
+    WHERE m.id = h.id
+    RETURNING m.id, m.generation
+)
+SELECT id, generation, pg_notify(:channel, json_build_object('m', id, 'g', generation)::text) FROM bumped
+""")
+
+
+def _event_arrays(pending: list[dict[str, Any]]) -> dict[str, list]:
+    arrays: dict[str, list] = {column: [] for column in _EVENT_COLUMNS}
+    for event in pending:
+        for column in _EVENT_COLUMNS:
+            value = event[column]
+            arrays[column].append(json.dumps(value, ensure_ascii=False) if column == "details" else value)
+    return arrays
+
+
 def write_pending(session: Session) -> None:
-    """Insert the transaction's buffered events now (at commit at the latest, or before reading them)."""
+    """Insert the transaction's buffered events now, before reading them back (commit writes the rest)."""
     pending = session.info.pop(_PENDING_KEY, None)
     if pending:
         session.execute(insert(AuditEvent.__table__), pending)
 
 
-@sa_event.listens_for(Session, "after_commit")
-@sa_event.listens_for(Session, "after_soft_rollback")
-def _forget(session: Session, *_args) -> None:
-    session.info.pop(_HEADS_KEY, None)
-    session.info.pop(_PENDING_KEY, None)
+@sa_event.listens_for(Session, "before_commit")
+def _commit_changes(session: Session) -> None:
+    changed = pop_changed(session)
+    pending = session.info.pop(_PENDING_KEY, None) or []
+    if not changed and not pending:
+        return
+    session.flush()  # deletions must reach the database first: a deleted model is announced as such
+    heads = session.info.get(_HEADS_KEY, {})
+    ids = sorted(changed)
+    known = [heads.get(i, (None, None)) for i in ids]
+    rows = session.execute(_COMMIT_CHANGES, {
+        **_event_arrays(pending),
+        "ids": ids, "head_seqs": [h[0] for h in known], "head_hashes": [h[1] for h in known],
+        "channel": CHANNEL,
+    }).all()
+    announce(session, {row.id: row.generation for row in rows}, changed)
 
 
 @dataclass(frozen=True)
@@ -234,11 +287,13 @@ def _iter_events(session: Session) -> Iterator[AuditEvent]:
 
 
 def verify_chain(session: Session) -> tuple[int, ChainBreak | None]:
-    """Walk every chain; return (events checked, first break or None)."""
+    """Walk every chain, then check each existing model's recorded head against the end of its chain;
+    return (events checked, first break or None)."""
     checked = 0
     chain_id: int | None = None
     expected_seq = 1
     prev_hash: str | None = None
+    ends: dict[int, tuple[int, str]] = {}
     for event in _iter_events(session):
         if event.chain_id != chain_id:
             chain_id, expected_seq, prev_hash = event.chain_id, 1, None
@@ -254,6 +309,21 @@ def verify_chain(session: Session) -> tuple[int, ChainBreak | None]:
         if _recompute(event) != event.hash:
             return checked, ChainBreak(event.id, event.chain_id, event.seq, "content does not match its hash")
         prev_hash = event.hash
+        ends[event.chain_id] = (event.seq, event.hash)
         expected_seq += 1
         checked += 1
-    return checked, None
+    return checked, _check_heads(session, ends)
+
+
+def _check_heads(session: Session, ends: dict[int, tuple[int, str]]) -> ChainBreak | None:
+    """The chain alone cannot show that its *last* events were removed; the head on the model row can."""
+    heads = session.execute(
+        select(RegisteredModel.id, RegisteredModel.audit_seq, RegisteredModel.audit_hash).order_by(RegisteredModel.id)
+    )
+    for model_id, seq, hash_ in heads:
+        end_seq, end_hash = ends.get(model_id, (0, None))
+        if (seq, hash_) != (end_seq, end_hash):
+            return ChainBreak(None, model_id, end_seq or None,
+                              f"the model's recorded chain head is seq {seq}, but the chain ends at seq {end_seq}: "
+                              "events were removed from its end")
+    return None

@@ -23,7 +23,7 @@ from typing import Callable
 import psycopg2
 import psycopg2.extensions
 from flask import current_app, has_app_context
-from sqlalchemy import event, func, select as sa_select, text
+from sqlalchemy import event, func, select as sa_select
 from sqlalchemy.orm import Session
 
 log = logging.getLogger("registry.changes")
@@ -43,33 +43,23 @@ def _publish(session: Session, message: dict) -> None:
     session.info.setdefault(_PENDING_KEY, []).append(message)
 
 
-_BUMP_AND_NOTIFY = text("""
-WITH bumped AS (
-    UPDATE registered_models SET generation = generation + 1 WHERE id = ANY(:ids) RETURNING id, generation
-)
-SELECT id, generation, pg_notify(:channel, json_build_object('m', id, 'g', generation)::text) FROM bumped
-""")
-
-
 def model_changed(session: Session, model_id: int) -> None:
     """Note that this transaction changes the model. Every audited change calls this (audit.record), so no
-    write can forget it; on commit the model gets a new generation and every process hears of it."""
+    write can forget it; on commit the model gets a new generation and every process hears of it (the
+    audit trail's commit writer bumps and notifies in the same statement as it writes the events)."""
     session.info.setdefault(_CHANGED_KEY, set()).add(model_id)
 
 
-@event.listens_for(Session, "before_commit")
-def _bump_generations(session: Session) -> None:
-    changed = session.info.pop(_CHANGED_KEY, None)
-    if not changed:
-        return
-    session.flush()
-    # One round trip bumps and announces every changed model. The writers hold these model rows locked
-    # already, so this adds no lock and no deadlock risk.
-    rows = session.execute(_BUMP_AND_NOTIFY, {"ids": sorted(changed), "channel": CHANNEL}).all()
+def pop_changed(session: Session) -> set[int]:
+    return session.info.pop(_CHANGED_KEY, None) or set()
+
+
+def announce(session: Session, generations: dict[int, int], changed: set[int]) -> None:
+    """Record what this transaction announced (``generations``: the new generation of each changed model still
+    there), for delivery to this process after the commit; models deleted in it are announced as deleted."""
     pending = session.info.setdefault(_PENDING_KEY, [])
-    generations = {row.id: row.generation for row in rows}
     pending.extend({"m": model_id, "g": generation} for model_id, generation in generations.items())
-    for model_id in sorted(changed - generations.keys()):  # deleted in this transaction
+    for model_id in sorted(changed - generations.keys()):
         _publish(session, {"m": model_id, "g": DELETED})
 
 

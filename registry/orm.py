@@ -40,6 +40,11 @@ class RegisteredModel(db.Model):
     # Bumped on every change that can alter a serving answer (stages, aliases, version deletion, rename):
     # the hot path's ETag and long-poll cursor.
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # The head of the model's audit chain (seq and hash of its last event; 0 and NULL before the first),
+    # written with every event at commit. A writer reads it with the row lock instead of querying the
+    # chain, and `registry audit verify` checks it, so removing a chain's last events is detected too.
+    audit_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    audit_hash: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 

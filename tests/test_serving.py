@@ -676,8 +676,7 @@ def test_a_full_serving_cache_evicts_its_oldest_answers_first(app):
 
     hub = Hub("postgresql://unused")
     hub.healthy = True
-    cache = ServingCache(hub)
-    cache.MAX_ENTRIES = 10
+    cache = ServingCache(hub, max_entries=10)
     for model_id in range(1, 16):
         cache.store(("stage", f"m{model_id}", "Production"), Answer(model_id, f"m{model_id}", 1, {"v": model_id}))
     assert cache.answer(("stage", "m15", "Production")).payload == {"v": 15}

@@ -104,8 +104,26 @@ class FastPath:
                 close()
         status, headers = captured
         state.cache.store(key, serving.Answer(label.model_id, label.model_name, label.generation,
-                                              (status, tuple(headers), body)))
+                                              (status, _shared(headers), body)))
         return [body]
+
+
+_HEADERS: dict[tuple[str, str], tuple[str, str]] = {}
+_MAX_SHARED_HEADERS = 4096
+
+
+def _shared(headers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The headers, with repeated (name, value) pairs shared between entries: most are the same for every
+    answer (Content-Type, Cache-Control, a few Content-Lengths), and tens of thousands of entries are cached."""
+    out = []
+    for header in headers:
+        shared = _HEADERS.get(header)
+        if shared is None:
+            shared = header = (str(header[0]), str(header[1]))
+            if header[0] != "ETag" and len(_HEADERS) < _MAX_SHARED_HEADERS:
+                shared = _HEADERS.setdefault(header, header)
+        out.append(shared)
+    return tuple(out)
 
 
 def _request_key(environ: dict) -> tuple | None:

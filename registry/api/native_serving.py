@@ -54,16 +54,16 @@ def _body(answer: serving.Answer) -> dict:
     v = answer.payload
     return {
         "model": answer.model_name,
-        "version": v["version"],
-        "stage": v["stage"],
-        "status": v["status"],
-        "source": v["source"],
-        "run_id": v["run_id"],
-        "run_link": v["run_link"],
-        "aliases": list(v["aliases"] or []),
+        "version": v.version,
+        "stage": v.stage,
+        "status": v.status,
+        "source": v.source,
+        "run_id": v.run_id,
+        "run_link": v.run_link,
+        "aliases": list(v.aliases),
         "generation": answer.generation,
-        "created_at": millis(v["created_at"]),
-        "updated_at": millis(v["updated_at"]),
+        "created_at": millis(v.created_at),
+        "updated_at": millis(v.updated_at),
     }
 
 

@@ -126,6 +126,13 @@ def model_clauses(conditions: tuple[Condition, ...]) -> list[ColumnElement[bool]
     return clauses
 
 
+def _matches_no_empty_string(condition: Condition) -> bool:
+    """``run_id = 'x'`` / ``run_id IN ('x', 'y')`` with no '' among the values: a NULL run_id never qualifies."""
+    if condition.op == "=":
+        return condition.value != ""
+    return condition.op == "IN" and "" not in condition.value
+
+
 def version_clauses(conditions: tuple[Condition, ...]) -> list[ColumnElement[bool]]:
     """For a statement over ModelVersion joined to its RegisteredModel."""
     columns = {
@@ -140,6 +147,9 @@ def version_clauses(conditions: tuple[Condition, ...]) -> list[ColumnElement[boo
         _check(c, VERSION_FIELDS)
         if c.field == "tag":
             clauses.append(_tag_clause(ModelVersionTag, ModelVersionTag.version_id, ModelVersion.id, c))
+        elif c.field == "run_id" and _matches_no_empty_string(c):
+            # Same rows as through coalesce (NULL can only match ''), but the partial run_id index applies.
+            clauses.append(_compare(ModelVersion.run_id, c.op, c.value))
         else:
             clauses.append(_compare(columns[c.field], c.op, c.value))
     return clauses
@@ -159,8 +169,9 @@ MODEL_SORT: dict[str, SortColumn] = {
     "created_at": SortColumn(RegisteredModel.created_at, lambda m: m.created_at, datetime),
     "updated_at": SortColumn(RegisteredModel.updated_at, lambda m: m.updated_at, datetime),
 }
+# Over rows of the versions search's Core SELECT (``model_name`` is the joined model's name), not ORM objects.
 VERSION_SORT: dict[str, SortColumn] = {
-    "name": SortColumn(RegisteredModel.name, lambda v: v.model.name, str),
+    "name": SortColumn(RegisteredModel.name, lambda v: v.model_name, str),
     "version": SortColumn(ModelVersion.version, lambda v: v.version, int),
     "created_at": SortColumn(ModelVersion.created_at, lambda v: v.created_at, datetime),
     "updated_at": SortColumn(ModelVersion.updated_at, lambda v: v.updated_at, datetime),
@@ -195,8 +206,12 @@ def _decode_part(raw: Any, kind: type) -> Any:
 
 
 def sorted_page(stmt, sort: tuple[SortKey, ...], columns: dict[str, SortColumn], id_column, *,
-                limit: int, page_token: str | None, fingerprint: str, session) -> tuple[list, str | None]:
+                limit: int, page_token: str | None, fingerprint: str, session,
+                core_rows: bool = False) -> tuple[list, str | None]:
     """Order ``stmt`` by ``sort`` (then by id, so the order is total) and fetch one page after the token.
+
+    ``stmt`` selects ORM entities (returned as such), or with ``core_rows`` plain columns (returned as
+    rows); ``columns``' ``value_of`` must read whichever the page holds.
 
     Keyset pagination: the token carries the last row's sort values, so rows inserted or deleted between
     pages never shift the next page (MLflow's offset tokens can skip or repeat rows then).
@@ -218,7 +233,8 @@ def sorted_page(stmt, sort: tuple[SortKey, ...], columns: dict[str, SortColumn],
             alternatives.append(and_(*equal_before, beyond))
         stmt = stmt.where(or_(*alternatives))
     stmt = stmt.order_by(*[key.column.desc() if descending else key.column.asc() for key, descending in keys])
-    rows = list(session.scalars(stmt.limit(limit + 1)).unique().all())
+    result = session.execute(stmt.limit(limit + 1))
+    rows = list(result.all() if core_rows else result.scalars().unique().all())
     token = None
     if len(rows) > limit:
         last = rows[limit - 1]

@@ -150,6 +150,10 @@ def ensure_admin_token(token: str) -> bool:
     s = session()
     if s.scalar(select(exists().where(ApiToken.token_hash == digest))):
         return False
+    # Every worker of every server runs this at start-up: only one of them may add the token.
+    lock_registry_chain(s)
+    if s.scalar(select(exists().where(ApiToken.token_hash == digest))):
+        return False
     when = now()
     user = s.scalars(select(User).where(User.name == BOOTSTRAP_ADMIN)).one_or_none()
     if user is None:

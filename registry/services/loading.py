@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
+from .. import audit
 from ..errors import NotFound
 from ..orm import ModelVersion, RegisteredModel
 from .unit_of_work import session
@@ -46,6 +47,8 @@ def lock_model(name: str) -> RegisteredModel:
     ).one_or_none()
     if model is None:
         raise model_not_found(name)
+    # The row was read under its lock, so its audit head is current: the chain needs no query of its own.
+    audit.known_head(session(), model.id, model.audit_seq, model.audit_hash)
     return model
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..orm import AuditEvent, ModelVersion, RegisteredModel
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModelRecord:
     id: int
     name: str
@@ -20,7 +20,7 @@ class ModelRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VersionRecord:
     id: int
     model_name: str
@@ -39,7 +39,7 @@ class VersionRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     id: int
     occurred_at: datetime
@@ -90,6 +90,30 @@ def version_record(version: ModelVersion) -> VersionRecord:
     )
 
 
+def version_record_from_row(row) -> VersionRecord:
+    """The same record as ``version_record``, from one row of a Core SELECT (no ORM objects): the version's
+    columns, ``model_name``, ``tags`` (a JSON object of key -> value, or NULL when the version has none) and
+    ``aliases`` (an array ordered by alias in SQL, as the ORM relationship orders them)."""
+    tags = row.tags
+    return VersionRecord(
+        id=row.id,
+        model_name=row.model_name,
+        version=row.version,
+        source=row.source,
+        run_id=row.run_id,
+        run_link=row.run_link,
+        description=row.description,
+        status=row.status,
+        stage=row.stage,
+        created_by=row.created_by,
+        tags=dict(sorted(tags.items())) if tags else {},
+        aliases=tuple(row.aliases) if row.aliases else (),
+        revision=row.revision,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
 def audit_record(event: AuditEvent) -> AuditRecord:
     return AuditRecord(
         id=event.id,
@@ -109,14 +133,14 @@ def audit_record(event: AuditEvent) -> AuditRecord:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UserRecord:
     name: str
     is_admin: bool
     created_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TokenRecord:
     id: int
     user: str
@@ -127,13 +151,13 @@ class TokenRecord:
     revoked_at: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GrantRecord:
     principal: str
     level: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PolicyRecord:
     stage: str
     required_approvals: int
@@ -141,14 +165,14 @@ class PolicyRecord:
     scope: str  # "model", "registry" or "default"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApprovalRecord:
     approver: str
     comment: str
     created_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RequestRecord:
     id: int
     model_name: str
@@ -166,7 +190,7 @@ class RequestRecord:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CommentRecord:
     id: int
     model_name: str

@@ -63,13 +63,28 @@ WHERE principal IN (:principal, '*') AND (model_id IS NULL OR model_id = :model_
 """)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class CurrentVersion:
+    """The version a stage or alias points at, as the serving endpoints render it (compact: thousands are cached)."""
+    version: int
+    stage: str
+    status: str
+    source: str
+    run_id: str | None
+    run_link: str | None
+    created_at: Any
+    updated_at: Any
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     model_id: int
     model_name: str
     generation: int
-    # A stage/alias answer: the version's fields, or None when nothing is in that stage / behind that alias.
-    # A cached read (``cached_read``): whatever the use case returned.
+    # A stage/alias answer: a CurrentVersion, or None when nothing is in that stage / behind that alias.
+    # A cached read (``cached_read``): whatever the use case returned. A replayed response (api/fast_path.py):
+    # its status, headers and body.
     payload: Any
 
     @property
@@ -81,12 +96,13 @@ class Answer:
 class ServingCache:
     """Per-process answers and permission levels, invalidated by change notifications."""
 
-    # Per worker: bounds memory. When full, the oldest tenth is evicted (dicts keep insertion order), so a
-    # working set larger than the cache degrades gradually instead of thrashing.
-    MAX_ENTRIES = 20_000
+    # Per worker (REGISTRY_CACHE_ENTRIES): bounds memory. When full, the oldest tenth is evicted (dicts keep
+    # insertion order), so a working set larger than the cache degrades gradually instead of thrashing.
+    DEFAULT_MAX_ENTRIES = 40_000
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.hub = hub
+        self.max_entries = max_entries
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, str, str], Answer] = {}
         self._by_model: dict[int, set[tuple[str, str, str]]] = {}
@@ -118,8 +134,8 @@ class ServingCache:
         with self._lock:
             if not self.hub.healthy or answer.generation < self.hub.generation(answer.model_id):
                 return  # a change we have heard of is newer than what we read
-            if len(self._answers) >= self.MAX_ENTRIES:
-                for old_key in list(itertools.islice(self._answers, self.MAX_ENTRIES // 10)):
+            if len(self._answers) >= self.max_entries:
+                for old_key in list(itertools.islice(self._answers, max(1, self.max_entries // 10))):
                     evicted = self._answers.pop(old_key)
                     keys = self._by_model.get(evicted.model_id)
                     if keys is not None:
@@ -149,8 +165,8 @@ def _read(kind: str, name: str, selector: str) -> Answer | None:
         return None
     version = None
     if row["version"] is not None:
-        version = {key: row[key] for key in ("version", "stage", "status", "source", "run_id", "run_link",
-                                               "created_at", "updated_at", "aliases")}
+        version = CurrentVersion(row["version"], row["stage"], row["status"], row["source"], row["run_id"],
+                                 row["run_link"], row["created_at"], row["updated_at"], tuple(row["aliases"] or ()))
     return Answer(row["model_id"], row["model_name"], row["generation"], version)
 
 

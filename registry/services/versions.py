@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import exists, func, insert, select, text, update
 
-from .. import names, pagination
+from .. import audit, names, pagination
 from ..audit import Action, record
 from ..auth import Actor
 from ..errors import PreconditionFailed
@@ -14,11 +15,40 @@ from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
 from .loading import ModelRef, find_version, find_version_by_name, lock_model, model_not_found, touch
 from .permissions import authorize, readable_models
 from .transitions import supersede_moot_requests
-from .records import VersionRecord, version_record
+from .records import VersionRecord, version_record, version_record_from_row
 from . import filters
+from .queueing import one_writer_per_model
 from .unit_of_work import now, read_only, session, use_case
 
 
+# The hottest write, in one statement: take the model row lock and the next number (the UPDATE), insert the
+# version and its tags, and return the audit chain head read under that lock. Numbers come from
+# ``last_version + 1`` under the row lock: concurrent creators are serialised, numbers have no duplicates, no
+# gaps from races and need no retry loop, and a deleted number is never handed out again.
+_ALLOCATE_AND_INSERT = text("""
+WITH allocated AS (
+    UPDATE registered_models
+    SET last_version = last_version + 1, revision = revision + 1, updated_at = :when
+    WHERE name = :name
+    RETURNING id, last_version, audit_seq, audit_hash
+), created AS (
+    INSERT INTO model_versions (model_id, version, source, run_id, run_link, description, status, stage,
+                                created_by, revision, created_at, updated_at)
+    SELECT id, last_version, :source, :run_id, :run_link, :description, 'READY', 'None', :actor, 1, :when, :when
+    FROM allocated
+    RETURNING id, model_id
+), tagged AS (
+    INSERT INTO model_version_tags (version_id, key, value)
+    SELECT created.id, t.key, t.value
+    FROM created, unnest(CAST(:tag_keys AS text[]), CAST(:tag_values AS text[])) AS t(key, value)
+)
+SELECT created.id AS version_id, allocated.id AS model_id, allocated.last_version AS number,
+       allocated.audit_seq, allocated.audit_hash
+FROM created JOIN allocated ON allocated.id = created.model_id
+""")
+
+
+@one_writer_per_model
 @use_case
 def create_version(
     actor: Actor,
@@ -30,12 +60,7 @@ def create_version(
     description: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> VersionRecord:
-    """Register a new version numbered last_version + 1.
-
-    The number comes from ``UPDATE ... SET last_version = last_version + 1 RETURNING`` on the model row: the
-    row lock it takes serialises concurrent creators, so numbers have no duplicates, no gaps from races and
-    need no retry loop, and a deleted number is never handed out again.
-    """
+    """Register a new version numbered last_version + 1 (see ``_ALLOCATE_AND_INSERT``)."""
     model_name = names.model_name(model_name)
     source = names.bounded_text(source, "source", names.MAX_SOURCE, required=True)
     run_id = names.bounded_text(run_id, "run_id", names.MAX_RUN_ID) or None
@@ -44,35 +69,19 @@ def create_version(
     tags = names.tags(tags)
     when = now()
     s = session()
-    allocated = s.execute(
-        update(RegisteredModel)
-        .where(RegisteredModel.name == model_name)
-        .values(
-            last_version=RegisteredModel.last_version + 1,
-            revision=RegisteredModel.revision + 1,
-            updated_at=when,
-        )
-        .returning(RegisteredModel.id, RegisteredModel.last_version)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if allocated is None:
+    created = s.execute(_ALLOCATE_AND_INSERT, {
+        "name": model_name, "when": when, "source": source, "run_id": run_id, "run_link": run_link,
+        "description": description, "actor": actor.name,
+        "tag_keys": list(tags), "tag_values": list(tags.values()),
+    }).first()
+    if created is None:
         raise model_not_found(model_name)
-    # Checked after the allocating UPDATE (which already holds the row lock) to save a round trip: a refusal
-    # raises, and the rollback gives the number back.
-    authorize(actor, ModelRef(allocated.id, model_name), Permission.EDIT, "Creating a version")
-    # Core inserts: this is the hottest write, and the rows are known in full (no ORM unit of work needed).
-    number = allocated.last_version
-    version_id = s.execute(
-        insert(ModelVersion.__table__).values(
-            model_id=allocated.id, version=number, source=source, run_id=run_id, run_link=run_link,
-            description=description, status="READY", stage="None", created_by=actor.name, revision=1,
-            created_at=when, updated_at=when,
-        ).returning(ModelVersion.__table__.c.id)
-    ).scalar_one()
-    if tags:
-        s.execute(insert(ModelVersionTag.__table__),
-                  [{"version_id": version_id, "key": key, "value": value} for key, value in tags.items()])
-    record(s, actor, Action.VERSION_CREATED, model_id=allocated.id, model_name=model_name,
+    # Checked after the statement (which already holds the row lock) to save a round trip: a refusal raises,
+    # and the rollback gives the number back and removes the row.
+    authorize(actor, ModelRef(created.model_id, model_name), Permission.EDIT, "Creating a version")
+    audit.known_head(s, created.model_id, created.audit_seq, created.audit_hash)
+    number, version_id = created.number, created.version_id
+    record(s, actor, Action.VERSION_CREATED, model_id=created.model_id, model_name=model_name,
            version=number, run_id=run_id, to_stage="None",
            details={"source": source, "run_link": run_link, "tags": tags}, now=when)
     return VersionRecord(
@@ -101,6 +110,29 @@ class VersionQuery:
     sort: tuple[filters.SortKey, ...] = ()
 
 
+@cache
+def _version_rows():
+    """SELECT of everything a VersionRecord holds, one row per version (``records.version_record_from_row``):
+    the model's name by join, tags and aliases by correlated subqueries, so a page is one round trip.
+    Built once: a Select is immutable (``.where`` returns a new one), and building it is a measurable share
+    of a search request."""
+    tags = (
+        select(func.json_object_agg(ModelVersionTag.key, ModelVersionTag.value))
+        .where(ModelVersionTag.version_id == ModelVersion.id)
+        .scalar_subquery()
+    )
+    aliases = func.array(
+        select(ModelAlias.alias).where(ModelAlias.version_id == ModelVersion.id).order_by(ModelAlias.alias)
+        .scalar_subquery()
+    )
+    return select(
+        ModelVersion.id, RegisteredModel.name.label("model_name"), ModelVersion.version, ModelVersion.source,
+        ModelVersion.run_id, ModelVersion.run_link, ModelVersion.description, ModelVersion.status,
+        ModelVersion.stage, ModelVersion.created_by, tags.label("tags"), aliases.label("aliases"),
+        ModelVersion.revision, ModelVersion.created_at, ModelVersion.updated_at,
+    ).join_from(ModelVersion, RegisteredModel, ModelVersion.model_id == RegisteredModel.id)
+
+
 @read_only
 def search_versions(actor: Actor, query: VersionQuery, max_results: int | None = None, page_token: str | None = None,
                     *, max_page_size: int = pagination.MAX_PAGE_SIZE):
@@ -112,7 +144,7 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
     names.filter_text(query.run_id, "run_id")
     stage = parse_stage(query.stage).value if query.stage else None
     fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage})
-    stmt = select(ModelVersion).join(ModelVersion.model).where(readable_models(actor, ModelVersion.model_id))
+    stmt = _version_rows().where(readable_models(actor, ModelVersion.model_id))
     if query.model_name is not None:
         stmt = stmt.where(RegisteredModel.name == names.model_name(query.model_name))
     if query.run_id is not None:
@@ -130,13 +162,14 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
     stmt = stmt.where(*filters.version_clauses(query.conditions))
     if query.sort:
         rows, token = filters.sorted_page(stmt, query.sort, filters.VERSION_SORT, ModelVersion.id, limit=limit,
-                                          page_token=page_token, fingerprint=fp, session=session())
-        return pagination.Page([version_record(v) for v in rows], token)
+                                          page_token=page_token, fingerprint=fp, session=session(),
+                                          core_rows=True)
+        return pagination.Page([version_record_from_row(v) for v in rows], token)
     after = pagination.decode_id(page_token, fp)
     if after is not None:
         stmt = stmt.where(ModelVersion.id < after)
-    rows = session().scalars(stmt.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
-    items = [version_record(v) for v in rows[:limit]]
+    rows = session().execute(stmt.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
+    items = [version_record_from_row(v) for v in rows[:limit]]
     token = pagination.next_id_token(rows, limit, fp)
     return pagination.Page(items, token)
 

@@ -207,6 +207,12 @@ def seed_registry(db_url: str, n_models: int, n_versions: int) -> dict:
             ("chain_id", "seq", "occurred_at", "actor", "action", "model_id", "model_name", "version", "run_id",
              "from_stage", "to_stage", "request_id", "details", "prev_hash", "hash"),
             audit_rows())
+        # Each model row records its chain's head (migration 0005), as the registry's writers keep it.
+        cursor.execute("""
+            UPDATE registered_models m SET audit_seq = h.seq, audit_hash = h.hash
+            FROM (SELECT DISTINCT ON (chain_id) chain_id, seq, hash FROM audit_events
+                  ORDER BY chain_id, seq DESC) h
+            WHERE m.id = h.chain_id""")
         timer.lap("audit trail")
         for table in ("registered_models", "model_versions"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

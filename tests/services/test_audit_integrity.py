@@ -104,3 +104,36 @@ def test_verify_reports_a_rehashed_event_through_the_next_link(trail, db_session
     assert broken is not None
     assert broken.event_id == following.id
     assert "prev_hash" in broken.reason
+
+
+def test_every_model_row_records_the_head_of_its_chain(trail, db_session):
+    heads = dict(db_session.execute(text("SELECT name, audit_seq FROM registered_models")).all())
+    assert heads == {"a": len(trail), "b": len(events(model_name="b"))}
+    hashes = db_session.execute(text("SELECT audit_hash FROM registered_models WHERE name = 'a'")).scalar_one()
+    assert hashes == trail[-1].hash
+
+
+@pytest.mark.parametrize("removed", [1, 2], ids=["last event", "last two events"])
+def test_verify_reports_events_removed_from_the_end_of_a_chain(trail, db_session, removed):
+    bypass_trigger(db_session)
+    for event in trail[-removed:]:
+        db_session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": event.id})
+    db_session.commit()
+
+    _, broken = verify()
+
+    assert broken is not None
+    assert broken.chain_id == db_session.execute(text("SELECT id FROM registered_models WHERE name = 'a'")).scalar_one()
+    assert broken.seq == len(trail) - removed
+    assert "removed from its end" in broken.reason
+
+
+def test_the_next_event_continues_the_chain_from_the_recorded_head(trail, alice):
+    # The head comes from the model row read under its lock (no query of the chain): the next event must
+    # still link to the true last event, and the whole trail must verify.
+    create_version(alice, "a", "s3://a2")
+    transition_stage(alice, "a", 2, "Production", archive_existing_versions=True)
+    after = events(model_name="a")
+    assert [e.seq for e in after] == list(range(1, len(after) + 1))
+    assert after[len(trail)].prev_hash == trail[-1].hash
+    assert verify()[1] is None

@@ -242,6 +242,24 @@ def test_bootstrap_token_is_stored_hashed(ctx):
     assert [p for p in fragments(token) if any(p in row for row in stored)] == []
 
 
+def test_concurrent_admin_token_registrations_add_it_once(fresh_database_url):
+    # Every gunicorn worker registers REGISTRY_ADMIN_TOKEN at start-up, all at the same moment.
+    app = create_app({"database_url": fresh_database_url, "pool_size": 8})
+    token = "reg_" + "concurrent-start-token"
+    try:
+        added = run_at_once(app, 8, lambda _: identities.ensure_admin_token(token))
+        assert [a for a in added if isinstance(a, Exception)] == []
+        assert added.count(True) == 1
+        with app.app_context():
+            assert identities.authenticate(token) == Actor("admin", is_admin=True)
+            assert db.session.execute(text("SELECT count(*) FROM api_tokens")).scalar_one() == 1
+            assert db.session.execute(text("SELECT count(*) FROM users")).scalar_one() == 1
+            db.session.rollback()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
 def test_concurrent_bootstraps_create_exactly_one_admin(fresh_database_url):
     app = create_app({"database_url": fresh_database_url, "pool_size": 8})
     try:
