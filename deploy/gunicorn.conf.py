@@ -46,3 +46,4 @@ def post_fork(server, worker):
 
     with app.app_context():
         db.engine.dispose(close=False)
+

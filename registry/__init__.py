@@ -34,7 +34,7 @@ def _configure(app: Flask, settings: Settings) -> None:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         "pool_size": settings.pool_size,
         "max_overflow": settings.pool_size,
-        "pool_pre_ping": True,
+        # No pool_pre_ping: registry/pooling.py checks only connections that sat idle.
         "connect_args": {
             "application_name": "registry",
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",
@@ -51,7 +51,10 @@ def _init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
     from . import orm  # noqa: F401  (registers the mapped classes on db.metadata)
     from .changes import hub_for
+    from .pooling import ping_idle_connections
 
+    with app.app_context():
+        ping_idle_connections(db.engine, app.config["REGISTRY_SETTINGS"].db_ping_after_seconds)
     hub_for(app)
 
 

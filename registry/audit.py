@@ -254,6 +254,14 @@ def _commit_changes(session: Session) -> None:
     announce(session, {row.id: row.generation for row in rows}, changed)
 
 
+@sa_event.listens_for(Session, "after_commit")
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, *_args) -> None:
+    # Heads are only valid while the transaction holds the chain's lock.
+    session.info.pop(_HEADS_KEY, None)
+    session.info.pop(_PENDING_KEY, None)
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     event_id: int | None

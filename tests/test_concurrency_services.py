@@ -13,7 +13,7 @@ from registry import create_app
 from registry.auth import Actor
 from registry.errors import AlreadyExists
 from registry.extensions import db
-from registry.services import aliases, audit_log, models, permissions, stages, versions
+from registry.services import aliases, audit_log, identities, models, permissions, stages, versions
 from tests.threads import in_app, run_at_once
 
 
@@ -122,3 +122,48 @@ def test_chain_sequence_has_no_duplicates_after_concurrent_writes(live_app):
         )).all()
 
     assert in_app(live_app, duplicates) == []
+
+
+def test_a_session_never_reuses_a_chain_head_from_an_earlier_transaction(live_app):
+    # Chain heads are cached per transaction only: between two transactions of one session, another session
+    # may append to the chain, and the next event must follow that one.
+    with live_app.app_context():
+        models.create_model(ADMIN, "heads")
+        versions.create_version(ADMIN, "heads", "s3://1")
+        in_app(live_app, lambda: models.set_model_tag(ADMIN, "heads", "owner", "someone else"))
+        versions.set_version_tag(ADMIN, "heads", 1, "checked", "yes")
+        stages.transition_stage(ADMIN, "heads", 1, "Staging")
+    _, problem = in_app(live_app, audit_log.verify)
+    assert problem is None
+
+
+def test_concurrent_creates_by_allowed_and_refused_users_number_only_the_allowed(live_app):
+    # Creates that arrive together are written in batches; a caller refused for lack of EDIT fails alone, takes
+    # no number, and leaves no version or event behind. Half the writers are admins (no permission check).
+    in_app(live_app, lambda: models.create_model(ADMIN, "guarded"))
+    in_app(live_app, lambda: permissions.set_registry_permissions(ADMIN, [("*", "READ")]))
+    editors = [f"editor{i}" for i in range(24) if i % 2 == 1 and i % 4 != 1]
+    for name in editors:
+        in_app(live_app, lambda name=name: identities.create_token(ADMIN, name, create_user=True))
+    in_app(live_app, lambda: permissions.set_model_permissions(ADMIN, "guarded", [(n, "EDIT") for n in editors]))
+
+    def create(i):
+        if i % 4 == 1:
+            actor = Actor("reader")  # the registry-wide READ only
+        elif i % 2 == 1:
+            actor = Actor(f"editor{i}")
+        else:
+            actor = Actor(f"admin{i}", is_admin=True)
+        return versions.create_version(actor, "guarded", f"s3://g/{i}", run_id=f"g{i}", tags={"i": str(i)})
+
+    results = run_at_once(live_app, 24, create)
+    refused = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+    assert refused == [i for i in range(24) if i % 4 == 1]
+    assert all(type(results[i]).__name__ == "PermissionDenied" for i in refused)
+    created = [r for r in results if not isinstance(r, Exception)]
+    assert sorted(r.version for r in created) == list(range(1, len(created) + 1))
+    stored = in_app(live_app, lambda: versions.search_versions(
+        ADMIN, versions.VersionQuery(model_name="guarded"), max_results=100).items)
+    assert {(v.version, v.source, v.tags["i"]) for v in stored} == {(r.version, r.source, r.tags["i"]) for r in created}
+    _, problem = in_app(live_app, audit_log.verify)
+    assert problem is None

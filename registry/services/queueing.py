@@ -51,3 +51,82 @@ def one_writer_per_model(fn: Callable[P, R]) -> Callable[P, R]:
         return _TURNS.run(str(args[1]), lambda: fn(*args, **kwargs))
 
     return run
+
+
+class _Slot:
+    __slots__ = ("item", "done", "result", "error")
+
+    def __init__(self, item) -> None:
+        self.item = item
+        self.done = threading.Event()
+        self.result = None
+        self.error: BaseException | None = None
+
+    def outcome(self):
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Batcher:
+    """Requests for one model that arrive while a batch of them is being written wait, and are then written
+    together in the next batch: one transaction, one row lock, one commit for several writes.
+
+    The caller that finds no batch running for its model becomes the writer: it writes batches until the
+    queue is empty (its own request is in the first), while the others wait on an event, holding no
+    connection. ``write(model_name, items)`` returns one outcome per item, in order: a result, or an exception
+    that belongs to that item alone. If ``write`` itself raises, the whole batch failed: each item is then
+    written again on its own, so that one item's failure is never reported for another.
+    """
+
+    def __init__(self, write: Callable[[str, list], list], max_batch: int = 64) -> None:
+        self._write = write
+        self._max_batch = max_batch
+        self._guard = threading.Lock()
+        self._queues: dict[tuple[object, str], list[_Slot]] = {}
+
+    def submit(self, model_name: str, item, scope: object = None):
+        """``scope``: what the writer's transaction depends on besides the model (the app, whose database and
+        session the writer uses): requests of different scopes are never written together."""
+        slot = _Slot(item)
+        key = (scope, model_name)
+        with self._guard:
+            queue = self._queues.get(key)
+            writer = queue is None
+            if writer:
+                queue = self._queues[key] = []
+            queue.append(slot)
+        if not writer:
+            slot.done.wait()
+            return slot.outcome()
+        while True:
+            with self._guard:
+                batch = queue[: self._max_batch]
+                del queue[: self._max_batch]
+                if not batch:
+                    del self._queues[key]
+                    break
+            self._write_batch(model_name, batch)
+        return slot.outcome()
+
+    def _write_batch(self, model_name: str, batch: list[_Slot]) -> None:
+        try:
+            try:
+                outcomes = self._write(model_name, [slot.item for slot in batch])
+            except Exception:
+                if len(batch) == 1:
+                    raise
+                for slot in batch:  # find out whose write failed: each on its own
+                    self._write_batch(model_name, [slot])
+                return
+            for slot, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    slot.error = outcome
+                else:
+                    slot.result = outcome
+        except BaseException as error:
+            for slot in batch:
+                slot.error = error
+        finally:
+            for slot in batch:
+                slot.done.set()

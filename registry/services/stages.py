@@ -13,9 +13,11 @@ from .permissions import authorize
 from .policies import effective_policy
 from .transitions import apply_transition
 from .records import VersionRecord, version_record
+from .queueing import one_writer_per_model
 from .unit_of_work import now, read_only, session, use_case
 
 
+@one_writer_per_model
 @use_case
 def transition_stage(
     actor: Actor,

@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from flask import current_app
 from sqlalchemy import exists, func, insert, select, text, update
 
 from .. import audit, names, pagination
 from ..audit import Action, record
 from ..auth import Actor
-from ..errors import PreconditionFailed
+from ..errors import PreconditionFailed, RegistryError
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
 from .loading import ModelRef, find_version, find_version_by_name, lock_model, model_not_found, touch
@@ -17,39 +18,54 @@ from .permissions import authorize, readable_models
 from .transitions import supersede_moot_requests
 from .records import VersionRecord, version_record, version_record_from_row
 from . import filters
-from .queueing import one_writer_per_model
+from .queueing import Batcher
 from .unit_of_work import now, read_only, session, use_case
 
 
-# The hottest write, in one statement: take the model row lock and the next number (the UPDATE), insert the
-# version and its tags, and return the audit chain head read under that lock. Numbers come from
-# ``last_version + 1`` under the row lock: concurrent creators are serialised, numbers have no duplicates, no
-# gaps from races and need no retry loop, and a deleted number is never handed out again.
+# The hottest write. A batch of new versions of one model in one statement: take the model row lock and the
+# next numbers (the UPDATE), insert the versions and their tags, and return the audit chain head read under
+# that lock. Numbers come from ``last_version`` under the row lock: concurrent creators are serialised,
+# numbers have no duplicates, no gaps from races and need no retry loop, and a deleted number is never
+# handed out again.
 _ALLOCATE_AND_INSERT = text("""
 WITH allocated AS (
     UPDATE registered_models
-    SET last_version = last_version + 1, revision = revision + 1, updated_at = :when
+    SET last_version = last_version + :n, revision = revision + :n, updated_at = :when
     WHERE name = :name
-    RETURNING id, last_version, audit_seq, audit_hash
+    RETURNING id, last_version - :n AS before, audit_seq, audit_hash
 ), created AS (
     INSERT INTO model_versions (model_id, version, source, run_id, run_link, description, status, stage,
                                 created_by, revision, created_at, updated_at)
-    SELECT id, last_version, :source, :run_id, :run_link, :description, 'READY', 'None', :actor, 1, :when, :when
-    FROM allocated
-    RETURNING id, model_id
+    SELECT a.id, a.before + v.ord, v.source, v.run_id, v.run_link, v.description, 'READY', 'None', v.actor, 1,
+           :when, :when
+    FROM allocated a,
+         unnest(CAST(:sources AS text[]), CAST(:run_ids AS text[]), CAST(:run_links AS text[]),
+                CAST(:descriptions AS text[]), CAST(:actors AS text[]))
+         WITH ORDINALITY AS v(source, run_id, run_link, description, actor, ord)
+    RETURNING id, version
 ), tagged AS (
     INSERT INTO model_version_tags (version_id, key, value)
-    SELECT created.id, t.key, t.value
-    FROM created, unnest(CAST(:tag_keys AS text[]), CAST(:tag_values AS text[])) AS t(key, value)
+    SELECT c.id, t.key, t.value
+    FROM unnest(CAST(:tag_items AS integer[]), CAST(:tag_keys AS text[]), CAST(:tag_values AS text[]))
+         AS t(item, key, value)
+    JOIN allocated a ON true
+    JOIN created c ON c.version = a.before + t.item
 )
-SELECT created.id AS version_id, allocated.id AS model_id, allocated.last_version AS number,
-       allocated.audit_seq, allocated.audit_hash
-FROM created JOIN allocated ON allocated.id = created.model_id
+SELECT c.id AS version_id, c.version, a.id AS model_id, a.audit_seq, a.audit_hash
+FROM created c, allocated a ORDER BY c.version
 """)
 
 
-@one_writer_per_model
-@use_case
+@dataclass(frozen=True, slots=True)
+class _NewVersion:
+    actor: Actor
+    source: str
+    run_id: str | None
+    run_link: str | None
+    description: str
+    tags: dict[str, str]
+
+
 def create_version(
     actor: Actor,
     model_name: str,
@@ -60,35 +76,65 @@ def create_version(
     description: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> VersionRecord:
-    """Register a new version numbered last_version + 1 (see ``_ALLOCATE_AND_INSERT``)."""
-    model_name = names.model_name(model_name)
-    source = names.bounded_text(source, "source", names.MAX_SOURCE, required=True)
-    run_id = names.bounded_text(run_id, "run_id", names.MAX_RUN_ID) or None
-    run_link = names.bounded_text(run_link, "run_link", names.MAX_RUN_LINK) or None
-    description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
-    tags = names.tags(tags)
-    when = now()
-    s = session()
-    created = s.execute(_ALLOCATE_AND_INSERT, {
-        "name": model_name, "when": when, "source": source, "run_id": run_id, "run_link": run_link,
-        "description": description, "actor": actor.name,
-        "tag_keys": list(tags), "tag_values": list(tags.values()),
-    }).first()
-    if created is None:
-        raise model_not_found(model_name)
-    # Checked after the statement (which already holds the row lock) to save a round trip: a refusal raises,
-    # and the rollback gives the number back and removes the row.
-    authorize(actor, ModelRef(created.model_id, model_name), Permission.EDIT, "Creating a version")
-    audit.known_head(s, created.model_id, created.audit_seq, created.audit_hash)
-    number, version_id = created.number, created.version_id
-    record(s, actor, Action.VERSION_CREATED, model_id=created.model_id, model_name=model_name,
-           version=number, run_id=run_id, to_stage="None",
-           details={"source": source, "run_link": run_link, "tags": tags}, now=when)
-    return VersionRecord(
-        id=version_id, model_name=model_name, version=number, source=source, run_id=run_id,
-        run_link=run_link, description=description, status="READY", stage="None", created_by=actor.name,
-        tags=dict(sorted(tags.items())), aliases=(), revision=1, created_at=when, updated_at=when,
+    """Register a new version numbered last_version + 1.
+
+    Creates of one model that arrive while another is being written are written together in the next
+    transaction (``queueing.Batcher``): the same numbers, versions and audit events as one by one, for one
+    row lock and one commit. Each create is still all or nothing: a refused one takes no number."""
+    item = _NewVersion(
+        actor=actor,
+        source=names.bounded_text(source, "source", names.MAX_SOURCE, required=True),
+        run_id=names.bounded_text(run_id, "run_id", names.MAX_RUN_ID) or None,
+        run_link=names.bounded_text(run_link, "run_link", names.MAX_RUN_LINK) or None,
+        description=names.bounded_text(description, "description", names.MAX_DESCRIPTION) or "",
+        tags=names.tags(tags),
     )
+    return _CREATES.submit(names.model_name(model_name), item, scope=current_app._get_current_object())
+
+
+@use_case
+def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionRecord | Exception]:
+    s = session()
+    outcomes: list[VersionRecord | Exception | None] = [None] * len(items)
+    if not all(item.actor.is_admin for item in items):
+        # Permissions are checked under the row lock, before numbers are taken: a refused create takes none.
+        model = lock_model(model_name)
+        for i, item in enumerate(items):
+            try:
+                authorize(item.actor, model, Permission.EDIT, "Creating a version")
+            except RegistryError as error:
+                outcomes[i] = error
+    accepted = [i for i, outcome in enumerate(outcomes) if outcome is None]
+    if not accepted:
+        return outcomes
+    batch = [items[i] for i in accepted]
+    when = now()
+    tag_items = [n for n, item in enumerate(batch, start=1) for _ in item.tags]
+    rows = s.execute(_ALLOCATE_AND_INSERT, {
+        "name": model_name, "when": when, "n": len(batch),
+        "sources": [item.source for item in batch], "run_ids": [item.run_id for item in batch],
+        "run_links": [item.run_link for item in batch], "descriptions": [item.description for item in batch],
+        "actors": [item.actor.name for item in batch],
+        "tag_items": tag_items, "tag_keys": [k for item in batch for k in item.tags],
+        "tag_values": [v for item in batch for v in item.tags.values()],
+    }).all()
+    if not rows:
+        raise model_not_found(model_name)
+    audit.known_head(s, rows[0].model_id, rows[0].audit_seq, rows[0].audit_hash)
+    for i, item, row in zip(accepted, batch, rows, strict=True):
+        record(s, item.actor, Action.VERSION_CREATED, model_id=row.model_id, model_name=model_name,
+               version=row.version, run_id=item.run_id, to_stage="None",
+               details={"source": item.source, "run_link": item.run_link, "tags": item.tags}, now=when)
+        outcomes[i] = VersionRecord(
+            id=row.version_id, model_name=model_name, version=row.version, source=item.source,
+            run_id=item.run_id, run_link=item.run_link, description=item.description, status="READY",
+            stage="None", created_by=item.actor.name, tags=dict(sorted(item.tags.items())), aliases=(),
+            revision=1, created_at=when, updated_at=when,
+        )
+    return outcomes
+
+
+_CREATES = Batcher(_create_versions)
 
 
 @read_only
