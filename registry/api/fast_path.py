@@ -38,10 +38,12 @@ _READ_POSTS = frozenset(
 _MAX_POST_BODY = 16 * 1024
 
 
-def mark(label: serving.Answer | None) -> None:
-    """The view answering this request served a cacheable read of the model ``label`` names."""
+def mark(label: serving.Answer | None, source: tuple) -> None:
+    """The view answering this request served a cacheable read of the model ``label`` names, from the serving
+    cache entry ``source``. Once the rendered response is kept, that entry is dropped: identical requests
+    are answered from the response, and one entry per answer keeps the cache's memory in bounds."""
     if label is not None:
-        request.environ[MARK] = label
+        request.environ[MARK] = (label, source)
 
 
 class FastPath:
@@ -92,10 +94,11 @@ class FastPath:
             return start_response(status, headers, exc_info)
 
         result = self.wsgi_app(environ, capture)
-        label = environ.get(MARK)
+        marked = environ.get(MARK)
         state = self.app.extensions.get(serving_state.STATE_KEY)
-        if label is None or state is None or not captured or not captured[0].startswith(_CACHEABLE_STATUSES):
+        if marked is None or state is None or not captured or not captured[0].startswith(_CACHEABLE_STATUSES):
             return result
+        label, source = marked
         try:
             body = b"".join(result)
         finally:
@@ -105,6 +108,7 @@ class FastPath:
         status, headers = captured
         state.cache.store(key, serving.Answer(label.model_id, label.model_name, label.generation,
                                               (status, _shared(headers), body)))
+        state.cache.discard(source)
         return [body]
 
 

@@ -1,6 +1,7 @@
 """Request parsing shared by the native views: JSON bodies, query strings, actor, If-Match."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -14,8 +15,15 @@ from .authn import current_actor  # noqa: F401  (re-exported for the views)
 _ETAG = re.compile(r'^"(\d{1,10})"$')
 
 
-def body(schema: Schema) -> dict[str, Any]:
+@functools.cache
+def _schema(schema_class: type[Schema]) -> Schema:
+    # One instance per schema class: building one copies every field, and loading keeps no state in it.
+    return schema_class()
+
+
+def body(schema_class: type[Schema]) -> dict[str, Any]:
     """Load a JSON object body with a strict schema (unknown fields and wrong types are 400s)."""
+    schema = _schema(schema_class)
     if not request.is_json:
         raise InvalidArgument("Send a JSON body with Content-Type: application/json.", {"field": "body"})
     data = request.get_json(silent=True)
@@ -31,8 +39,9 @@ def body(schema: Schema) -> dict[str, Any]:
     return schema.load(data)
 
 
-def args(schema: Schema) -> dict[str, Any]:
+def args(schema_class: type[Schema]) -> dict[str, Any]:
     """Load query parameters: list fields may repeat; any other field given twice is refused."""
+    schema = _schema(schema_class)
     raw: dict[str, Any] = {}
     for key, values in request.args.lists():
         field = schema.fields.get(key)

@@ -25,14 +25,14 @@ def list_users():
 
 @bp.post("/users")
 def create_user():
-    data = body(wire.UserCreate())
+    data = body(wire.UserCreate)
     return jsonify(wire.user_json(identities.create_user(current_actor(), data["name"], is_admin=data["is_admin"]))), 201
 
 
 @bp.post("/tokens")
 def create_token():
     """The token is in this response only; the registry keeps just its hash."""
-    data = body(wire.TokenCreate())
+    data = body(wire.TokenCreate)
     actor = current_actor()
     expires = data.get("expires_in_seconds")
     record, token = identities.create_token(
@@ -44,7 +44,7 @@ def create_token():
 
 @bp.get("/tokens")
 def list_tokens():
-    q = args(wire.TokenListArgs())
+    q = args(wire.TokenListArgs)
     return jsonify({"tokens": [wire.token_json(t) for t in identities.list_tokens(current_actor(), q.get("user"))]})
 
 
@@ -64,13 +64,13 @@ def get_model_permissions(name: str):
 
 @bp.put("/models/<name>/permissions")
 def replace_model_permissions(name: str):
-    grants = _grants(body(wire.GrantsBody()))
+    grants = _grants(body(wire.GrantsBody))
     return jsonify(wire.grants_json(permissions.set_model_permissions(current_actor(), name, grants)))
 
 
 @bp.patch("/models/<name>/permissions")
 def merge_model_permissions(name: str):
-    grants = _grants(body(wire.GrantsBody()))
+    grants = _grants(body(wire.GrantsBody))
     return jsonify(wire.grants_json(permissions.set_model_permissions(current_actor(), name, grants, merge=True)))
 
 
@@ -81,13 +81,13 @@ def get_registry_permissions():
 
 @bp.put("/permissions")
 def replace_registry_permissions():
-    grants = _grants(body(wire.GrantsBody()))
+    grants = _grants(body(wire.GrantsBody))
     return jsonify(wire.grants_json(permissions.set_registry_permissions(current_actor(), grants)))
 
 
 @bp.patch("/permissions")
 def merge_registry_permissions():
-    grants = _grants(body(wire.GrantsBody()))
+    grants = _grants(body(wire.GrantsBody))
     return jsonify(wire.grants_json(permissions.set_registry_permissions(current_actor(), grants, merge=True)))
 
 
@@ -98,7 +98,7 @@ def get_model_policies(name: str):
 
 @bp.put("/models/<name>/approval-policies/<stage>")
 def set_model_policy(name: str, stage: str):
-    data = body(wire.PolicyBody())
+    data = body(wire.PolicyBody)
     return jsonify(wire.policy_json(policies.set_model_policy(
         current_actor(), name, stage, required_approvals=data["required_approvals"],
         creator_may_not_approve=data["creator_may_not_approve"])))
@@ -111,7 +111,7 @@ def get_registry_policies():
 
 @bp.put("/approval-policies/<stage>")
 def set_registry_policy(stage: str):
-    data = body(wire.PolicyBody())
+    data = body(wire.PolicyBody)
     return jsonify(wire.policy_json(policies.set_registry_policy(
         current_actor(), stage, required_approvals=data["required_approvals"],
         creator_may_not_approve=data["creator_may_not_approve"])))

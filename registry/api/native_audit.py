@@ -12,7 +12,7 @@ bp = Blueprint("native_audit", __name__, url_prefix="/api/v1")
 
 @bp.get("/audit-events")
 def list_events():
-    q = args(wire.AuditListArgs())
+    q = args(wire.AuditListArgs)
     query = audit_log.AuditQuery(
         model_name=q.get("model"), version=q.get("version"), run_id=q.get("run_id"), actor=q.get("actor"),
         action=q.get("action"), since=q.get("since"), until=q.get("until"), request_id=q.get("request_id"),

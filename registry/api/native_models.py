@@ -14,7 +14,7 @@ bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
 
 @bp.post("/models")
 def create_model():
-    data = body(wire.ModelCreate())
+    data = body(wire.ModelCreate)
     record = svc.create_model(current_actor(), data["name"], data.get("description"), data.get("tags"))
     response = with_etag(jsonify(wire.model_json(record)), record.revision)
     response.headers["Location"] = url_for(".get_model", name=record.name)
@@ -23,7 +23,7 @@ def create_model():
 
 @bp.get("/models")
 def list_models():
-    q = args(wire.ModelListArgs())
+    q = args(wire.ModelListArgs)
     order = q["order_by"]
     query = svc.ModelQuery(
         name_prefix=q.get("name_prefix"),
@@ -44,7 +44,7 @@ def get_model(name: str):
 
 @bp.patch("/models/<name>")
 def update_model(name: str):
-    data = body(wire.ModelUpdate())
+    data = body(wire.ModelUpdate)
     changes = {"description": data["description"]} if "description" in data else {}
     record = svc.update_model(
         current_actor(), name, new_name=data.get("name"), expected_revision=expected_revision(), **changes
@@ -60,7 +60,7 @@ def delete_model(name: str):
 
 @bp.put("/models/<name>/tags/<path:key>")
 def set_model_tag(name: str, key: str):
-    data = body(wire.TagValue())
+    data = body(wire.TagValue)
     record = svc.set_model_tag(current_actor(), name, key, data["value"])
     return with_etag(jsonify(wire.model_json(record)), record.revision)
 

@@ -21,7 +21,7 @@ def _requests(page):
 
 @bp.post("/models/<name>/versions/<version>/transition-requests")
 def create_request(name: str, version: str):
-    data = body(wire.RequestCreate())
+    data = body(wire.RequestCreate)
     record = reviews.create_request(current_actor(), name, version, data["stage"],
                                     archive_existing_versions=data["archive_existing_versions"],
                                     comment=data.get("comment"))
@@ -32,14 +32,14 @@ def create_request(name: str, version: str):
 
 @bp.get("/models/<name>/versions/<version>/transition-requests")
 def list_version_requests(name: str, version: str):
-    q = args(wire.RequestListArgs())
+    q = args(wire.RequestListArgs)
     query = reviews.RequestQuery(model_name=name, version=names.version_number(version), status=q.get("status"))
     return _requests(reviews.list_requests(current_actor(), query, q.get("max_results"), q.get("page_token")))
 
 
 @bp.get("/models/<name>/transition-requests")
 def list_model_requests(name: str):
-    q = args(wire.RequestListArgs())
+    q = args(wire.RequestListArgs)
     query = reviews.RequestQuery(model_name=name, status=q.get("status"))
     return _requests(reviews.list_requests(current_actor(), query, q.get("max_results"), q.get("page_token")))
 
@@ -60,28 +60,28 @@ def request_history(request_id: int):
 
 @bp.post("/transition-requests/<int:request_id>/approve")
 def approve(request_id: int):
-    return _request(reviews.approve(current_actor(), request_id, body(wire.Review()).get("comment")))
+    return _request(reviews.approve(current_actor(), request_id, body(wire.Review).get("comment")))
 
 
 @bp.post("/transition-requests/<int:request_id>/reject")
 def reject(request_id: int):
-    return _request(reviews.reject(current_actor(), request_id, body(wire.Review()).get("comment")))
+    return _request(reviews.reject(current_actor(), request_id, body(wire.Review).get("comment")))
 
 
 @bp.post("/transition-requests/<int:request_id>/cancel")
 def cancel(request_id: int):
-    return _request(reviews.cancel(current_actor(), request_id, body(wire.Review()).get("comment")))
+    return _request(reviews.cancel(current_actor(), request_id, body(wire.Review).get("comment")))
 
 
 @bp.get("/inbox")
 def inbox():
-    q = args(wire.InboxArgs())
+    q = args(wire.InboxArgs)
     return jsonify({"requests": [wire.request_json(r) for r in reviews.inbox(current_actor(), q.get("max_results"))]})
 
 
 @bp.post("/models/<name>/versions/<version>/comments")
 def create_comment(name: str, version: str):
-    data = body(wire.CommentBody())
+    data = body(wire.CommentBody)
     return jsonify(wire.comment_json(comments.create_comment(current_actor(), name, version, data["comment"]))), 201
 
 
@@ -93,7 +93,7 @@ def list_comments(name: str, version: str):
 
 @bp.patch("/comments/<int:comment_id>")
 def update_comment(comment_id: int):
-    data = body(wire.CommentBody())
+    data = body(wire.CommentBody)
     return jsonify(wire.comment_json(comments.update_comment(current_actor(), comment_id, data["comment"])))
 
 

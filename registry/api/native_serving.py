@@ -68,7 +68,7 @@ def _body(answer: serving.Answer) -> dict:
 
 
 def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
-    wait = args(ServingArgs()).get("wait")
+    wait = args(ServingArgs).get("wait")
     state = _state()
     actor = current_actor()
     resets = state.hub.resets  # before reading: a listener (re)connect after it means "read again"
@@ -105,7 +105,8 @@ def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
     if wait:
         response.headers["X-Registry-Waited"] = waited
     else:
-        fast_path.mark(answer)  # a long-poll's answer depends on how the wait went: never replayed
+        # A long-poll's answer depends on how the wait went: never replayed.
+        fast_path.mark(answer, serving.answer_key(name, stage=stage, alias=alias))
     return response
 
 

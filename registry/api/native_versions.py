@@ -24,7 +24,7 @@ def _page(page):
 
 @bp.post("/models/<name>/versions")
 def create_version(name: str):
-    data = body(wire.VersionCreate())
+    data = body(wire.VersionCreate)
     record = svc.create_version(
         current_actor(), name, data["source"], run_id=data.get("run_id"), run_link=data.get("run_link"),
         description=data.get("description"), tags=data.get("tags"),
@@ -36,7 +36,7 @@ def create_version(name: str):
 
 @bp.get("/models/<name>/versions")
 def list_versions(name: str):
-    q = args(wire.VersionListArgs())
+    q = args(wire.VersionListArgs)
     query = svc.VersionQuery(model_name=name, run_id=q.get("run_id"), stage=q.get("stage"),
                              tags=names.tag_filters(q.get("tag", [])))
     get_model(current_actor(), name)  # a missing model is a 404, not an empty list
@@ -45,7 +45,7 @@ def list_versions(name: str):
 
 @bp.get("/versions")
 def search_versions():
-    q = args(wire.GlobalVersionListArgs())
+    q = args(wire.GlobalVersionListArgs)
     query = svc.VersionQuery(model_name=q.get("model"), run_id=q.get("run_id"), stage=q.get("stage"),
                              tags=names.tag_filters(q.get("tag", [])))
     return _page(svc.search_versions(current_actor(), query, q.get("max_results"), q.get("page_token")))
@@ -58,7 +58,7 @@ def get_version(name: str, version: str):
 
 @bp.patch("/models/<name>/versions/<version>")
 def update_version(name: str, version: str):
-    data = body(wire.VersionUpdate())
+    data = body(wire.VersionUpdate)
     return _version(svc.update_version(current_actor(), name, version, description=data["description"],
                                        expected_revision=expected_revision()))
 
@@ -71,7 +71,7 @@ def delete_version(name: str, version: str):
 
 @bp.put("/models/<name>/versions/<version>/tags/<path:key>")
 def set_version_tag(name: str, version: str, key: str):
-    data = body(wire.TagValue())
+    data = body(wire.TagValue)
     return _version(svc.set_version_tag(current_actor(), name, version, key, data["value"]))
 
 
@@ -83,7 +83,7 @@ def delete_version_tag(name: str, version: str, key: str):
 
 @bp.post("/models/<name>/versions/<version>/transition")
 def transition(name: str, version: str):
-    data = body(wire.Transition())
+    data = body(wire.Transition)
     return _version(stages.transition_stage(current_actor(), name, version, data["stage"],
                                             archive_existing_versions=data["archive_existing_versions"],
                                             comment=data.get("comment"), force=data["force"]))
@@ -91,14 +91,14 @@ def transition(name: str, version: str):
 
 @bp.get("/models/<name>/latest-versions")
 def latest_versions(name: str):
-    q = args(wire.LatestVersionsArgs())
+    q = args(wire.LatestVersionsArgs)
     records = stages.latest_versions(current_actor(), name, q.get("stage"))
     return jsonify({"versions": [wire.version_json(v) for v in records]})
 
 
 @bp.put("/models/<name>/aliases/<alias>")
 def set_alias(name: str, alias: str):
-    data = body(wire.AliasSet())
+    data = body(wire.AliasSet)
     return _version(aliases.set_alias(current_actor(), name, alias, data["version"]))
 
 

@@ -36,5 +36,5 @@ def cached(model_name: str, operation: str, load: Callable[[], Any]) -> Any:
     """Serve a read of one model through the per-process cache (see services.serving.cached_read); the
     rendered response may then be replayed by the fast path (api/fast_path.py)."""
     result, label = serving.cached_read(serving_state().cache, current_actor(), model_name, operation, load)
-    fast_path.mark(label)
+    fast_path.mark(label, serving.read_key(model_name, operation))
     return result

@@ -145,6 +145,16 @@ class ServingCache:
             self._answers[key] = answer
             self._by_model.setdefault(answer.model_id, set()).add(key)
 
+    def discard(self, key: tuple) -> None:
+        with self._lock:
+            found = self._answers.pop(key, None)
+            if found is not None:
+                keys = self._by_model.get(found.model_id)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self._by_model[found.model_id]
+
     def level(self, principal: str, model_id: int) -> int | None:
         return self._levels.get((principal, model_id)) if self.hub.healthy else None
 
@@ -208,19 +218,28 @@ def _read_level(principal: str, model_id: int | None) -> int:
     return session().execute(_LEVEL, {"principal": principal, "model_id": model_id}).scalar() or 0
 
 
+def answer_key(model_name: str, *, stage: str | None = None, alias: str | None = None) -> tuple[str, str, str]:
+    """The cache key of a stage or alias answer (validates the name, stage and alias)."""
+    name = names.model_name(model_name)
+    if stage is not None:
+        return "stage", name, parse_stage(stage).value
+    if names.is_latest_alias(names.alias_name(alias, for_write=False)):
+        return "latest", name, "latest"
+    return "alias", name, alias
+
+
+def read_key(model_name: str, operation: str) -> tuple[str, str, str]:
+    """The cache key of a ``cached_read``."""
+    return "read", names.model_name(model_name), operation
+
+
 def resolve(cache: ServingCache, actor: Actor, model_name: str, *, stage: str | None = None,
             alias: str | None = None, fresh: bool = False) -> Answer:
     """The current answer for a stage or an alias (exactly one of them), checking READ permission.
 
     ``fresh``: read from the database even if an answer is cached (the caller knows of a newer generation)."""
-    name = names.model_name(model_name)
-    if stage is not None:
-        kind, selector = "stage", parse_stage(stage).value
-    elif names.is_latest_alias(names.alias_name(alias, for_write=False)):
-        kind, selector = "latest", "latest"
-    else:
-        kind, selector = "alias", alias
-    key = (kind, name, selector)
+    key = answer_key(model_name, stage=stage, alias=alias)
+    kind, name, selector = key
     answer = None if fresh else cache.answer(key)
     if answer is None:
         answer = _read(kind, name, selector)
@@ -249,8 +268,8 @@ def cached_read(cache: ServingCache, actor: Actor, model_name: str, operation: s
     than the change, so the cache either refuses the entry or drops it when the change is announced; a stale
     result can never outlive the notification. Results must be immutable (the services return frozen records).
     """
-    name = names.model_name(model_name)
-    key = ("read", name, operation)
+    key = read_key(model_name, operation)
+    name = key[1]
     hit = cache.answer(key)
     if hit is not None:
         if not _can_read(cache, actor, hit.model_id):
