@@ -67,7 +67,7 @@ class Settings:
     # Long-polls waiting at once per process; the rest of the threads stay free for other requests.
     max_waiters: int = 24
     # Cached answers per process (serving answers, single-model reads, replayable responses): bounds memory.
-    cache_entries: int = 40_000
+    cache_entries: int = 20_000
     admin_token: str | None = None
 
     @classmethod
@@ -87,7 +87,7 @@ class Settings:
             auth_enabled=auth == "enabled",
             max_waiters=_int(env, "REGISTRY_MAX_WAITERS",
                              max(1, _int(env, "REGISTRY_THREADS", 32, 1, 1024) - 8), 0, 4096),
-            cache_entries=_int(env, "REGISTRY_CACHE_ENTRIES", 40_000, 100, 10_000_000),
+            cache_entries=_int(env, "REGISTRY_CACHE_ENTRIES", 20_000, 100, 10_000_000),
             admin_token=admin_token,
             database_url=normalise_database_url(url) if url else None,
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),

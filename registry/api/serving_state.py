@@ -17,8 +17,7 @@ STATE_KEY = "registry_serving"
 class ServingState:
     def __init__(self, app) -> None:
         self.hub = hub_for(app)
-        settings = app.config["REGISTRY_SETTINGS"]
-        self.cache = serving.ServingCache(self.hub, settings.cache_entries)
+        self.cache = serving.cache_for(app)
         # REGISTRY_MAX_WAITERS=0 turns long-polling off: every ?wait= answers at once ("busy").
         self.waiters = threading.BoundedSemaphore(app.config["REGISTRY_SETTINGS"].max_waiters)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true
 
 from .. import names
@@ -17,6 +18,7 @@ from ..auth import Actor, validate_user_name
 from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..lifecycle import Permission
 from ..orm import PermissionGrant, RegisteredModel, User
+from . import serving
 from .loading import ModelRef, find_model, lock_model, model_not_found
 from .records import GrantRecord
 from .unit_of_work import now, read_only, session, use_case
@@ -70,10 +72,25 @@ def require_admin(actor: Actor, doing: str) -> None:
         raise PermissionDenied(f"{doing} requires an admin.", {"required": "ADMIN"})
 
 
+def _registry_level_for_reads(actor: Actor) -> int:
+    """The registry-wide level, from the per-process cache when known. Only for filtering what a read shows:
+    the cache is dropped when any grant changes (a notification, milliseconds after the commit), which a
+    read may lag by that much; writes check against the database, under the model lock."""
+    if actor.is_admin:
+        return int(Permission.MANAGE)
+    cache = serving.cache_for(current_app)
+    level = cache.level(actor.name, serving.REGISTRY_LEVEL)
+    if level is None:
+        epoch = cache.grants_epoch()
+        level = level_on_model(actor, None)
+        cache.store_level(actor.name, serving.REGISTRY_LEVEL, level, epoch)
+    return level
+
+
 def readable_models(actor: Actor, model_id_column) -> ColumnElement[bool]:
     """A WHERE clause keeping rows whose model the actor may READ (no clause needed for admins and for
     actors with a registry-wide grant)."""
-    if level_on_model(actor, None) >= Permission.READ:
+    if _registry_level_for_reads(actor) >= Permission.READ:
         return true()
     return exists().where(
         PermissionGrant.model_id == model_id_column,

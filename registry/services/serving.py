@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from .. import names
 from ..auth import Actor
-from ..changes import Hub
+from ..changes import Hub, hub_for
 from ..errors import NotFound
 from ..lifecycle import Permission, parse_stage
 from .loading import model_not_found
@@ -98,7 +98,7 @@ class ServingCache:
 
     # Per worker (REGISTRY_CACHE_ENTRIES): bounds memory. When full, the oldest tenth is evicted (dicts keep
     # insertion order), so a working set larger than the cache degrades gradually instead of thrashing.
-    DEFAULT_MAX_ENTRIES = 40_000
+    DEFAULT_MAX_ENTRIES = 20_000
 
     def __init__(self, hub: Hub, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.hub = hub
@@ -167,6 +167,18 @@ class ServingCache:
                 self._levels[(principal, model_id)] = level
 
 
+_CACHE_KEY = "registry_serving_cache"
+
+
+def cache_for(app) -> ServingCache:
+    """The app's per-process cache (one per app, like its change hub)."""
+    cache = app.extensions.get(_CACHE_KEY)
+    if cache is None:
+        cache = app.extensions.setdefault(
+            _CACHE_KEY, ServingCache(hub_for(app), app.config["REGISTRY_SETTINGS"].cache_entries))
+    return cache
+
+
 @read_only
 def _read(kind: str, name: str, selector: str) -> Answer | None:
     statement = {"stage": _BY_STAGE, "alias": _BY_ALIAS, "latest": _LATEST}[kind]
@@ -180,7 +192,7 @@ def _read(kind: str, name: str, selector: str) -> Answer | None:
     return Answer(row["model_id"], row["model_name"], row["generation"], version)
 
 
-_REGISTRY = 0  # cache key of the registry-wide level (model ids start at 1)
+REGISTRY_LEVEL = _REGISTRY = 0  # cache key of the registry-wide level (model ids start at 1)
 
 
 def _level(cache: ServingCache, actor: Actor, model_id: int) -> int:

@@ -489,3 +489,21 @@ def test_inbox_hides_requests_on_unreadable_models(secure_client, hidden):
     assert [r["id"] for r in outsider] == [hidden["ids"]["visible-model"]["request"]]
     insider = secure_client.get("/api/v1/inbox", headers=hidden["insider"]).get_json()["requests"]
     assert [r["id"] for r in insider] == [hidden["ids"][SECRET]["request"]]
+
+
+@pytest.mark.parametrize("search", ["/api/v1/versions?run_id=run-x", "/api/v1/models?name_prefix=seen",
+                                    "/api/2.0/mlflow/model-versions/search?filter=run_id%3D%27run-x%27"])
+def test_revoking_the_registry_wide_read_hides_search_results_at_once(secure_client, make_user, search):
+    # Searches filter by the caller's registry-wide level, which each process caches: a grant change must
+    # reach that cache before the next request, never after.
+    root = make_user("root", admin=True)
+    assert secure_client.post("/api/v1/models", json={"name": "seen"}, headers=root).status_code == 201
+    assert secure_client.post("/api/v1/models/seen/versions", json={"source": "s3://x", "run_id": "run-x"},
+                              headers=root).status_code == 201
+    reader = make_user("reader")  # holds only the seeded registry-wide `*` READ
+    before = secure_client.get(search, headers=reader)
+    assert before.status_code == 200 and b"seen" in before.get_data()
+    assert secure_client.get(search, headers=reader).get_data() == before.get_data()  # served with a cached level
+    assert secure_client.put("/api/v1/permissions", json={"grants": []}, headers=root).status_code == 200
+    after = secure_client.get(search, headers=reader)
+    assert after.status_code == 200 and b"seen" not in after.get_data()

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules b
 import _checks  # noqa: E402
 import _report  # noqa: E402
 import seed  # noqa: E402
-from _cpu import CpuMeter, postmaster_for, tree_memory  # noqa: E402
+from _cpu import CpuMeter, machine_busy_seconds, postmaster_for, tree_memory  # noqa: E402
 from _report import CPU_LEGEND, fmt, git_describe, table, wrk_threads  # noqa: E402
 from _cli import run_main  # noqa: E402
 from _server import (ADMIN_HEADERS, ADMIN_TOKEN, HERE, PYTHON_BIN, HelloServer, MlflowServer,  # noqa: E402
@@ -388,6 +388,7 @@ class Bench:
         if key in self.skipped:
             return
         server = self.running[target.server]
+        settle()
         if self.args.warmup > 0:
             out, _ = self.wrk_run(target, connections, self.args.warmup, None)
             if target.optional and not any(200 <= int(k) < 300 for k in out["statuses"]):
@@ -431,6 +432,18 @@ class Bench:
                 for round_no in range(1, self.args.rounds + 1):
                     for target in targets_:
                         self.run_target(scenario, target, connections, round_no)
+
+
+def settle(idle_cores: float = 0.35, quiet_for: float = 1.0, limit: float = 60.0) -> None:
+    """Wait until the machine is quiet before a run: a server that fell behind (MLflow's searches take
+    seconds each at 32 clients) keeps answering its queued requests after wrk stops, and that backlog would
+    otherwise eat into the next target's run. At most ``limit`` seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        before = machine_busy_seconds()
+        time.sleep(quiet_for)
+        if (machine_busy_seconds() - before) / quiet_for < idle_cores:
+            return
 
 
 CACHED_KINDS = {"native_stage", "native_alias", "mlflow_latest", "mlflow_alias"}
