@@ -147,8 +147,13 @@ def _request_key(environ: dict) -> tuple | None:
         environ["wsgi.input"] = io.BytesIO(body)  # Flask reads the same bytes if this is a miss
     else:
         return None
-    return ("http", method, path, environ.get("QUERY_STRING", ""), environ.get("CONTENT_TYPE", ""),
-            environ.get("HTTP_IF_NONE_MATCH", ""), body)
+    # One string for the text parts (a tuple of six strings would cost twice the memory; tens of thousands of
+    # keys are kept), and the body; a 2-tuple never equals the services' 3-tuple keys.
+    parts = (method, path, environ.get("QUERY_STRING", ""), environ.get("CONTENT_TYPE", ""),
+             environ.get("HTTP_IF_NONE_MATCH", ""))
+    if any("\x00" in part for part in parts):
+        return None  # the separator itself: such a request is never a candidate
+    return "\x00".join(parts), body
 
 
 def install(app: Flask) -> None:

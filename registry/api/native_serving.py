@@ -14,7 +14,7 @@ import time
 from flask import Blueprint, jsonify, make_response, request
 from marshmallow import fields, validate
 
-from ..schemas.native import StrictSchema, error_json, millis
+from ..schemas.native import StrictSchema, current_version_json, error_json
 from ..services import serving
 from . import fast_path
 from .http import args, current_actor
@@ -50,23 +50,6 @@ def _behind(answer: serving.Answer, etags: set[str]) -> bool:
     return False
 
 
-def _body(answer: serving.Answer) -> dict:
-    v = answer.payload
-    return {
-        "model": answer.model_name,
-        "version": v.version,
-        "stage": v.stage,
-        "status": v.status,
-        "source": v.source,
-        "run_id": v.run_id,
-        "run_link": v.run_link,
-        "aliases": list(v.aliases),
-        "generation": answer.generation,
-        "created_at": millis(v.created_at),
-        "updated_at": millis(v.updated_at),
-    }
-
-
 def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
     wait = args(ServingArgs).get("wait")
     state = _state()
@@ -98,7 +81,7 @@ def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
         error = serving.not_found_message(answer, stage=stage, alias=alias)
         response = make_response(jsonify(error_json(error.code, error.message, error.details)), 404)
     else:
-        response = make_response(jsonify(_body(answer)), 200)
+        response = make_response(jsonify(current_version_json(answer.model_name, answer.generation, answer.payload)), 200)
     response.headers["ETag"] = answer.etag
     # Any cache may keep it but must revalidate every time: the answer can change at any moment.
     response.headers["Cache-Control"] = "no-cache"

@@ -205,6 +205,24 @@ def model_json(m: ModelRecord) -> dict[str, Any]:
     }
 
 
+def current_version_json(model_name: str, generation: int, v: Any) -> dict[str, Any]:
+    """The serving answer (``GET /models/{name}/stages/{stage}`` and ``/aliases/{alias}``): the version a stage
+    or alias points at, with the model's ``generation`` (its ETag's counter). ``v``: a serving CurrentVersion."""
+    return {
+        "model": model_name,
+        "version": v.version,
+        "stage": v.stage,
+        "status": v.status,
+        "source": v.source,
+        "run_id": v.run_id,
+        "run_link": v.run_link,
+        "aliases": list(v.aliases),
+        "generation": generation,
+        "created_at": millis(v.created_at),
+        "updated_at": millis(v.updated_at),
+    }
+
+
 def version_json(v: VersionRecord) -> dict[str, Any]:
     return {
         "model": v.model_name,

@@ -105,7 +105,9 @@ class ServingCache:
         self.max_entries = max_entries
         self._lock = threading.Lock()
         self._answers: dict[tuple[str, str, str], Answer] = {}
-        self._by_model: dict[int, set[tuple[str, str, str]]] = {}
+        # Model id -> the keys of its entries: a list (most models have one or two entries, and a set costs
+        # four times the memory of a short list; tens of thousands are kept).
+        self._by_model: dict[int, list[tuple]] = {}
         self._levels: dict[tuple[str, int], int] = {}
         self._grants_epoch = 0
         hub.on_change(self._on_change)
@@ -136,24 +138,27 @@ class ServingCache:
                 return  # a change we have heard of is newer than what we read
             if len(self._answers) >= self.max_entries:
                 for old_key in list(itertools.islice(self._answers, max(1, self.max_entries // 10))):
-                    evicted = self._answers.pop(old_key)
-                    keys = self._by_model.get(evicted.model_id)
-                    if keys is not None:
-                        keys.discard(old_key)
-                        if not keys:
-                            del self._by_model[evicted.model_id]
+                    self._forget_key(old_key, self._answers.pop(old_key).model_id)
+            if key in self._answers:
+                self._forget_key(key, self._answers[key].model_id)
             self._answers[key] = answer
-            self._by_model.setdefault(answer.model_id, set()).add(key)
+            self._by_model.setdefault(answer.model_id, []).append(key)
+
+    def _forget_key(self, key: tuple, model_id: int) -> None:
+        keys = self._by_model.get(model_id)
+        if keys is not None:
+            try:
+                keys.remove(key)
+            except ValueError:
+                pass
+            if not keys:
+                del self._by_model[model_id]
 
     def discard(self, key: tuple) -> None:
         with self._lock:
             found = self._answers.pop(key, None)
             if found is not None:
-                keys = self._by_model.get(found.model_id)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del self._by_model[found.model_id]
+                self._forget_key(key, found.model_id)
 
     def level(self, principal: str, model_id: int) -> int | None:
         return self._levels.get((principal, model_id)) if self.hub.healthy else None

@@ -257,3 +257,4 @@ def test_auth_disabled_replays_with_its_warning_header(app, client):
     assert hits(app) == before + 1
     assert second.headers["X-Registry-Auth"] == "disabled"
     assert snapshot(second) == snapshot(first)
+
