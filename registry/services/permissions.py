@@ -78,13 +78,8 @@ def _registry_level_for_reads(actor: Actor) -> int:
     read may lag by that much; writes check against the database, under the model lock."""
     if actor.is_admin:
         return int(Permission.MANAGE)
-    cache = serving.cache_for(current_app)
-    level = cache.level(actor.name, serving.REGISTRY_LEVEL)
-    if level is None:
-        epoch = cache.grants_epoch()
-        level = level_on_model(actor, None)
-        cache.store_level(actor.name, serving.REGISTRY_LEVEL, level, epoch)
-    return level
+    return serving.cache_for(current_app).level_or_load(
+        actor.name, serving.REGISTRY_LEVEL, lambda: level_on_model(actor, None))
 
 
 def readable_models(actor: Actor, model_id_column) -> ColumnElement[bool]:

@@ -163,13 +163,21 @@ class ServingCache:
     def level(self, principal: str, model_id: int) -> int | None:
         return self._levels.get((principal, model_id)) if self.hub.healthy else None
 
-    def grants_epoch(self) -> int:
-        return self._grants_epoch
-
     def store_level(self, principal: str, model_id: int, level: int, epoch: int) -> None:
         with self._lock:
             if self.hub.healthy and epoch == self._grants_epoch:
                 self._levels[(principal, model_id)] = level
+
+    def level_or_load(self, principal: str, model_id: int, load: Callable[[], int]) -> int:
+        """The cached level, or ``load()`` stored unless a grant changed meanwhile (``model_id`` REGISTRY_LEVEL:
+        the registry-wide level)."""
+        cached = self.level(principal, model_id)
+        if cached is not None:
+            return cached
+        epoch = self._grants_epoch
+        level = load()
+        self.store_level(principal, model_id, level, epoch)
+        return level
 
 
 _CACHE_KEY = "registry_serving_cache"
@@ -197,23 +205,18 @@ def _read(kind: str, name: str, selector: str) -> Answer | None:
     return Answer(row["model_id"], row["model_name"], row["generation"], version)
 
 
-REGISTRY_LEVEL = _REGISTRY = 0  # cache key of the registry-wide level (model ids start at 1)
+REGISTRY_LEVEL = 0  # cache key of the registry-wide level (model ids start at 1)
 
 
 def _level(cache: ServingCache, actor: Actor, model_id: int) -> int:
-    cached = cache.level(actor.name, model_id)
-    if cached is not None:
-        return cached
-    epoch = cache.grants_epoch()
-    level = _read_level(actor.name, None if model_id == _REGISTRY else model_id)
-    cache.store_level(actor.name, model_id, level, epoch)
-    return level
+    return cache.level_or_load(
+        actor.name, model_id, lambda: _read_level(actor.name, None if model_id == REGISTRY_LEVEL else model_id))
 
 
 def _can_read(cache: ServingCache, actor: Actor, model_id: int) -> bool:
     """READ on the model. A registry-wide grant (the common case: ``*`` READ) answers for every model from
     one cached entry, so a cache miss on a new model costs no permission query."""
-    if actor.is_admin or _level(cache, actor, _REGISTRY) >= Permission.READ:
+    if actor.is_admin or _level(cache, actor, REGISTRY_LEVEL) >= Permission.READ:
         return True
     return _level(cache, actor, model_id) >= Permission.READ
 
@@ -223,7 +226,7 @@ def may_read_cached(cache: ServingCache, actor: Actor, model_id: int) -> bool:
     False means "unknown or denied": the caller must take the ordinary path, which decides and caches."""
     if actor.is_admin:
         return True
-    registry_wide = cache.level(actor.name, _REGISTRY)
+    registry_wide = cache.level(actor.name, REGISTRY_LEVEL)
     if registry_wide is not None and registry_wide >= Permission.READ:
         return True
     on_model = cache.level(actor.name, model_id)

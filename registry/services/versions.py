@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from flask import current_app
-from sqlalchemy import exists, func, insert, select, text, update
+from sqlalchemy import exists, func, select, text
 
 from .. import audit, names, pagination
 from ..audit import Action, record
@@ -13,7 +13,7 @@ from ..auth import Actor
 from ..errors import PreconditionFailed, RegistryError
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
-from .loading import ModelRef, find_version, find_version_by_name, lock_model, model_not_found, touch
+from .loading import find_version, find_version_by_name, lock_model, model_not_found, touch
 from .permissions import authorize, readable_models
 from .transitions import supersede_moot_requests
 from .records import VersionRecord, version_record, version_record_from_row

@@ -33,7 +33,7 @@ READS = [
      {"name": MODEL, "stages": ["Production"]}),
     ("mlflow latest POST, all stages", "POST", f"{ML}/registered-models/get-latest-versions", None,
      {"name": MODEL}),
-    ("ajax latest POST", "POST", f"/ajax-api/2.0/mlflow/registered-models/get-latest-versions", None,
+    ("ajax latest POST", "POST", "/ajax-api/2.0/mlflow/registered-models/get-latest-versions", None,
      {"name": MODEL}),
     ("mlflow alias", "GET", f"{ML}/registered-models/alias", {"name": MODEL, "alias": "champion"}, None),
     ("mlflow version", "GET", f"{ML}/model-versions/get", {"name": MODEL, "version": "1"}, None),
