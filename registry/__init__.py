@@ -8,7 +8,7 @@ from typing import Mapping
 from flask import Flask
 
 from .config import ConfigError, Settings
-from .extensions import db, migrate
+from . import extensions
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -47,14 +47,15 @@ def _configure(app: Flask, settings: Settings) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    db.init_app(app)
-    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), compare_type=True)
+    # ``extensions.db`` by attribute: the name ``db`` in this package is the subpackage registry/db.
+    extensions.db.init_app(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(MIGRATIONS_DIR), compare_type=True)
     from . import orm  # noqa: F401  (registers the mapped classes on db.metadata)
     from .changes import hub_for
     from .pooling import ping_idle_connections
 
     with app.app_context():
-        ping_idle_connections(db.engine, app.config["REGISTRY_SETTINGS"].db_ping_after_seconds)
+        ping_idle_connections(extensions.db.engine, app.config["REGISTRY_SETTINGS"].db_ping_after_seconds)
     hub_for(app)
 
 

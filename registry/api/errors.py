@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from .. import errors
 from ..schemas import mlflow as mlflow_schema
 from ..schemas.native import error_json
-from .mlflow_wire import is_mlflow_path
+from .mlflow.wire import is_mlflow_path
 
 log = logging.getLogger("registry.api")
 

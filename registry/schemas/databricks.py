@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..lifecycle import Permission
-from ..services.records import (
+from ..db.records import (
     AuditRecord,
     CommentRecord,
     GrantRecord,

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 from flask import Response, jsonify
 
 from .. import errors
-from ..services.records import ModelRecord, VersionRecord
+from ..db.records import ModelRecord, VersionRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ..pagination import MAX_PAGE_SIZE
-from ..services.records import (
+from ..db.records import (
     AuditRecord,
     CommentRecord,
     GrantRecord,

@@ -9,10 +9,10 @@ from ..auth import Actor
 from ..errors import NotFound
 from ..orm import ModelAlias, ModelVersion
 from ..lifecycle import Permission
-from .loading import find_model, find_version, lock_model, touch
+from ..db.loading import find_model, find_version, lock_model, touch
 from .permissions import authorize
-from .records import VersionRecord, version_record
-from .unit_of_work import now, read_only, session, use_case
+from ..db.records import VersionRecord, version_record
+from ..db.unit_of_work import now, read_only, session, use_case
 
 
 @use_case

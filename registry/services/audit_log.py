@@ -12,8 +12,8 @@ from ..errors import InvalidArgument
 from ..orm import AuditEvent, RegisteredModel
 from ..auth import Actor
 from .permissions import readable_models
-from .records import audit_record
-from .unit_of_work import read_only, session
+from ..db.records import audit_record
+from ..db.unit_of_work import read_only, session
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from ..auth import Actor
 from ..errors import NotFound, PermissionDenied
 from ..lifecycle import Permission
 from ..orm import Comment, RegisteredModel
-from .loading import find_model, find_version, lock_model
+from ..db.loading import find_model, find_version, lock_model
 from .permissions import authorize
-from .records import CommentRecord, comment_record
-from .unit_of_work import now, read_only, session, use_case
+from ..db.records import CommentRecord, comment_record
+from ..db.unit_of_work import now, read_only, session, use_case
 
 MAX_COMMENT = 65535
 

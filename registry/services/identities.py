@@ -12,8 +12,8 @@ from ..auth import SYSTEM, Actor, hash_token, new_token, token_display_prefix, v
 from ..errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from ..orm import ApiToken, User
 from .permissions import require_admin
-from .records import TokenRecord, UserRecord, token_record
-from .unit_of_work import now, read_only, session, use_case
+from ..db.records import TokenRecord, UserRecord, token_record
+from ..db.unit_of_work import now, read_only, session, use_case
 
 BOOTSTRAP_ADMIN = "admin"
 MAX_TOKEN_LIFETIME = timedelta(days=3650)

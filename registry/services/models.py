@@ -15,11 +15,11 @@ from ..auth import Actor
 from ..errors import AlreadyExists, InvalidArgument, PreconditionFailed
 from ..lifecycle import ALL_STAGES, Permission
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
-from .loading import find_model, lock_model, touch
+from ..db.loading import find_model, lock_model, touch
 from .permissions import authorize, authorize_registry, grant_creator, readable_models
-from .records import ModelRecord, VersionRecord, model_record, version_record
-from . import filters
-from .unit_of_work import now, read_only, session, use_case
+from ..db.records import ModelRecord, VersionRecord, model_record, version_record
+from ..db import filters
+from ..db.unit_of_work import now, read_only, session, use_case
 
 MODEL_ORDERINGS = {
     "name": RegisteredModel.name,

@@ -19,9 +19,9 @@ from ..errors import InvalidArgument, NotFound, PermissionDenied
 from ..lifecycle import Permission
 from ..orm import PermissionGrant, RegisteredModel, User
 from . import serving
-from .loading import ModelRef, find_model, lock_model, model_not_found
-from .records import GrantRecord
-from .unit_of_work import now, read_only, session, use_case
+from ..db.loading import ModelRef, find_model, lock_model, model_not_found
+from ..db.records import GrantRecord
+from ..db.unit_of_work import now, read_only, session, use_case
 
 EVERYONE = "*"
 NO_ACCESS = 0

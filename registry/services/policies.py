@@ -8,10 +8,10 @@ from ..audit import Action, record, record_registry
 from ..auth import Actor
 from ..lifecycle import ALL_STAGES, ApprovalPolicy, Permission, check_policy_values, parse_stage
 from ..orm import ApprovalPolicy as PolicyRow
-from .loading import find_model, lock_model
+from ..db.loading import find_model, lock_model
 from .permissions import authorize, require_admin
-from .records import PolicyRecord
-from .unit_of_work import now, read_only, session, use_case
+from ..db.records import PolicyRecord
+from ..db.unit_of_work import now, read_only, session, use_case
 
 
 def effective_policy(model_id: int, stage) -> ApprovalPolicy:

@@ -25,12 +25,12 @@ from ..lifecycle import (
     parse_stage,
 )
 from ..orm import AuditEvent, ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
-from .loading import find_model, find_version, lock_model
+from ..db.loading import find_model, find_version, lock_model
 from .permissions import authorize, level_on_model, readable_models
 from .policies import effective_policy
-from .records import AuditRecord, RequestRecord, audit_record, request_record
+from ..db.records import AuditRecord, RequestRecord, audit_record, request_record
 from .transitions import apply_transition
-from .unit_of_work import now, read_only, session, use_case
+from ..db.unit_of_work import now, read_only, session, use_case
 
 
 def _request_not_found(request_id: int) -> NotFound:

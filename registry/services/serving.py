@@ -18,8 +18,8 @@ from ..auth import Actor
 from ..changes import Hub, hub_for
 from ..errors import NotFound
 from ..lifecycle import Permission, parse_stage
-from .loading import model_not_found
-from .unit_of_work import read_only, session
+from ..db.loading import model_not_found
+from ..db.unit_of_work import read_only, session
 
 _COLUMNS = """
     m.id AS model_id, m.name AS model_name, m.generation,

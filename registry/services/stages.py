@@ -8,13 +8,13 @@ from ..auth import Actor
 from ..errors import ApprovalRequired, NotFound, PermissionDenied
 from ..lifecycle import ALL_STAGES, Permission, Stage, check_transition, direct_transition_refusal, parse_stage
 from ..orm import ModelVersion, RegisteredModel
-from .loading import find_model, find_version, lock_model
+from ..db.loading import find_model, find_version, lock_model
 from .permissions import authorize
 from .policies import effective_policy
 from .transitions import apply_transition
-from .records import VersionRecord, version_record
-from .queueing import one_writer_per_model
-from .unit_of_work import now, read_only, session, use_case
+from ..db.records import VersionRecord, version_record
+from ..db.queueing import one_writer_per_model
+from ..db.unit_of_work import now, read_only, session, use_case
 
 
 @one_writer_per_model

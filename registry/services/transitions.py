@@ -10,7 +10,7 @@ from ..audit import Action, record
 from ..auth import Actor
 from ..lifecycle import RequestStatus, Stage, is_superseded, stage_to_archive
 from ..orm import ModelVersion, RegisteredModel, TransitionRequest
-from .loading import touch
+from ..db.loading import touch
 
 
 def apply_transition(

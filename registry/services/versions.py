@@ -13,13 +13,13 @@ from ..auth import Actor
 from ..errors import PreconditionFailed, RegistryError
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
-from .loading import find_version, find_version_by_name, lock_model, model_not_found, touch
+from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, touch
 from .permissions import authorize, readable_models
 from .transitions import supersede_moot_requests
-from .records import VersionRecord, version_record, version_record_from_row
-from . import filters
-from .queueing import Batcher
-from .unit_of_work import now, read_only, session, use_case
+from ..db.records import VersionRecord, version_record, version_record_from_row
+from ..db import filters
+from ..db.queueing import Batcher
+from ..db.unit_of_work import now, read_only, session, use_case
 
 
 # The hottest write. A batch of new versions of one model in one statement: take the model row lock and the

@@ -24,9 +24,9 @@ from ..auth import Actor
 from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
 from ..orm import RegistryWebhook
-from .loading import find_model, lock_model
+from ..db.loading import find_model, lock_model
 from .permissions import authorize, level_on_model, require_admin
-from .unit_of_work import now, read_only, session, use_case
+from ..db.unit_of_work import now, read_only, session, use_case
 
 EVENTS = (
     "MODEL_VERSION_CREATED",

@@ -4,16 +4,16 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from registry.api.mlflow_search import (
+from registry.api.mlflow.search import (
     IS_PROMPT_TAG,
     model_conditions,
     model_order,
     version_conditions,
     version_order,
 )
-from registry.api.mlflow_wire import params
+from registry.api.mlflow.wire import params
 from registry.errors import InvalidArgument
-from registry.services.filters import Condition, SortKey
+from registry.db.filters import Condition, SortKey
 
 HIDE_PROMPTS = Condition.lacks_tag(IS_PROMPT_TAG, "true")
 

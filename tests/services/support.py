@@ -10,7 +10,7 @@ from registry.extensions import db
 from registry.services import identities
 from registry.services.audit_log import AuditQuery, search_events
 from registry.services.permissions import set_model_permissions, set_registry_permissions
-from registry.services.records import AuditRecord
+from registry.db.records import AuditRecord
 
 
 # Reads the trail on the tests' behalf. An admin, so every model's events are visible whoever wrote them;

@@ -13,7 +13,7 @@ from registry.auth import SYSTEM, Actor
 from registry.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from registry.extensions import db
 from registry.services import identities
-from registry.services.records import TokenRecord
+from registry.db.records import TokenRecord
 from tests.threads import run_at_once
 
 ENV_TOKEN = "reg_environment-provided-admin-token"

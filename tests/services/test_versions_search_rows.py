@@ -8,7 +8,7 @@ from sqlalchemy import event
 
 from registry.extensions import db
 from registry.services.aliases import set_alias
-from registry.services.filters import Condition, SortKey
+from registry.db.filters import Condition, SortKey
 from registry.services.models import create_model
 from registry.services.versions import VersionQuery, create_version, get_version, search_versions
 

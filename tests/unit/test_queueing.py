@@ -1,10 +1,10 @@
-"""services/queueing.py: writers of one model take turns, and their requests are written in batches."""
+"""db/queueing.py: writers of one model take turns, and their requests are written in batches."""
 from __future__ import annotations
 
 import threading
 import time
 
-from registry.services.queueing import Batcher, ModelTurns
+from registry.db.queueing import Batcher, ModelTurns
 
 TIMEOUT = 30  # bounds a broken hand-off so that the test fails instead of hanging; not a speed assertion
 

@@ -14,11 +14,11 @@ import time
 from flask import Blueprint, jsonify, make_response, request
 from marshmallow import fields, validate
 
-from ..schemas.native import StrictSchema, current_version_json, error_json
-from ..services import serving
-from . import fast_path
+from ...schemas.native import StrictSchema, current_version_json, error_json
+from ...services import serving
+from .. import fast_path
 from .http import args, current_actor
-from .serving_state import serving_state as _state
+from ..serving_state import serving_state as _state
 
 bp = Blueprint("native_serving", __name__, url_prefix="/api/v1")
 

@@ -1,5 +1,5 @@
 """MLflow's registry search syntax: the ``filter`` grammar and ``order_by`` clauses, parsed into the
-service's condition model (``services/filters.py``). Behaviour follows ``mlflow/utils/search_utils.py``
+service's condition model (``db/filters.py``). Behaviour follows ``mlflow/utils/search_utils.py``
 (SearchModelUtils / SearchModelVersionUtils) and the SQL store:
 
 * comparisons joined by ``AND`` only (``OR``, ``NOT`` and parentheses are refused);
@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import InvalidArgument
-from ..services.filters import Condition, SortKey
+from ...errors import InvalidArgument
+from ...db.filters import Condition, SortKey
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from ..errors import InvalidArgument, NotFound
-from ..schemas import databricks as wire
-from ..services import permissions
-from .authn import current_actor
-from .mlflow_wire import params
+from ...errors import InvalidArgument, NotFound
+from ...schemas import databricks as wire
+from ...services import permissions
+from ..authn import current_actor
+from ..mlflow.wire import params
 
 bp = Blueprint("databricks_permissions", __name__)
 

@@ -1,6 +1,6 @@
 """Writers of one model take turns inside the process before they queue on its row lock.
 
-Writes to one model are serialised by its row lock in PostgreSQL anyway (services/loading.py). When many
+Writes to one model are serialised by its row lock in PostgreSQL anyway (db/loading.py). When many
 threads of a process write to the same model at once, every one of them waits inside PostgreSQL, and each
 commit wakes them all to compete for the lock again: database CPU spent on waiting, which the writers then
 lack (measured: creates on 4 hot models from 32 clients cost ~40% more CPU per request than from 4). Taking

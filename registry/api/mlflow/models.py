@@ -1,15 +1,15 @@
 """MLflow dialect: ``registered-models/*`` (models, their tags and aliases)."""
 from __future__ import annotations
 
-from ..errors import InvalidArgument, NotFound
-from ..schemas.mlflow import model_version_json, registered_model_json
-from ..services import aliases, stages
-from ..services import models as svc
-from .authn import current_actor
-from .mlflow import bp, ok
-from .mlflow_search import model_conditions, model_order
-from .mlflow_wire import page_size, params
-from .serving_state import cached
+from ...errors import InvalidArgument, NotFound
+from ...schemas.mlflow import model_version_json, registered_model_json
+from ...services import aliases, stages
+from ...services import models as svc
+from ..authn import current_actor
+from . import bp, ok
+from .search import model_conditions, model_order
+from .wire import page_size, params
+from ..serving_state import cached
 
 MAX_MODELS_PAGE = 1000  # MLflow's limit for search-registered-models
 DEFAULT_MODELS_PAGE = 100

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Response, request
 from marshmallow import Schema, ValidationError
 
-from ..errors import InvalidArgument
-from .authn import current_actor  # noqa: F401  (re-exported for the views)
+from ...errors import InvalidArgument
+from ..authn import current_actor  # noqa: F401  (re-exported for the views)
 
 _ETAG = re.compile(r'^"(\d{1,10})"$')
 

@@ -1,14 +1,14 @@
 """MLflow dialect: ``model-versions/*`` (versions, their tags, stages, search, download URI)."""
 from __future__ import annotations
 
-from ..schemas.mlflow import model_version_json
-from ..services import stages
-from ..services import versions as svc
-from .authn import current_actor
-from .mlflow import bp, ok
-from .mlflow_search import version_conditions, version_order
-from .mlflow_wire import page_size, params
-from .serving_state import cached
+from ...schemas.mlflow import model_version_json
+from ...services import stages
+from ...services import versions as svc
+from ..authn import current_actor
+from . import bp, ok
+from .search import version_conditions, version_order
+from .wire import page_size, params
+from ..serving_state import cached
 
 # MLflow accepts up to 200,000 versions a page. Its REST default when max_results is omitted is that
 # maximum too; we default to the client's own default (10,000) so a bare curl stays a sane size.

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from ..schemas import native as wire
-from ..services import audit_log
+from ...schemas import native as wire
+from ...services import audit_log
 from .http import args, current_actor
 
 bp = Blueprint("native_audit", __name__, url_prefix="/api/v1")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, url_for
 
-from .. import names
-from ..schemas import native as wire
-from ..services import models as svc
+from ... import names
+from ...schemas import native as wire
+from ...services import models as svc
 from .http import args, body, current_actor, expected_revision, with_etag
-from .serving_state import cached
+from ..serving_state import cached
 
 bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
 

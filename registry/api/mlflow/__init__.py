@@ -1,6 +1,6 @@
 """The MLflow Model Registry dialect: ``/api/2.0/mlflow/...`` and ``/ajax-api/2.0/mlflow/...`` (the prefix
-MLflow's UI uses). Views live in ``mlflow_models.py`` and ``mlflow_versions.py``; both attach to ``bp``,
-which is registered under each prefix. Views parse (``mlflow_wire``), call one service, render
+MLflow's UI uses). Views live in ``models.py`` and ``versions.py``; both attach to ``bp``,
+which is registered under each prefix. Views parse (``wire.py``), call one service, render
 (``schemas/mlflow``); errors under these prefixes are rendered in MLflow's shape by ``api/errors.py``."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, jsonify
 
-from .mlflow_wire import MLFLOW_PREFIXES
+from .wire import MLFLOW_PREFIXES
 
 bp = Blueprint("mlflow", __name__)
 
@@ -19,7 +19,7 @@ def ok(payload: dict[str, Any] | None = None):
 
 
 def register(app: Flask) -> None:
-    from . import mlflow_models, mlflow_versions  # noqa: F401  (their routes attach to ``bp``)
+    from . import models, versions  # noqa: F401  (their routes attach to ``bp``)
 
     api, ajax = MLFLOW_PREFIXES
     app.register_blueprint(bp, url_prefix=api + "/mlflow")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidArgument
-from ..schemas import databricks as wire
-from ..schemas.mlflow import mlflow_error
-from ..services import webhooks
-from .authn import current_actor
-from .databricks import bp, ok
-from .mlflow_wire import params
+from ...errors import InvalidArgument
+from ...schemas import databricks as wire
+from ...schemas.mlflow import mlflow_error
+from ...services import webhooks
+from ..authn import current_actor
+from ..mlflow import ok
+from . import bp
+from ..mlflow.wire import params
 
 DEFAULT_PAGE = 100
 

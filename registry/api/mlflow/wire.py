@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import request
 
-from ..errors import InvalidArgument
+from ...errors import InvalidArgument
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 

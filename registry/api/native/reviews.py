@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, url_for
 
-from .. import names
-from ..schemas import native as wire
-from ..services import audit_log, comments, reviews
+from ... import names
+from ...schemas import native as wire
+from ...services import audit_log, comments, reviews
 from .http import args, body, current_actor
 
 bp = Blueprint("native_reviews", __name__, url_prefix="/api/v1")

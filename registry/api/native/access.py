@@ -5,8 +5,8 @@ from datetime import timedelta
 
 from flask import Blueprint, jsonify
 
-from ..schemas import native as wire
-from ..services import identities, permissions, policies
+from ...schemas import native as wire
+from ...services import identities, permissions, policies
 from .http import args, body, current_actor
 
 bp = Blueprint("native_access", __name__, url_prefix="/api/v1")

@@ -1,39 +1,15 @@
-"""The Databricks Workspace Model Registry extensions of the MLflow dialect, as ``databricks-sdk`` calls them:
-transition requests, comments, ``databricks/registered-models/get`` and ``databricks/model-versions/
-transition-stage`` (here); registry webhooks (``databricks_webhooks.py``); the registered-model permissions
-API (``databricks_permissions.py``).
-
-Databricks addresses requests by (model, version, target stage[, creator]) rather than by id; the services
-``reviews.*_for_stage`` do the matching. Views parse (``mlflow_wire.params``), call a service, render
-(``schemas/databricks``); errors under ``/api/2.0`` and ``/ajax-api/2.0`` are rendered in MLflow's shape,
-``{"error_code", "message"}``, by ``api/errors.py``.
-
-``/.well-known/databricks-config`` (the SDK's unauthenticated host-metadata probe) has no route on purpose:
-an unknown path answers 404 JSON at once, before authentication, and the SDK then carries on with the
-host and token it was given.
-"""
+"""Databricks transition requests, comments, ``databricks/registered-models/get`` and
+``databricks/model-versions/transition-stage`` (the routes attach to the package's ``bp``)."""
 from __future__ import annotations
 
-from flask import Blueprint, Flask
-
-from ..errors import ApprovalRequired, NotFound, PermissionDenied
-from ..schemas import databricks as wire
-from ..schemas.mlflow import model_version_json
-from ..services import comments, models, permissions, reviews, stages
-from .authn import current_actor
-from .mlflow import ok
-from .mlflow_wire import MLFLOW_PREFIXES, params
-
-bp = Blueprint("databricks", __name__)
-
-
-def register(app: Flask) -> None:
-    from . import databricks_permissions, databricks_webhooks  # noqa: F401  (their routes attach to blueprints)
-
-    api, ajax = MLFLOW_PREFIXES
-    app.register_blueprint(bp, url_prefix=api + "/mlflow")
-    app.register_blueprint(bp, url_prefix=ajax + "/mlflow", name="databricks_ajax")
-    app.register_blueprint(databricks_permissions.bp, url_prefix=api + "/permissions")
+from ...errors import ApprovalRequired, NotFound, PermissionDenied
+from ...schemas import databricks as wire
+from ...schemas.mlflow import model_version_json
+from ...services import comments, models, permissions, reviews, stages
+from ..authn import current_actor
+from ..mlflow import ok
+from ..mlflow.wire import params
+from . import bp
 
 
 # --- Transition requests ---------------------------------------------------------------------------------

@@ -1,0 +1,12 @@
+"""The native REST API, ``/api/v1`` (contract: ``openapi.yaml``): one blueprint per resource family.
+Views parse (``http.py`` and the marshmallow schemas), call one use case, render (``schemas/native``)."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from . import access, audit, models, reviews, serving, versions
+
+    for module in (models, versions, serving, audit, reviews, access):
+        app.register_blueprint(module.bp)
