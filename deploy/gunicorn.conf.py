@@ -7,30 +7,31 @@ worker; beyond that a long-poll answers at once (header ``X-Registry-Waited: bus
 per worker always remain for ordinary requests. Waiters hold no database connection while waiting.
 Everything can be overridden with GUNICORN_CMD_ARGS or command-line flags.
 """
-import multiprocessing
-import os
+from registry.config import Settings
 
-bind = os.environ.get("REGISTRY_BIND", "127.0.0.1:8080")
-workers = int(os.environ.get("REGISTRY_WORKERS", min(2 * multiprocessing.cpu_count(), 8)))
+# Every setting is read in one place (registry/config.py), where nonsense fails fast naming the variable.
+settings = Settings.from_env()
+bind = settings.bind
+workers = settings.workers
 worker_class = "gthread"
-threads = int(os.environ.get("REGISTRY_THREADS", "32"))
+threads = settings.threads
 # Each worker imports the app itself (REGISTRY_PRELOAD=1 imports it in the master first). Preloading would
 # share the imported code between master and workers, but CPython's reference counting writes to those pages
 # and un-shares them, so it saved no real memory here (PSS 215 vs 219 MiB for master + 2 workers with warm
 # caches) while the master kept a full copy (RSS 299 vs 252 MiB). A worker that cannot start still stops
 # the server: gunicorn exits when workers fail to boot.
-preload_app = os.environ.get("REGISTRY_PRELOAD", "0") == "1"
+preload_app = settings.preload
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
 # No periodic worker recycling by default: a recycle drops keep-alive connections with a request in flight
 # (client-visible errors under load) and empties the worker's serving caches. Set REGISTRY_MAX_REQUESTS to
 # recycle after that many requests (with 10% jitter) if a leak ever needs containing.
-max_requests = int(os.environ.get("REGISTRY_MAX_REQUESTS", "0"))
+max_requests = settings.max_requests
 max_requests_jitter = max_requests // 10
-accesslog = os.environ.get("REGISTRY_ACCESS_LOG", None)
+accesslog = settings.access_log
 errorlog = "-"
-loglevel = os.environ.get("REGISTRY_LOG_LEVEL", "info").lower()
+loglevel = settings.log_level.lower()
 proc_name = "registry"
 # gunicorn >= 24 opens a runtime control socket at one fixed per-user path; several registry servers on one
 # host (tests, blue/green) would fight over it, and we do not use it.

@@ -51,12 +51,11 @@ def _init_extensions(app: Flask) -> None:
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(MIGRATIONS_DIR), compare_type=True)
     from . import orm  # noqa: F401  (registers the mapped classes on db.metadata)
-    from .changes import hub_for
     from .pooling import ping_idle_connections
 
     with app.app_context():
         ping_idle_connections(extensions.db.engine, app.config["REGISTRY_SETTINGS"].db_ping_after_seconds)
-    hub_for(app)
+    extensions.install_caches(app)
 
 
 def _register_blueprints(app: Flask) -> None:

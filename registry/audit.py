@@ -15,11 +15,10 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Iterator
 
-from sqlalchemy import event as sa_event, func, insert, select, text
+from sqlalchemy import event as sa_event, func, insert, select
 from sqlalchemy.orm import Session
 
 from .auth import Actor
-from .changes import CHANNEL, announce, model_changed, pop_changed
 from .orm import AuditEvent, RegisteredModel
 
 
@@ -146,7 +145,7 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
             to_stage: str | None, request_id: int | None, details: dict[str, Any],
             now: datetime | None) -> None:
     if model_id is not None:
-        model_changed(session, model_id)
+        session.info.setdefault(_APPENDED_KEY, set()).add(model_id)
     # The chain's head is looked up once per transaction: the chain lock is held until commit, so nobody
     # else can append in between (a transition that archives ten versions writes eleven events). Writers
     # that locked the model row usually know it already (``known_head``); otherwise it is queried.
@@ -185,6 +184,7 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
 
 _HEADS_KEY = "registry_audit_heads"
 _PENDING_KEY = "registry_audit_pending"
+_APPENDED_KEY = "registry_audit_models"
 
 
 def known_head(session: Session, model_id: int, seq: int, hash_: str | None) -> None:
@@ -197,27 +197,10 @@ _EVENT_COLUMNS = ("chain_id", "seq", "occurred_at", "actor", "action", "model_id
                   "run_id", "from_stage", "to_stage", "request_id", "details", "prev_hash", "hash")
 _EVENT_TYPES = ("bigint", "integer", "timestamptz", "text", "text", "bigint", "text", "integer",
                 "text", "text", "text", "bigint", "jsonb", "text", "text")
-_INSERT_EVENTS = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_EVENT_COLUMNS, _EVENT_TYPES))
-
-# Everything a committing transaction records about its changes, in one round trip while it still holds the
-# model locks: its remaining events, each changed model's new chain head and generation, and the
-# notification every process listens for (delivered by PostgreSQL only if the transaction commits).
-_COMMIT_CHANGES = text(f"""
-WITH events AS (
-    INSERT INTO audit_events ({", ".join(_EVENT_COLUMNS)})
-    SELECT * FROM unnest({_INSERT_EVENTS})
-), bumped AS (
-    UPDATE registered_models m
-    SET generation = m.generation + 1,
-        -- no head known: the events were rolled back with a savepoint; the row keeps its head
-        audit_seq = coalesce(h.seq, m.audit_seq),
-        audit_hash = CASE WHEN h.seq IS NULL THEN m.audit_hash ELSE h.hash END
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:head_seqs AS bigint[]), CAST(:head_hashes AS text[])) AS h(id, seq, hash)
-    WHERE m.id = h.id
-    RETURNING m.id, m.generation
-)
-SELECT id, generation, pg_notify(:channel, json_build_object('m', id, 'g', generation)::text) FROM bumped
-""")
+# The transaction's buffered events as one INSERT over arrays: a fragment of the unit of work's commit
+# statement (db/unit_of_work.py), which also moves each changed model's chain head and generation.
+INSERT_EVENTS = (f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)}) SELECT * FROM unnest("
+                 + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_EVENT_COLUMNS, _EVENT_TYPES)) + ")")
 
 
 def _event_arrays(pending: list[dict[str, Any]]) -> dict[str, list]:
@@ -236,22 +219,25 @@ def write_pending(session: Session) -> None:
         session.execute(insert(AuditEvent.__table__), pending)
 
 
-@sa_event.listens_for(Session, "before_commit")
-def _commit_changes(session: Session) -> None:
-    changed = pop_changed(session)
+@dataclass(frozen=True)
+class Appended:
+    """What a transaction added to the trail, for its commit: the events still to insert (as ``INSERT_EVENTS``
+    parameters), and each model whose chain it appended to, with that chain's new head (None, None when
+    its events were rolled back to a savepoint: the model row keeps its head)."""
+
+    events: dict[str, list]
+    heads: dict[int, tuple[int | None, str | None]]
+
+    @property
+    def empty(self) -> bool:
+        return not self.heads and not self.events["seq"]
+
+
+def take_appended(session: Session) -> Appended:
+    models = session.info.pop(_APPENDED_KEY, None) or set()
     pending = session.info.pop(_PENDING_KEY, None) or []
-    if not changed and not pending:
-        return
-    session.flush()  # deletions must reach the database first: a deleted model is announced as such
     heads = session.info.get(_HEADS_KEY, {})
-    ids = sorted(changed)
-    known = [heads.get(i, (None, None)) for i in ids]
-    rows = session.execute(_COMMIT_CHANGES, {
-        **_event_arrays(pending),
-        "ids": ids, "head_seqs": [h[0] for h in known], "head_hashes": [h[1] for h in known],
-        "channel": CHANNEL,
-    }).all()
-    announce(session, {row.id: row.generation for row in rows}, changed)
+    return Appended(_event_arrays(pending), {m: heads.get(m, (None, None)) for m in sorted(models)})
 
 
 @sa_event.listens_for(Session, "after_commit")
@@ -260,6 +246,11 @@ def _forget(session: Session, *_args) -> None:
     # Heads are only valid while the transaction holds the chain's lock.
     session.info.pop(_HEADS_KEY, None)
     session.info.pop(_PENDING_KEY, None)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_models(session: Session) -> None:
+    session.info.pop(_APPENDED_KEY, None)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, with_appcontext
 
+from .config import Settings
+
 GUNICORN_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "gunicorn.conf.py"
 
 _embedded_servers: list = []  # keeps embedded servers referenced for the life of the command
@@ -23,7 +25,6 @@ def _ensure_database_url() -> None:
     """With no DATABASE_URL, start the embedded PostgreSQL and point DATABASE_URL at it."""
     if os.environ.get("DATABASE_URL"):
         return
-    from .config import Settings
     from .embedded import start
 
     server, url = start(Settings.from_env().data_dir)
@@ -46,10 +47,10 @@ def main() -> None:
 # with_appcontext=False: FlaskGroup would otherwise build the app (and start the embedded PostgreSQL through
 # _make_app, stopped only by atexit) before this command runs; serve manages both itself.
 @main.command("serve", with_appcontext=False)
-@click.option("--host", default=lambda: os.environ.get("REGISTRY_HOST", "127.0.0.1"), show_default="127.0.0.1")
-@click.option("--port", type=int, default=lambda: int(os.environ.get("REGISTRY_PORT", "8080")), show_default="8080")
-@click.option("--workers", type=click.IntRange(1, 64),
-              default=lambda: int(os.environ.get("REGISTRY_WORKERS", "2")), show_default="2")
+@click.option("--host", default=lambda: Settings.from_env().host, show_default="REGISTRY_HOST or 127.0.0.1")
+@click.option("--port", type=int, default=lambda: Settings.from_env().port, show_default="REGISTRY_PORT or 8080")
+@click.option("--workers", type=click.IntRange(1, 64), default=lambda: Settings.from_env().workers,
+              show_default="REGISTRY_WORKERS or 2")
 def serve(host: str, port: int, workers: int) -> None:
     """Apply migrations, then run gunicorn with deploy/gunicorn.conf.py.
 
@@ -76,7 +77,6 @@ def serve(host: str, port: int, workers: int) -> None:
     embedded = not os.environ.get("DATABASE_URL")
     with ExitStack() as stack:
         if embedded:
-            from .config import Settings
             from .embedded import running
 
             data_dir = Settings.from_env().data_dir

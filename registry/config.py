@@ -6,6 +6,7 @@ half-starts. ``create_app(overrides)`` lets tests replace any field.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
@@ -53,6 +54,13 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name) or "0"
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -66,9 +74,24 @@ class Settings:
     auth_enabled: bool = True
     # Long-polls waiting at once per process; the rest of the threads stay free for other requests.
     max_waiters: int = 24
-    # Cached answers per process (serving answers, single-model reads, replayable responses): bounds memory.
-    cache_entries: int = 20_000
+    # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
+    cache_bytes: int = 64 * 1024 * 1024
     admin_token: str | None = None
+    # The server (``registry serve``, ``deploy/gunicorn.conf.py``).
+    bind: str = "127.0.0.1:8080"
+    workers: int = 2
+    threads: int = 32
+    max_requests: int = 0  # recycle a worker after this many requests (0: never)
+    preload: bool = False
+    access_log: str | None = None
+
+    @property
+    def host(self) -> str:
+        return self.bind.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rpartition(":")[2])
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -80,14 +103,26 @@ class Settings:
         auth = (env.get("REGISTRY_AUTH") or "enabled").lower()
         if auth not in {"enabled", "disabled"}:
             raise ConfigError(f"REGISTRY_AUTH must be 'enabled' or 'disabled', got {auth!r}")
+        if env.get("REGISTRY_CACHE_ENTRIES"):
+            raise ConfigError("REGISTRY_CACHE_ENTRIES is gone: the cache is bounded in bytes, set REGISTRY_CACHE_MB")
         admin_token = env.get("REGISTRY_ADMIN_TOKEN") or None
         if admin_token is not None and len(admin_token) < 20:
             raise ConfigError("REGISTRY_ADMIN_TOKEN must be at least 20 characters long")
+        threads = _int(env, "REGISTRY_THREADS", 32, 1, 1024)
+        host = env.get("REGISTRY_HOST") or "127.0.0.1"
+        bind = env.get("REGISTRY_BIND") or f"{host}:{_int(env, 'REGISTRY_PORT', 8080, 1, 65535)}"
+        if not re.fullmatch(r"[^\s]+:\d{1,5}", bind):
+            raise ConfigError(f"REGISTRY_BIND must look like HOST:PORT, got {bind!r}")
         return cls(
+            bind=bind,
+            workers=_int(env, "REGISTRY_WORKERS", 2, 1, 64),
+            threads=threads,
+            max_requests=_int(env, "REGISTRY_MAX_REQUESTS", 0, 0, 10_000_000),
+            preload=_flag(env, "REGISTRY_PRELOAD"),
+            access_log=env.get("REGISTRY_ACCESS_LOG") or None,
             auth_enabled=auth == "enabled",
-            max_waiters=_int(env, "REGISTRY_MAX_WAITERS",
-                             max(1, _int(env, "REGISTRY_THREADS", 32, 1, 1024) - 8), 0, 4096),
-            cache_entries=_int(env, "REGISTRY_CACHE_ENTRIES", 20_000, 100, 10_000_000),
+            max_waiters=_int(env, "REGISTRY_MAX_WAITERS", max(1, threads - 8), 0, 4096),
+            cache_bytes=_int(env, "REGISTRY_CACHE_MB", 64, 1, 65_536) * 1024 * 1024,
             admin_token=admin_token,
             database_url=normalise_database_url(url) if url else None,
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),

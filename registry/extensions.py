@@ -14,3 +14,23 @@ NAMING_CONVENTION = {
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
+
+CACHES_KEY = "registry_caches"
+
+
+def caches():
+    """The current app's per-process caches (``registry.cache.Caches``), or None outside an app context.
+
+    Like ``db.session``, a handle bound to the app at hand, so the layers below the API never import Flask."""
+    from flask import current_app, has_app_context
+
+    return current_app.extensions.get(CACHES_KEY) if has_app_context() else None
+
+
+def install_caches(app) -> None:
+    from .cache import Caches
+
+    settings = app.config["REGISTRY_SETTINGS"]
+    dsn = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    app.extensions[CACHES_KEY] = Caches.create(dsn, max_bytes=settings.cache_bytes,
+                                               max_waiters=settings.max_waiters)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from registry import create_app
 from registry.auth import Actor
-from registry.changes import hub_for
+from registry.extensions import CACHES_KEY
 from registry.extensions import db
 from tests import pg
 
@@ -100,7 +100,7 @@ def db_session(app, monkeypatch):
             connection.close()
             # The serving caches may hold answers read inside the rolled-back transaction (in production they
             # only ever see committed data): forget them, as a listener reset would.
-            hub_for(app).dispatch(None)
+            app.extensions[CACHES_KEY].hub.dispatch(None)
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def secure_app(session_database_url):
 @pytest.fixture
 def secure_client(secure_app, db_session):
     yield secure_app.test_client()
-    hub_for(secure_app).dispatch(None)
+    secure_app.extensions[CACHES_KEY].hub.dispatch(None)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from registry import create_app
-from registry.changes import hub_for
+from registry.extensions import CACHES_KEY
 from registry.extensions import db
 
 ADMIN = {"X-Registry-Actor": "alice"}
@@ -71,7 +71,7 @@ def assert_not_modified(response, etag: str) -> None:
 
 def forget_cached_answers(app) -> None:
     """What another worker sees: an answer read afresh from the database, not this process's cached one."""
-    hub_for(app).dispatch(None)
+    app.extensions[CACHES_KEY].hub.dispatch(None)
 
 
 # --- ETag, 304 and Cache-Control ---------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def _call(client, method: str, path: str, body: dict | None = None) -> None:
     assert response.status_code in (200, 201, 204), response.get_data(as_text=True)
 
 
-# Every audited change to the model moves its generation (registry/changes.py, fed by audit.record), hence
+# Every audited change to the model moves its generation (announced by db/unit_of_work.py at commit), hence
 # every serving ETag of the model, whether or not that particular answer moved.
 CHANGES = {
     "promote": ("POST", "/versions/2/transition", {"stage": "Production"}),
@@ -362,7 +362,7 @@ class Live:
 
     def waiting(self) -> int:
         """Long-polls holding a waiting slot now (semaphore internals: the only in-process view of it)."""
-        slots = self.app.extensions["registry_serving"].waiters
+        slots = self.app.extensions[CACHES_KEY].waiters
         return slots._initial_value - slots._value
 
     def wait_until_waiting(self, count: int = 1) -> None:
@@ -593,7 +593,7 @@ def other_process(live):
 
 
 def listener_is(live: Live, healthy: bool) -> None:
-    hub = hub_for(live.app)
+    hub = live.app.extensions[CACHES_KEY].hub
     deadline = time.monotonic() + JOIN
     while hub.healthy is not healthy:
         assert time.monotonic() < deadline, f"the change listener never became healthy={healthy}"
@@ -659,7 +659,7 @@ def test_client_holding_a_newer_etag_than_the_cached_answer_is_not_sent_back_in_
     listener_is(live, True)
     before = etag_of(client, PRODUCTION)  # read while listening: cached
     held: list = []
-    monkeypatch.setattr(hub_for(live.app), "dispatch", held.append)  # notifications stay "in flight"
+    monkeypatch.setattr(live.app.extensions[CACHES_KEY].hub, "dispatch", held.append)  # notifications stay "in flight"
     promote(other_process.client(), 2)
     newer = etag_of(other_process.client(), PRODUCTION)
     assert etag_of(client, PRODUCTION) == before  # this process has not heard of the change yet
@@ -667,18 +667,3 @@ def test_client_holding_a_newer_etag_than_the_cached_answer_is_not_sent_back_in_
     waited = conditional(client, PRODUCTION, newer, wait="0.3")
     assert_not_modified(waited, newer)
     assert waited.headers["X-Registry-Waited"] == "yes"
-
-
-def test_a_full_serving_cache_evicts_its_oldest_answers_first(app):
-    """Bounded memory without thrashing: the newest answers survive an overflow."""
-    from registry.changes import Hub
-    from registry.services.serving import Answer, ServingCache
-
-    hub = Hub("postgresql://unused")
-    hub.healthy = True
-    cache = ServingCache(hub, max_entries=10)
-    for model_id in range(1, 16):
-        cache.store(("stage", f"m{model_id}", "Production"), Answer(model_id, f"m{model_id}", 1, {"v": model_id}))
-    assert cache.answer(("stage", "m15", "Production")).payload == {"v": 15}
-    assert cache.answer(("stage", "m1", "Production")) is None
-    assert len(cache._answers) <= 10

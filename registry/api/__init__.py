@@ -8,7 +8,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import authn, databricks, errors, fast_path, health, mlflow, native
+    from . import authn, databricks, errors, health, mlflow, native, replay
 
     authn.install(app)
     app.register_blueprint(health.bp)
@@ -16,4 +16,4 @@ def register(app: Flask) -> None:
     mlflow.register(app)
     databricks.register(app)
     errors.register(app)
-    fast_path.install(app)
+    replay.install(app)

@@ -1,21 +1,12 @@
 """Shared lookups for use cases: find or lock a model and its versions, raising NotFound in one wording."""
 from __future__ import annotations
 
-from typing import NamedTuple
-
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 
 from .. import audit
 from ..errors import NotFound
 from ..orm import ModelVersion, RegisteredModel
 from .unit_of_work import session
-
-
-class ModelRef(NamedTuple):
-    """A model's identity without loading the row (for permission checks on a hot write path)."""
-
-    id: int
-    name: str
 
 
 def model_not_found(name: str) -> NotFound:
@@ -24,6 +15,17 @@ def model_not_found(name: str) -> NotFound:
 
 def version_not_found(name: str, version: int) -> NotFound:
     return NotFound(f"Model Version (name={name}, version={version}) not found", {"model": name, "version": version})
+
+
+def stage_empty(name: str, stage: str) -> NotFound:
+    return NotFound(f"Registered model {name} has no version in stage {stage}.", {"model": name, "stage": stage})
+
+
+def alias_not_found(name: str, alias: str) -> NotFound:
+    """``latest`` (reserved) names the highest version; any other alias names itself."""
+    if alias.lower() == "latest":
+        return NotFound(f"Latest version not found for model {name}.", {"model": name})
+    return NotFound(f"Registered model alias {alias} not found.", {"model": name, "alias": alias})
 
 
 def find_model(name: str) -> RegisteredModel:
@@ -39,16 +41,25 @@ def lock_model(name: str) -> RegisteredModel:
     Every model-scoped write takes this lock first, which serialises version numbering, stage changes and
     the model's audit chain, and (one lock, always taken first) rules out deadlocks between them.
     """
-    model = session().scalars(
-        select(RegisteredModel)
-        .where(RegisteredModel.name == name)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    model = _locked(RegisteredModel.name == name)
     if model is None:
         raise model_not_found(name)
-    # The row was read under its lock, so its audit head is current: the chain needs no query of its own.
-    audit.known_head(session(), model.id, model.audit_seq, model.audit_hash)
+    return model
+
+
+def lock_model_by_id(model_id: int) -> RegisteredModel | None:
+    """``lock_model`` for a model addressed by id (the parent of a request, a comment, a webhook); None if gone."""
+    return _locked(RegisteredModel.id == model_id)
+
+
+def _locked(where) -> RegisteredModel | None:
+    model = session().scalars(
+        select(RegisteredModel).where(where).with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if model is not None:
+        # The row was read under its lock, so its audit head is current: the chain needs no query of its own.
+        audit.known_head(session(), model.id, model.audit_seq, model.audit_hash)
     return model
 
 
@@ -79,3 +90,16 @@ def find_version_by_name(name: str, version: int) -> ModelVersion:
 def touch(row: RegisteredModel | ModelVersion, when) -> None:
     row.updated_at = when
     row.revision = row.revision + 1
+
+
+def highest_per_stage(model_ids: list[int], stages: list[str]) -> list[ModelVersion]:
+    """The current version of each (model, stage): the highest version number in it (MLflow's rule). One
+    query for any number of models; the serving path has its own single-row statement (services/serving.py)."""
+    highest = (
+        select(ModelVersion.model_id, ModelVersion.stage, func.max(ModelVersion.version))
+        .where(ModelVersion.model_id.in_(model_ids), ModelVersion.stage.in_(stages))
+        .group_by(ModelVersion.model_id, ModelVersion.stage)
+    )
+    return list(session().scalars(
+        select(ModelVersion).where(tuple_(ModelVersion.model_id, ModelVersion.stage, ModelVersion.version).in_(highest))
+    ))

@@ -23,6 +23,7 @@ class ModelRecord:
 @dataclass(frozen=True, slots=True)
 class VersionRecord:
     id: int
+    model_id: int
     model_name: str
     version: int
     source: str
@@ -73,6 +74,7 @@ def model_record(model: RegisteredModel) -> ModelRecord:
 def version_record(version: ModelVersion) -> VersionRecord:
     return VersionRecord(
         id=version.id,
+        model_id=version.model_id,
         model_name=version.model.name,
         version=version.version,
         source=version.source,
@@ -97,6 +99,7 @@ def version_record_from_row(row) -> VersionRecord:
     tags = row.tags
     return VersionRecord(
         id=row.id,
+        model_id=row.model_id,
         model_name=row.model_name,
         version=row.version,
         source=row.source,

@@ -1,7 +1,14 @@
-"""One use case = one transaction.
+"""One use case = one transaction, and what its commit announces.
 
 ``use_case`` commits once when the function returns and rolls back on any exception, so a failed write
 leaves nothing behind (not even its audit event) and the session is clean for the next call.
+
+**Announcing changes.** A transaction changed exactly the models whose audit chains it appended to (every
+change is audited: ``audit.record``), plus registry-wide grants or tokens when a use case says so
+(``announce``). When it commits, one statement, while the model locks are still held, inserts its buffered
+audit events, moves each changed model's chain head and ``generation``, and NOTIFYs every process
+(``cache/hub.py``); PostgreSQL delivers the notifications only if the commit succeeds. After the commit, the
+writing process's own hub hears of them at once, before the use case returns: a process reads its own writes.
 """
 from __future__ import annotations
 
@@ -9,12 +16,18 @@ import functools
 from datetime import datetime, timezone
 from typing import Callable, ParamSpec, TypeVar
 
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
-from ..extensions import db
+from .. import audit
+from ..cache.hub import CHANNEL, DELETED, Scope, encode
+from ..extensions import caches, db
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_SCOPES_KEY = "registry_announce"
+_DELIVER_KEY = "registry_deliver"
 
 
 def session() -> Session:
@@ -52,3 +65,62 @@ def read_only(fn: Callable[P, R]) -> Callable[P, R]:
             s.rollback()
 
     return run
+
+
+def announce(s: Session, scope: Scope) -> None:
+    """This transaction changes something every process caches besides models (``GRANTS``, ``TOKENS``)."""
+    s.info.setdefault(_SCOPES_KEY, set()).add(scope)
+
+
+# One round trip at commit: events in, heads and generations moved, one notification per change (a deleted
+# model is announced with the DELETED generation, so its waiters wake and its answers drop).
+_COMMIT = text(f"""
+WITH events AS ({audit.INSERT_EVENTS}),
+bumped AS (
+    UPDATE registered_models m
+    SET generation = m.generation + 1,
+        audit_seq = coalesce(h.seq, m.audit_seq),
+        audit_hash = CASE WHEN h.seq IS NULL THEN m.audit_hash ELSE h.hash END
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:head_seqs AS bigint[]), CAST(:head_hashes AS text[])) AS h(id, seq, hash)
+    WHERE m.id = h.id
+    RETURNING m.id, m.generation
+)
+SELECT id, generation, pg_notify(:channel, json_build_object('m', id, 'g', generation)::text) FROM bumped
+UNION ALL
+SELECT c.id, {DELETED}, pg_notify(:channel, json_build_object('m', c.id, 'g', {DELETED})::text)
+FROM unnest(CAST(:ids AS bigint[])) AS c(id) WHERE NOT EXISTS (SELECT 1 FROM bumped b WHERE b.id = c.id)
+UNION ALL
+SELECT NULL, NULL, pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p
+""")
+
+
+@event.listens_for(Session, "before_commit")
+def _write_and_announce(s: Session) -> None:
+    appended = audit.take_appended(s)
+    scopes = s.info.pop(_SCOPES_KEY, None) or set()
+    if appended.empty and not scopes:
+        return
+    s.flush()  # deletions must reach the database first: a deleted model is announced as such
+    heads, events = appended.heads, appended.events
+    payloads = [encode(scope) for scope in sorted(scopes, key=str)]
+    rows = s.execute(_COMMIT, {
+        **events, "ids": list(heads), "head_seqs": [h[0] for h in heads.values()],
+        "head_hashes": [h[1] for h in heads.values()], "payloads": payloads, "channel": CHANNEL,
+    }).all()
+    messages = [{"m": row.id, "g": row.generation} for row in rows if row.id is not None]
+    s.info[_DELIVER_KEY] = messages + [{scope: 1} for scope in scopes]
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver_locally(s: Session) -> None:
+    messages = s.info.pop(_DELIVER_KEY, None)
+    current = caches() if messages else None
+    if current is not None:
+        for message in messages:
+            current.hub.dispatch(message)
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard(s: Session) -> None:
+    s.info.pop(_SCOPES_KEY, None)
+    s.info.pop(_DELIVER_KEY, None)

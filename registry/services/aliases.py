@@ -6,11 +6,10 @@ from sqlalchemy import select
 from .. import names
 from ..audit import Action, record
 from ..auth import Actor
-from ..errors import NotFound
 from ..orm import ModelAlias, ModelVersion
 from ..lifecycle import Permission
-from ..db.loading import find_model, find_version, lock_model, touch
-from .permissions import authorize
+from ..db.loading import alias_not_found, find_model, find_version, lock_model, touch
+from .access import authorize
 from ..db.records import VersionRecord, version_record
 from ..db.unit_of_work import now, read_only, session, use_case
 
@@ -75,9 +74,9 @@ def get_version_by_alias(actor: Actor, model_name: str, alias: str) -> VersionRe
             .order_by(ModelVersion.version.desc()).limit(1)
         ).first()
         if mv is None:
-            raise NotFound(f"Latest version not found for model {model.name}.", {"model": model.name})
+            raise alias_not_found(model.name, alias)
         return version_record(mv)
     found = s.get(ModelAlias, (model.id, alias))
     if found is None:
-        raise NotFound(f"Registered model alias {alias} not found.", {"model": model.name, "alias": alias})
+        raise alias_not_found(model.name, alias)
     return version_record(found.version)

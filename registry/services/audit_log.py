@@ -11,7 +11,7 @@ from ..audit import ACTIONS, ChainBreak, verify_chain
 from ..errors import InvalidArgument
 from ..orm import AuditEvent, RegisteredModel
 from ..auth import Actor
-from .permissions import readable_models
+from .access import readable
 from ..db.records import audit_record
 from ..db.unit_of_work import read_only, session
 
@@ -42,7 +42,7 @@ def search_events(actor: Actor, query: AuditQuery, max_results: int | None = Non
     if query.since and query.until and query.since > query.until:
         raise InvalidArgument("since must not be after until.", {"field": "since"})
     fp = pagination.fingerprint({"kind": "audit", **query.__dict__})
-    stmt = select(AuditEvent).where(readable_models(actor, AuditEvent.model_id))
+    stmt = select(AuditEvent).where(readable(actor, AuditEvent.model_id))
     if query.model_name is not None:
         name = names.model_name(query.model_name, "model")
         current_id = select(RegisteredModel.id).where(RegisteredModel.name == name).scalar_subquery()

@@ -10,7 +10,7 @@ from ..errors import NotFound, PermissionDenied
 from ..lifecycle import Permission
 from ..orm import Comment, RegisteredModel
 from ..db.loading import find_model, find_version, lock_model
-from .permissions import authorize
+from .access import authorize, lock_parent
 from ..db.records import CommentRecord, comment_record
 from ..db.unit_of_work import now, read_only, session, use_case
 
@@ -36,28 +36,21 @@ def create_comment(actor: Actor, model_name: str, version: int | str, comment: s
     return comment_record(row)
 
 
+def _missing(comment_id: int) -> NotFound:
+    return NotFound(f"Comment {comment_id} not found.", {"comment_id": comment_id})
+
+
 def _lock_comment(comment_id: int) -> tuple[RegisteredModel, Comment]:
-    s = session()
-    model_id = s.scalar(select(Comment.model_id).where(Comment.id == comment_id))
-    missing = NotFound(f"Comment {comment_id} not found.", {"comment_id": comment_id})
-    if model_id is None:
-        raise missing
-    name = s.scalar(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
-    model = lock_model(name)
-    row = s.scalars(select(Comment).where(Comment.id == comment_id)
-                    .execution_options(populate_existing=True)).one_or_none()
+    model = lock_parent(select(Comment.model_id).where(Comment.id == comment_id), _missing(comment_id))
+    row = session().scalars(select(Comment).where(Comment.id == comment_id)
+                            .execution_options(populate_existing=True)).one_or_none()
     if row is None:
-        raise missing
+        raise _missing(comment_id)
     return model, row
 
 
 def _authorize_read(actor: Actor, model: RegisteredModel, comment_id: int) -> None:
-    """Addressed by id, a comment on a model the actor cannot read is reported exactly like a missing one:
-    the model's "not found" would name the model."""
-    try:
-        authorize(actor, model, Permission.READ, "Reading")
-    except NotFound:
-        raise NotFound(f"Comment {comment_id} not found.", {"comment_id": comment_id}) from None
+    authorize(actor, model, Permission.READ, "Reading", missing=_missing(comment_id))
 
 
 def _own(actor: Actor, row: Comment, doing: str) -> None:

@@ -6,14 +6,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 
-from ..changes import publish_tokens
+from ..cache.hub import TOKENS
 from ..audit import Action, lock_registry_chain, record_registry
 from ..auth import SYSTEM, Actor, hash_token, new_token, token_display_prefix, validate_user_name
 from ..errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from ..orm import ApiToken, User
-from .permissions import require_admin
+from .access import require_admin
 from ..db.records import TokenRecord, UserRecord, token_record
-from ..db.unit_of_work import now, read_only, session, use_case
+from ..db.unit_of_work import announce, now, read_only, session, use_case
 
 BOOTSTRAP_ADMIN = "admin"
 MAX_TOKEN_LIFETIME = timedelta(days=3650)
@@ -110,7 +110,7 @@ def revoke_token(actor: Actor, token_id: int) -> TokenRecord:
     if token.revoked_at is None:
         when = now()
         token.revoked_at = when
-        publish_tokens(session())
+        announce(session(), TOKENS)
         record_registry(session(), actor, Action.TOKEN_REVOKED, now=when,
                         details={"user": token.user.name, "token_id": token.id, "prefix": token.token_prefix})
         session().flush()

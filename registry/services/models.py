@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, tuple_
+from sqlalchemy import exists, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -15,8 +15,8 @@ from ..auth import Actor
 from ..errors import AlreadyExists, InvalidArgument, PreconditionFailed
 from ..lifecycle import ALL_STAGES, Permission
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
-from ..db.loading import find_model, lock_model, touch
-from .permissions import authorize, authorize_registry, grant_creator, readable_models
+from ..db.loading import find_model, highest_per_stage, lock_model, touch
+from .access import authorize, authorize_registry, grant_creator, readable
 from ..db.records import ModelRecord, VersionRecord, model_record, version_record
 from ..db import filters
 from ..db.unit_of_work import now, read_only, session, use_case
@@ -104,7 +104,7 @@ def search_models(actor: Actor, query: ModelQuery, max_results: int | None = Non
     names.filter_text(query.name_contains, "name_contains")
     fp = pagination.fingerprint({"kind": "models", **query.__dict__})
     column = MODEL_ORDERINGS[query.order_by]
-    stmt = (select(RegisteredModel).where(readable_models(actor, RegisteredModel.id))
+    stmt = (select(RegisteredModel).where(readable(actor, RegisteredModel.id))
             .options(selectinload(RegisteredModel.tags)))
     if query.name_prefix:
         stmt = stmt.where(RegisteredModel.name.like(_escape_like(query.name_prefix) + "%", escape="\\"))
@@ -290,14 +290,7 @@ def _summaries(models: list[RegisteredModel]) -> list[ModelSummary]:
     if not ids:
         return []
     s = session()
-    highest = (
-        select(ModelVersion.model_id, ModelVersion.stage, func.max(ModelVersion.version))
-        .where(ModelVersion.model_id.in_(ids))
-        .group_by(ModelVersion.model_id, ModelVersion.stage)
-    )
-    latest = s.scalars(
-        select(ModelVersion).where(tuple_(ModelVersion.model_id, ModelVersion.stage, ModelVersion.version).in_(highest))
-    ).all()
+    latest = highest_per_stage(ids, [stage.value for stage in ALL_STAGES])
     stage_order = {stage.value: i for i, stage in enumerate(ALL_STAGES)}
     by_model: dict[int, list[ModelVersion]] = {}
     for mv in sorted(latest, key=lambda v: stage_order[v.stage]):

@@ -1,103 +1,22 @@
-"""Who may do what: the permission ladder per model with a registry-wide default (DESIGN §3).
-
-Effective level = the highest grant to the actor or to ``*`` (every authenticated user), on the model or on
-the registry. Admins hold everything. A model the actor cannot even READ is reported as not found, so its
-existence does not leak.
-"""
+"""Grants: read and change who holds which level, per model and registry-wide (DESIGN §3). The rules that
+use grants (levels, authorisation, hiding) live in ``access.py``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, true
+from sqlalchemy import delete, exists, select
 
 from .. import names
 from ..audit import Action, record, record_registry
-from ..changes import publish_grants
 from ..auth import Actor, validate_user_name
-from ..errors import InvalidArgument, NotFound, PermissionDenied
+from ..cache.hub import GRANTS
+from ..errors import InvalidArgument
 from ..lifecycle import Permission
-from ..orm import PermissionGrant, RegisteredModel, User
-from . import serving
-from ..db.loading import ModelRef, find_model, lock_model, model_not_found
+from ..orm import PermissionGrant, User
+from ..db.loading import find_model, lock_model
 from ..db.records import GrantRecord
-from ..db.unit_of_work import now, read_only, session, use_case
-
-EVERYONE = "*"
-NO_ACCESS = 0
-
-
-def _principals(actor: Actor) -> list[str]:
-    return [actor.name, EVERYONE]
-
-
-def level_on_model(actor: Actor, model_id: int | None) -> int:
-    """The actor's effective level on a model (``model_id`` None: on the registry itself); 0 = none."""
-    if actor.is_admin:
-        return int(Permission.MANAGE)
-    scope = PermissionGrant.model_id.is_(None)
-    if model_id is not None:
-        scope = or_(scope, PermissionGrant.model_id == model_id)
-    level = session().scalar(
-        select(func.max(PermissionGrant.level)).where(PermissionGrant.principal.in_(_principals(actor)), scope)
-    )
-    return level or NO_ACCESS
-
-
-def authorize(actor: Actor, model: RegisteredModel | ModelRef, needed: Permission, doing: str) -> int:
-    """Raise unless the actor holds ``needed`` on the model; return the actor's level."""
-    level = level_on_model(actor, model.id)
-    if level < Permission.READ:
-        raise model_not_found(model.name)
-    if level < needed:
-        raise PermissionDenied(
-            f"{doing} on registered model {model.name} requires {needed.name}; you have {Permission(level).name}.",
-            {"model": model.name, "required": needed.name, "held": Permission(level).name},
-        )
-    return level
-
-
-def authorize_registry(actor: Actor, needed: Permission, doing: str) -> None:
-    level = level_on_model(actor, None)
-    if level < needed:
-        held = Permission(level).name if level else "no permission"
-        raise PermissionDenied(
-            f"{doing} requires registry-wide {needed.name}; you have {held}.",
-            {"required": needed.name, "held": held},
-        )
-
-
-def require_admin(actor: Actor, doing: str) -> None:
-    if not actor.is_admin:
-        raise PermissionDenied(f"{doing} requires an admin.", {"required": "ADMIN"})
-
-
-def _registry_level_for_reads(actor: Actor) -> int:
-    """The registry-wide level, from the per-process cache when known. Only for filtering what a read shows:
-    the cache is dropped when any grant changes (a notification, milliseconds after the commit), which a
-    read may lag by that much; writes check against the database, under the model lock."""
-    if actor.is_admin:
-        return int(Permission.MANAGE)
-    return serving.cache_for(current_app).level_or_load(
-        actor.name, serving.REGISTRY_LEVEL, lambda: level_on_model(actor, None))
-
-
-def readable_models(actor: Actor, model_id_column) -> ColumnElement[bool]:
-    """A WHERE clause keeping rows whose model the actor may READ (no clause needed for admins and for
-    actors with a registry-wide grant)."""
-    if _registry_level_for_reads(actor) >= Permission.READ:
-        return true()
-    return exists().where(
-        PermissionGrant.model_id == model_id_column,
-        PermissionGrant.principal.in_(_principals(actor)),
-    )
-
-
-def grant_creator(actor: Actor, model_id: int, when) -> None:
-    """Whoever creates a model manages it (Databricks' rule), unless they are an admin already."""
-    if not actor.is_admin:
-        session().add(PermissionGrant(model_id=model_id, principal=actor.name, level=int(Permission.MANAGE),
-                                      granted_by=actor.name, created_at=when))
+from ..db.unit_of_work import announce, now, read_only, session, use_case
+from .access import EVERYONE, authorize, authorize_registry, model_by_id, require_admin
 
 
 def parse_level(raw: object) -> Permission:
@@ -143,7 +62,7 @@ def _replace(model_id: int | None, wanted: dict[str, Permission], actor: Actor, 
     after = dict(before) if merge else {}
     after.update({p: int(level) for p, level in wanted.items()})
     s.execute(delete(PermissionGrant).where(scope))
-    publish_grants(s)
+    announce(s, GRANTS)
     for principal, level in after.items():
         s.add(PermissionGrant(model_id=model_id, principal=principal, level=level, granted_by=actor.name,
                               created_at=when))
@@ -208,20 +127,6 @@ class Acl:
     inherited: tuple[GrantRecord, ...]
 
 
-def _model_by_id(actor: Actor, model_id: int, needed: Permission, doing: str, *, lock: bool) -> RegisteredModel:
-    """The model, if the actor may ``needed`` on it. Addressed by id, a model the actor cannot read is
-    "not found" by id: the usual message would name it."""
-    name = session().scalar(select(RegisteredModel.name).where(RegisteredModel.id == model_id))
-    missing = NotFound(f"Registered model with id {model_id} not found.", {"registered_model_id": str(model_id)})
-    if name is None:
-        raise missing
-    model = lock_model(name) if lock else find_model(name)
-    if level_on_model(actor, model.id) < Permission.READ:
-        raise missing
-    authorize(actor, model, needed, doing)
-    return model
-
-
 def _acl(model_id: int | None) -> Acl:
     if model_id is None:
         return Acl(None, tuple(_grants(None)), ())
@@ -234,7 +139,7 @@ def get_acl(actor: Actor, model_id: int | None) -> Acl:
     if model_id is None:
         authorize_registry(actor, Permission.READ, "Reading registry-wide permissions")
     else:
-        _model_by_id(actor, model_id, Permission.MANAGE, "Reading permissions", lock=False)
+        model_by_id(actor, model_id, Permission.MANAGE, "Reading permissions", lock=False)
     return _acl(model_id)
 
 
@@ -247,6 +152,6 @@ def set_acl(actor: Actor, model_id: int | None, grants: list[tuple[object, objec
     if model_id is None:
         set_registry_permissions.__wrapped__(actor, grants, merge=merge)
     else:
-        model = _model_by_id(actor, model_id, Permission.MANAGE, "Changing permissions", lock=True)
+        model = model_by_id(actor, model_id, Permission.MANAGE, "Changing permissions", lock=True)
         set_model_permissions.__wrapped__(actor, model.name, grants, merge=merge)
     return _acl(model_id)

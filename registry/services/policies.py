@@ -9,7 +9,7 @@ from ..auth import Actor
 from ..lifecycle import ALL_STAGES, ApprovalPolicy, Permission, check_policy_values, parse_stage
 from ..orm import ApprovalPolicy as PolicyRow
 from ..db.loading import find_model, lock_model
-from .permissions import authorize, require_admin
+from .access import authorize, require_admin
 from ..db.records import PolicyRecord
 from ..db.unit_of_work import now, read_only, session, use_case
 

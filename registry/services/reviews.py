@@ -26,7 +26,7 @@ from ..lifecycle import (
 )
 from ..orm import AuditEvent, ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
 from ..db.loading import find_model, find_version, lock_model
-from .permissions import authorize, level_on_model, readable_models
+from .access import authorize, level, lock_parent, readable
 from .policies import effective_policy
 from ..db.records import AuditRecord, RequestRecord, audit_record, request_record
 from .transitions import apply_transition
@@ -72,26 +72,17 @@ def create_request(actor: Actor, model_name: str, version: int | str, stage: str
 
 def _lock_request(request_id: int) -> tuple[RegisteredModel, TransitionRequest]:
     """Lock the request's model row (the one lock every model write takes first), then load the request."""
-    s = session()
-    model_id = s.scalar(select(TransitionRequest.model_id).where(TransitionRequest.id == request_id))
-    if model_id is None:
-        raise _request_not_found(request_id)
-    model = s.scalars(select(RegisteredModel).where(RegisteredModel.id == model_id)
-                      .with_for_update(key_share=True).execution_options(populate_existing=True)).one_or_none()
-    request = s.scalars(select(TransitionRequest).where(TransitionRequest.id == request_id)
-                        .execution_options(populate_existing=True)).one_or_none()
-    if model is None or request is None:  # deleted while we waited for the lock
+    model = lock_parent(select(TransitionRequest.model_id).where(TransitionRequest.id == request_id),
+                        _request_not_found(request_id))
+    request = session().scalars(select(TransitionRequest).where(TransitionRequest.id == request_id)
+                                .execution_options(populate_existing=True)).one_or_none()
+    if request is None:  # deleted while we waited for the lock
         raise _request_not_found(request_id)
     return model, request
 
 
 def _authorize_read(actor: Actor, model: RegisteredModel, request_id: int) -> None:
-    """Addressed by id, a request on a model the actor cannot read is reported exactly like a missing one:
-    the model's "not found" would name the model."""
-    try:
-        authorize(actor, model, Permission.READ, "Reading")
-    except NotFound:
-        raise _request_not_found(request_id) from None
+    authorize(actor, model, Permission.READ, "Reading", missing=_request_not_found(request_id))
 
 
 def _require_pending(request: TransitionRequest) -> None:
@@ -200,10 +191,7 @@ def get_request(actor: Actor, request_id: int) -> RequestRecord:
     request = session().get(TransitionRequest, request_id)
     if request is None:
         raise _request_not_found(request_id)
-    try:
-        authorize(actor, request.model, Permission.READ, "Reading")
-    except NotFound:
-        raise _request_not_found(request_id) from None
+    _authorize_read(actor, request.model, request_id)
     return request_record(request)
 
 
@@ -225,7 +213,7 @@ def list_requests(actor: Actor, query: RequestQuery, max_results: int | None = N
     if query.status is not None and query.status not in _STATUSES:
         raise InvalidArgument(f"Unknown status {query.status!r}; one of {sorted(_STATUSES)}.", {"field": "status"})
     fp = pagination.fingerprint({"kind": "requests", **query.__dict__})
-    stmt = select(TransitionRequest).where(readable_models(actor, TransitionRequest.model_id))
+    stmt = select(TransitionRequest).where(readable(actor, TransitionRequest.model_id))
     if query.model_name is not None:
         model = find_model(names.model_name(query.model_name))
         authorize(actor, model, Permission.READ, "Reading")
@@ -252,14 +240,14 @@ def inbox(actor: Actor, max_results: int | None = None) -> list[RequestRecord]:
         select(TransitionRequest)
         .where(TransitionRequest.status == RequestStatus.PENDING.value,
                TransitionRequest.requested_by != actor.name,
-               readable_models(actor, TransitionRequest.model_id))
+               readable(actor, TransitionRequest.model_id))
         .order_by(TransitionRequest.id)
     ).all()
     result: list[RequestRecord] = []
     levels: dict[int, int] = {}
     for request in rows:
-        level = levels.setdefault(request.model_id, level_on_model(actor, request.model_id))
-        if level < TRANSITIONS[(Stage(request.from_stage), Stage(request.to_stage))]:
+        held = levels.setdefault(request.model_id, level(actor, request.model_id))
+        if held < TRANSITIONS[(Stage(request.from_stage), Stage(request.to_stage))]:
             continue
         version = s.get(ModelVersion, request.version_id)
         refusal = approval_refusal(

@@ -1,15 +1,14 @@
 """Stage transitions and stage lookups ("latest per stage", "current Production")."""
 from __future__ import annotations
 
-from sqlalchemy import func, select, tuple_
+from dataclasses import dataclass
 
 from .. import names
 from ..auth import Actor
-from ..errors import ApprovalRequired, NotFound, PermissionDenied
+from ..errors import ApprovalRequired, PermissionDenied
 from ..lifecycle import ALL_STAGES, Permission, Stage, check_transition, direct_transition_refusal, parse_stage
-from ..orm import ModelVersion, RegisteredModel
-from ..db.loading import find_model, find_version, lock_model
-from .permissions import authorize
+from ..db.loading import find_model, find_version, highest_per_stage, lock_model
+from .access import authorize
 from .policies import effective_policy
 from .transitions import apply_transition
 from ..db.records import VersionRecord, version_record
@@ -65,41 +64,19 @@ def _parse_stages(stages: list[str] | tuple[str, ...] | None) -> list[Stage]:
     return list(dict.fromkeys(parse_stage(s) for s in stages))
 
 
+@dataclass(frozen=True, slots=True)
+class LatestVersions:
+    """The current version of each asked stage of one model, in stage order."""
+
+    model_id: int
+    versions: tuple[VersionRecord, ...]
+
+
 @read_only
-def latest_versions(actor: Actor, model_name: str, stages: list[str] | tuple[str, ...] | None = None) -> list[VersionRecord]:
+def latest_versions(actor: Actor, model_name: str, stages: list[str] | tuple[str, ...] | None = None) -> LatestVersions:
     """The highest version in each requested stage (all stages when none are given), in stage order."""
     wanted = _parse_stages(stages)
     model = find_model(names.model_name(model_name))
     authorize(actor, model, Permission.READ, "Reading")
-    highest = (
-        select(ModelVersion.stage, func.max(ModelVersion.version))
-        .where(ModelVersion.model_id == model.id, ModelVersion.stage.in_([s.value for s in wanted]))
-        .group_by(ModelVersion.stage)
-    )
-    rows = session().scalars(
-        select(ModelVersion).where(
-            ModelVersion.model_id == model.id, tuple_(ModelVersion.stage, ModelVersion.version).in_(highest)
-        )
-    ).all()
-    by_stage = {row.stage: row for row in rows}
-    return [version_record(by_stage[s.value]) for s in wanted if s.value in by_stage]
-
-
-@read_only
-def current_version(actor: Actor, model_name: str, stage: str) -> VersionRecord:
-    """The version currently serving ``stage``: the highest version number in it (MLflow's rule)."""
-    target = parse_stage(stage)
-    name = names.model_name(model_name)
-    authorize(actor, find_model(name), Permission.READ, "Reading")
-    row = session().scalars(
-        select(ModelVersion)
-        .join(ModelVersion.model)
-        .where(RegisteredModel.name == name, ModelVersion.stage == target.value)
-        .order_by(ModelVersion.version.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        find_model(name)
-        raise NotFound(f"Registered model {name} has no version in stage {target.value}.",
-                       {"model": name, "stage": target.value})
-    return version_record(row)
+    by_stage = {row.stage: row for row in highest_per_stage([model.id], [s.value for s in wanted])}
+    return LatestVersions(model.id, tuple(version_record(by_stage[s.value]) for s in wanted if s.value in by_stage))

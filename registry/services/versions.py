@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from flask import current_app
 from sqlalchemy import exists, func, select, text
 
 from .. import audit, names, pagination
@@ -14,7 +13,7 @@ from ..errors import PreconditionFailed, RegistryError
 from ..lifecycle import Permission, parse_stage
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
 from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, touch
-from .permissions import authorize, readable_models
+from .access import authorize, readable
 from .transitions import supersede_moot_requests
 from ..db.records import VersionRecord, version_record, version_record_from_row
 from ..db import filters
@@ -89,7 +88,7 @@ def create_version(
         description=names.bounded_text(description, "description", names.MAX_DESCRIPTION) or "",
         tags=names.tags(tags),
     )
-    return _CREATES.submit(names.model_name(model_name), item, scope=current_app._get_current_object())
+    return _CREATES.submit(names.model_name(model_name), item, scope=session().get_bind())
 
 
 @use_case
@@ -126,7 +125,7 @@ def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionR
                version=row.version, run_id=item.run_id, to_stage="None",
                details={"source": item.source, "run_link": item.run_link, "tags": item.tags}, now=when)
         outcomes[i] = VersionRecord(
-            id=row.version_id, model_name=model_name, version=row.version, source=item.source,
+            id=row.version_id, model_id=row.model_id, model_name=model_name, version=row.version, source=item.source,
             run_id=item.run_id, run_link=item.run_link, description=item.description, status="READY",
             stage="None", created_by=item.actor.name, tags=dict(sorted(item.tags.items())), aliases=(),
             revision=1, created_at=when, updated_at=when,
@@ -172,7 +171,7 @@ def _version_rows():
         .scalar_subquery()
     )
     return select(
-        ModelVersion.id, RegisteredModel.name.label("model_name"), ModelVersion.version, ModelVersion.source,
+        ModelVersion.id, ModelVersion.model_id, RegisteredModel.name.label("model_name"), ModelVersion.version, ModelVersion.source,
         ModelVersion.run_id, ModelVersion.run_link, ModelVersion.description, ModelVersion.status,
         ModelVersion.stage, ModelVersion.created_by, tags.label("tags"), aliases.label("aliases"),
         ModelVersion.revision, ModelVersion.created_at, ModelVersion.updated_at,
@@ -190,7 +189,7 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
     names.filter_text(query.run_id, "run_id")
     stage = parse_stage(query.stage).value if query.stage else None
     fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage})
-    stmt = _version_rows().where(readable_models(actor, ModelVersion.model_id))
+    stmt = _version_rows().where(readable(actor, ModelVersion.model_id))
     if query.model_name is not None:
         stmt = stmt.where(RegisteredModel.name == names.model_name(query.model_name))
     if query.run_id is not None:

@@ -25,7 +25,7 @@ from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
 from ..orm import RegistryWebhook
 from ..db.loading import find_model, lock_model
-from .permissions import authorize, level_on_model, require_admin
+from .access import authorize, level, require_admin
 from ..db.unit_of_work import now, read_only, session, use_case
 
 EVENTS = (
@@ -192,10 +192,8 @@ def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> Re
     if row.model_id is None:
         require_admin(actor, f"{doing} a registry-wide webhook")
     else:
-        if level_on_model(actor, row.model_id) < Permission.READ:
-            raise _not_found(raw_id)
         model = lock_model(row.model.name) if lock else row.model
-        authorize(actor, model, Permission.MANAGE, f"{doing} a webhook")
+        authorize(actor, model, Permission.MANAGE, f"{doing} a webhook", missing=_not_found(raw_id))
     if lock:
         row = s.scalars(select(RegistryWebhook).where(RegistryWebhook.id == webhook_id)
                         .with_for_update(of=RegistryWebhook).execution_options(populate_existing=True)).one_or_none()
@@ -301,7 +299,7 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
         if row.model_id is None:
             visible = actor.is_admin
         else:
-            visible = levels.setdefault(row.model_id, level_on_model(actor, row.model_id)) >= Permission.MANAGE
+            visible = levels.setdefault(row.model_id, level(actor, row.model_id)) >= Permission.MANAGE
         if not visible:
             continue
         if len(items) == limit:

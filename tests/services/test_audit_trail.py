@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 
 from registry.errors import AlreadyExists, InvalidArgument, InvalidTransition, NotFound
-from registry.services import aliases, models, stages, versions
+from registry.services import aliases, models, serving, stages, versions
 from registry.services.audit_log import AuditQuery, search_events
 from registry.services.models import create_model, get_model, update_model
 from registry.services.stages import transition_stage
@@ -130,7 +130,7 @@ def test_use_case_writes_exactly_its_events(seeded, bob, use_case):
         lambda actor: versions.get_version(actor, "m", 1),
         lambda actor: versions.search_versions(actor, VersionQuery(model_name="m")),
         lambda actor: stages.latest_versions(actor, "m"),
-        lambda actor: stages.current_version(actor, "m", "Production"),
+        lambda actor: serving.resolve(actor, "m", stage="Production"),
         lambda actor: aliases.get_version_by_alias(actor, "m", "champion"),
     ],
 )

@@ -5,7 +5,8 @@ import pytest
 
 from registry.errors import InvalidArgument, InvalidTransition, NotFound
 from registry.services.models import create_model
-from registry.services.stages import current_version, latest_versions, transition_stage
+from registry.services import serving
+from registry.services.stages import latest_versions, transition_stage
 from registry.services.versions import VersionQuery, create_version, get_version, search_versions
 
 from .support import events_after, last_event_id, summary
@@ -139,7 +140,7 @@ def spread(model, alice):
 
 
 def test_latest_versions_gives_highest_version_of_every_stage_by_default(spread, alice):
-    assert [(v.stage, v.version) for v in latest_versions(alice, "churn")] == [
+    assert [(v.stage, v.version) for v in latest_versions(alice, "churn").versions] == [
         ("None", 5), ("Staging", 4), ("Production", 3), ("Archived", 6),
     ]
 
@@ -153,14 +154,14 @@ def test_latest_versions_gives_highest_version_of_every_stage_by_default(spread,
     ],
 )
 def test_latest_versions_filtered_by_stages(spread, alice, wanted, expected):
-    assert [(v.stage, v.version) for v in latest_versions(alice, "churn", wanted)] == expected
+    assert [(v.stage, v.version) for v in latest_versions(alice, "churn", wanted).versions] == expected
 
 
 def test_latest_versions_omits_empty_stages(model, alice):
     versions(alice, 2)
     transition_stage(alice, "churn", 1, "Staging")
 
-    assert [(v.stage, v.version) for v in latest_versions(alice, "churn")] == [("None", 2), ("Staging", 1)]
+    assert [(v.stage, v.version) for v in latest_versions(alice, "churn").versions] == [("None", 2), ("Staging", 1)]
 
 
 def test_latest_versions_of_missing_model_raises_not_found(ctx, alice):
@@ -170,16 +171,18 @@ def test_latest_versions_of_missing_model_raises_not_found(ctx, alice):
 
 @pytest.mark.parametrize(("stage", "expected"), [("Production", 3), ("staging", 4), ("None", 5), ("Archived", 6)])
 def test_current_version_is_highest_version_in_stage(spread, alice, stage, expected):
-    assert current_version(alice, "churn", stage).version == expected
+    assert serving.resolve(alice, "churn", stage=stage).version.version == expected
 
 
-def test_current_version_of_empty_stage_raises_not_found(model, alice):
+def test_current_version_of_empty_stage_is_none_and_explained(model, alice):
     versions(alice, 1)
 
-    with pytest.raises(NotFound, match="no version in stage Production"):
-        current_version(alice, "churn", "production")
+    answer = serving.resolve(alice, "churn", stage="production")
+    assert answer.version is None
+    error = serving.not_found(answer, serving.answer_key("churn", stage="production"))
+    assert "no version in stage Production" in error.message
 
 
 def test_current_version_of_missing_model_raises_model_not_found(ctx, alice):
     with pytest.raises(NotFound, match="Registered Model with name=ghost"):
-        current_version(alice, "ghost", "Production")
+        serving.resolve(alice, "ghost", stage="Production")

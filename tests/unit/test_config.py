@@ -150,3 +150,26 @@ def test_with_overrides_replaces_known_fields_and_normalises_the_url():
 def test_with_no_overrides_returns_the_same_settings(overrides):
     base = Settings()
     assert base.with_overrides(overrides) is base
+
+
+def test_the_cache_is_sized_in_megabytes():
+    assert Settings.from_env({"REGISTRY_CACHE_MB": "8"}).cache_bytes == 8 * 1024 * 1024
+
+
+def test_the_old_entry_count_setting_fails_fast_naming_its_replacement():
+    with pytest.raises(ConfigError, match="REGISTRY_CACHE_MB"):
+        Settings.from_env({"REGISTRY_CACHE_ENTRIES": "20000"})
+
+
+def test_server_settings_have_one_default_each():
+    settings = Settings.from_env({})
+    assert (settings.bind, settings.workers, settings.threads, settings.max_waiters) == ("127.0.0.1:8080", 2, 32, 24)
+    assert Settings.from_env({"REGISTRY_HOST": "0.0.0.0", "REGISTRY_PORT": "9000"}).bind == "0.0.0.0:9000"
+    assert Settings.from_env({"REGISTRY_BIND": "[::]:8080"}).port == 8080
+
+
+@pytest.mark.parametrize("env", [{"REGISTRY_BIND": "nonsense"}, {"REGISTRY_PRELOAD": "yes"},
+                                 {"REGISTRY_WORKERS": "0"}])
+def test_nonsense_server_settings_fail_fast(env):
+    with pytest.raises(ConfigError, match=next(iter(env))):
+        Settings.from_env(env)

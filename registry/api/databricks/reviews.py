@@ -103,7 +103,7 @@ def get_model_databricks():
     actor = current_actor()
     name = p.required("name")
     model = models.get_model(actor, name)
-    latest = stages.latest_versions(actor, name)
+    latest = stages.latest_versions(actor, name).versions
     level = permissions.my_level(actor, name)
     return ok({"registered_model_databricks": wire.model_databricks_json(model, latest, level)})
 

@@ -9,7 +9,7 @@ from ..authn import current_actor
 from . import bp, ok
 from .search import model_conditions, model_order
 from .wire import page_size, params
-from ..serving_state import cached
+from ..replay import about, replayable
 
 MAX_MODELS_PAGE = 1000  # MLflow's limit for search-registered-models
 DEFAULT_MODELS_PAGE = 100
@@ -35,9 +35,10 @@ def create_model():
 
 
 @bp.get("/registered-models/get")
-def get_model():
-    name = params().required("name")
-    summary = cached(name, "summary", lambda: svc.get_model_summary(current_actor(), name))
+@replayable(lambda req: params(req).required("name"))
+def get_model(name: str):
+    summary = svc.get_model_summary(current_actor(), name)
+    about(summary.model.id)
     return ok({"registered_model": _summary_json(summary)})
 
 
@@ -89,12 +90,18 @@ def list_models():
     return _search(None, [], p.integer("max_results"), p.string("page_token"))
 
 
+def _latest_versions_args(req) -> tuple[str, tuple[str, ...]]:
+    p = params(req)
+    return p.required("name"), tuple(p.strings("stages"))
+
+
 @bp.route("/registered-models/get-latest-versions", methods=["POST", "GET"])
-def get_latest_versions():
-    p = params()
-    name, wanted = p.required("name"), p.strings("stages")
-    records = cached(name, f"latest:{wanted!r}", lambda: stages.latest_versions(current_actor(), name, wanted))
-    return ok({"model_versions": [model_version_json(v) for v in records]} if records else {})
+@replayable(_latest_versions_args)
+def get_latest_versions(read: tuple[str, tuple[str, ...]]):
+    name, wanted = read
+    latest = stages.latest_versions(current_actor(), name, wanted)
+    about(latest.model_id)
+    return ok({"model_versions": [model_version_json(v) for v in latest.versions]} if latest.versions else {})
 
 
 @bp.post("/registered-models/set-tag")
@@ -125,15 +132,20 @@ def delete_alias():
     return ok()
 
 
+def _alias_args(req) -> tuple[str, str]:
+    p = params(req)
+    return p.required("name"), p.required("alias")
+
+
 @bp.get("/registered-models/alias")
-def get_version_by_alias():
-    p = params()
+@replayable(_alias_args)
+def get_version_by_alias(read: tuple[str, str]):
     try:
-        name, alias = p.required("name"), p.required("alias")
-        record = cached(name, f"alias:{alias}", lambda: aliases.get_version_by_alias(current_actor(), name, alias))
+        record = aliases.get_version_by_alias(current_actor(), *read)
     except NotFound as error:
         # MLflow answers an unknown alias (of an existing model) with 400 INVALID_PARAMETER_VALUE.
         if "alias" in error.details:
             raise InvalidArgument(error.message, error.details) from None
         raise
+    about(record.model_id)
     return ok({"model_version": model_version_json(record)})

@@ -8,7 +8,7 @@ from ..authn import current_actor
 from . import bp, ok
 from .search import version_conditions, version_order
 from .wire import page_size, params
-from ..serving_state import cached
+from ..replay import about, replayable
 
 # MLflow accepts up to 200,000 versions a page. Its REST default when max_results is omitted is that
 # maximum too; we default to the client's own default (10,000) so a bare curl stays a sane size.
@@ -31,11 +31,17 @@ def create_version():
     ))
 
 
+def _version_args(req) -> tuple[str, str]:
+    p = params(req)
+    return p.required("name"), p.required("version")
+
+
 @bp.get("/model-versions/get")
-def get_version():
-    p = params()
-    name, version = p.required("name"), p.required("version")
-    return _version(cached(name, f"version:{version}", lambda: svc.get_version(current_actor(), name, version)))
+@replayable(_version_args)
+def get_version(read: tuple[str, str]):
+    record = svc.get_version(current_actor(), *read)
+    about(record.model_id)
+    return _version(record)
 
 
 @bp.patch("/model-versions/update")

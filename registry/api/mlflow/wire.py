@@ -18,7 +18,8 @@ import json
 import re
 from typing import Any
 
-from flask import request
+import flask
+from werkzeug.wrappers import Request
 
 from ...errors import InvalidArgument
 
@@ -137,7 +138,7 @@ class Params:
         return tags
 
 
-def _json_body(*, require_content_type: bool) -> dict[str, Any] | None:
+def _json_body(request: Request, *, require_content_type: bool) -> dict[str, Any] | None:
     """The JSON object body, None when there is no body at all."""
     if require_content_type:
         if request.content_type is None:
@@ -178,21 +179,24 @@ def _normalise(values: dict[str, list[Any]]) -> dict[str, list[Any]]:
     return out
 
 
-def _from_query() -> dict[str, list[Any]]:
+def _from_query(request: Request) -> dict[str, list[Any]]:
     return {key: values for key, values in request.args.lists()}
 
 
-def params() -> Params:
-    """The current request's parameters, read as MLflow / Databricks clients send them."""
+def params(request: Request | None = None) -> Params:
+    """A request's parameters (the current one's by default), read as MLflow / Databricks clients send them.
+    The response cache reads a request with this very function before Flask runs (``api/replay.py``)."""
+    if request is None:
+        request = flask.request._get_current_object()
     method = request.method
     if method == "GET":
         if request.args:
-            return Params(_normalise(_from_query()), from_query=True)
-        body = _json_body(require_content_type=False)
+            return Params(_normalise(_from_query(request)), from_query=True)
+        body = _json_body(request, require_content_type=False)
         return Params(_normalise({k: [v] for k, v in (body or {}).items()}), from_query=False)
     if method == "DELETE":
-        body = _json_body(require_content_type=False)
-        query = _normalise(_from_query())
+        body = _json_body(request, require_content_type=False)
+        query = _normalise(_from_query(request))
         if body is None:
             return Params(query, from_query=True)
         merged = _normalise({k: [v] for k, v in body.items()})
@@ -203,7 +207,7 @@ def params() -> Params:
             merged.setdefault(key, values)
         # Mixed sources: values from the body keep their JSON types, query values are strings.
         return Params(merged, from_query=False)
-    body = _json_body(require_content_type=method in ("POST", "PUT"))
+    body = _json_body(request, require_content_type=method in ("POST", "PUT"))
     return Params(_normalise({k: [v] for k, v in (body or {}).items()}), from_query=False)
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from flask import Response, request
+from werkzeug.wrappers import Request
 from marshmallow import Schema, ValidationError
 
 from ...errors import InvalidArgument
@@ -39,11 +40,12 @@ def body(schema_class: type[Schema]) -> dict[str, Any]:
     return schema.load(data)
 
 
-def args(schema_class: type[Schema]) -> dict[str, Any]:
-    """Load query parameters: list fields may repeat; any other field given twice is refused."""
+def args(schema_class: type[Schema], req: Request | None = None) -> dict[str, Any]:
+    """Load query parameters (of ``req``, by default the current request): list fields may repeat; any other
+    field given twice is refused."""
     schema = _schema(schema_class)
     raw: dict[str, Any] = {}
-    for key, values in request.args.lists():
+    for key, values in (req if req is not None else request).args.lists():
         field = schema.fields.get(key)
         if field is not None and field.__class__.__name__ == "List":
             raw[key] = values

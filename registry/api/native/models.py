@@ -7,7 +7,7 @@ from ... import names
 from ...schemas import native as wire
 from ...services import models as svc
 from .http import args, body, current_actor, expected_revision, with_etag
-from ..serving_state import cached
+from ..replay import about, replayable
 
 bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
 
@@ -37,8 +37,10 @@ def list_models():
 
 
 @bp.get("/models/<name>")
+@replayable(lambda req, name: names.model_name(name))
 def get_model(name: str):
-    record = cached(name, "model", lambda: svc.get_model(current_actor(), name))
+    record = svc.get_model(current_actor(), name)
+    about(record.id)
     return with_etag(jsonify(wire.model_json(record)), record.revision)
 
 

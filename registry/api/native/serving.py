@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 
-from flask import Blueprint, jsonify, make_response, request
+from flask import Blueprint, jsonify, make_response
 from marshmallow import fields, validate
 
+from ...extensions import caches
 from ...schemas.native import StrictSchema, current_version_json, error_json
 from ...services import serving
-from .. import fast_path
+from ..replay import about, replayable
 from .http import args, current_actor
-from ..serving_state import serving_state as _state
 
 bp = Blueprint("native_serving", __name__, url_prefix="/api/v1")
 
@@ -30,17 +31,38 @@ class ServingArgs(StrictSchema):
     wait = fields.Float(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS))
 
 
-def _client_etags() -> set[str]:
-    header = request.headers.get("If-None-Match", "")
-    return {tag.strip() for tag in header.split(",") if tag.strip()}
+@dataclass(frozen=True)
+class ServingRead:
+    """A serving request, parsed: the answer's cache key (validated, stage canonical), the client's ETags
+    and the long-poll wait."""
+
+    key: tuple[str, str, str]
+    etags: frozenset[str]
+    wait: float | None
+
+    @property
+    def replayable(self) -> bool:
+        return not self.wait  # a long-poll's answer depends on how the wait went
+
+    def resolve(self, actor, *, fresh: bool = False) -> serving.Answer:
+        kind, name, selector = self.key
+        if kind == "stage":
+            return serving.resolve(actor, name, stage=selector, fresh=fresh)
+        return serving.resolve(actor, name, alias=selector, fresh=fresh)
 
 
-def _matches(answer: serving.Answer, etags: set[str]) -> bool:
+def _parse(req, name: str, stage: str | None = None, alias: str | None = None) -> ServingRead:
+    header = req.headers.get("If-None-Match", "")
+    etags = frozenset(tag.strip() for tag in header.split(",") if tag.strip())
+    return ServingRead(serving.answer_key(name, stage=stage, alias=alias), etags, args(ServingArgs, req).get("wait"))
+
+
+def _matches(answer: serving.Answer, etags: frozenset[str]) -> bool:
     # "*" matches any current representation; an empty stage or an unset alias has none (RFC 9110 13.1.2).
-    return ("*" in etags and answer.payload is not None) or answer.etag in etags or f"W/{answer.etag}" in etags
+    return ("*" in etags and answer.version is not None) or answer.etag in etags or f"W/{answer.etag}" in etags
 
 
-def _behind(answer: serving.Answer, etags: set[str]) -> bool:
+def _behind(answer: serving.Answer, etags: frozenset[str]) -> bool:
     """The client holds a newer generation of this model than our answer: another process served it after a
     change whose notification has not reached this one yet. Read the database rather than send it back in time."""
     for tag in etags:
@@ -50,54 +72,56 @@ def _behind(answer: serving.Answer, etags: set[str]) -> bool:
     return False
 
 
-def _serve(name: str, *, stage: str | None = None, alias: str | None = None):
-    wait = args(ServingArgs).get("wait")
-    state = _state()
+def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serving.Answer, str]:
+    """Hold the request until the answer stops matching the client's ETags, or the wait is over."""
+    current = caches()
+    if not current.waiters.acquire(blocking=False):
+        return answer, "busy"  # every waiting slot is taken: answer now rather than starve other requests
+    try:
+        deadline = time.monotonic() + read.wait
+        while _matches(answer, read.etags):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not current.hub.wait(answer.model_id, answer.generation, remaining, label):
+                break
+            label = current.hub.label()
+            answer = read.resolve(actor)
+    finally:
+        current.waiters.release()
+    return answer, "yes"
+
+
+def _serve(read: ServingRead):
     actor = current_actor()
-    resets = state.hub.resets  # before reading: a listener (re)connect after it means "read again"
-    answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias)
-    etags = _client_etags()
-    if _behind(answer, etags):
-        answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias, fresh=True)
+    label = caches().hub.label()  # before reading: a listener reset after it means "read again"
+    answer = read.resolve(actor)
+    if _behind(answer, read.etags):
+        answer = read.resolve(actor, fresh=True)
     waited = "no"
-    if wait and _matches(answer, etags):
-        if state.waiters.acquire(blocking=False):
-            waited = "yes"
-            try:
-                deadline = time.monotonic() + wait
-                while _matches(answer, etags):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not state.hub.wait(answer.model_id, answer.generation, remaining, resets):
-                        break
-                    resets = state.hub.resets
-                    answer = serving.resolve(state.cache, actor, name, stage=stage, alias=alias)
-            finally:
-                state.waiters.release()
-        else:
-            waited = "busy"  # every waiting slot is taken: answer now rather than starve other requests
-    if _matches(answer, etags):
+    if read.wait and _matches(answer, read.etags):
+        answer, waited = _wait(read, actor, answer, label)
+    if _matches(answer, read.etags):
         response = make_response("", 304)
-    elif answer.payload is None:
-        error = serving.not_found_message(answer, stage=stage, alias=alias)
+    elif answer.version is None:
+        error = serving.not_found(answer, read.key)
         response = make_response(jsonify(error_json(error.code, error.message, error.details)), 404)
     else:
-        response = make_response(jsonify(current_version_json(answer.model_name, answer.generation, answer.payload)), 200)
+        response = make_response(jsonify(current_version_json(answer.model_name, answer.generation, answer.version)), 200)
     response.headers["ETag"] = answer.etag
     # Any cache may keep it but must revalidate every time: the answer can change at any moment.
     response.headers["Cache-Control"] = "no-cache"
-    if wait:
+    if read.wait:
         response.headers["X-Registry-Waited"] = waited
-    else:
-        # A long-poll's answer depends on how the wait went: never replayed.
-        fast_path.mark(answer, serving.answer_key(name, stage=stage, alias=alias))
+    about(answer.model_id)
     return response
 
 
 @bp.get("/models/<name>/stages/<stage>")
-def current_in_stage(name: str, stage: str):
-    return _serve(name, stage=stage)
+@replayable(lambda req, name, stage: _parse(req, name, stage=stage))
+def current_in_stage(read: ServingRead):
+    return _serve(read)
 
 
 @bp.get("/models/<name>/aliases/<alias>")
-def current_by_alias(name: str, alias: str):
-    return _serve(name, alias=alias)
+@replayable(lambda req, name, alias: _parse(req, name, alias=alias))
+def current_by_alias(read: ServingRead):
+    return _serve(read)

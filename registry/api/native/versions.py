@@ -9,7 +9,7 @@ from ...services import aliases, stages
 from ...services.models import get_model
 from ...services import versions as svc
 from .http import args, body, current_actor, expected_revision, with_etag
-from ..serving_state import cached
+from ..replay import about, replayable
 
 bp = Blueprint("native_versions", __name__, url_prefix="/api/v1")
 
@@ -52,8 +52,11 @@ def search_versions():
 
 
 @bp.get("/models/<name>/versions/<version>")
-def get_version(name: str, version: str):
-    return _version(cached(name, f"version:{version}", lambda: svc.get_version(current_actor(), name, version)))
+@replayable(lambda req, name, version: (names.model_name(name), names.version_number(version)))
+def get_version(read: tuple[str, int]):
+    record = svc.get_version(current_actor(), *read)
+    about(record.model_id)
+    return _version(record)
 
 
 @bp.patch("/models/<name>/versions/<version>")
@@ -92,8 +95,8 @@ def transition(name: str, version: str):
 @bp.get("/models/<name>/latest-versions")
 def latest_versions(name: str):
     q = args(wire.LatestVersionsArgs)
-    records = stages.latest_versions(current_actor(), name, q.get("stage"))
-    return jsonify({"versions": [wire.version_json(v) for v in records]})
+    latest = stages.latest_versions(current_actor(), name, q.get("stage"))
+    return jsonify({"versions": [wire.version_json(v) for v in latest.versions]})
 
 
 @bp.put("/models/<name>/aliases/<alias>")

@@ -1,4 +1,5 @@
-"""The fast path (registry/api/fast_path.py): cached read answers replayed before Flask runs.
+"""Response replay (registry/cache/responses.py, registry/api/replay.py): rendered read answers replayed
+before Flask runs.
 
 What must hold: a replay is byte-for-byte the answer Flask gives; it happens only for a caller whose token and
 READ level the process already knows; any change to the model, the caller's access or the listener's health
@@ -11,8 +12,7 @@ import time
 
 import pytest
 
-from registry.api.fast_path import EXTENSION_KEY
-from registry.changes import hub_for
+from registry.extensions import CACHES_KEY
 
 MODEL = "fraud"
 V1 = f"/api/v1/models/{MODEL}"
@@ -68,13 +68,13 @@ def snapshot(response) -> tuple:
 
 
 def hits(app) -> int:
-    return app.extensions[EXTENSION_KEY].hits
+    return app.wsgi_app.hits
 
 
 def listening(app) -> None:
     """Answers are cached only while the change listener is connected: wait until it is (bounded so that a
     listener that never connects fails the test rather than hanging it)."""
-    hub = hub_for(app)
+    hub = app.extensions[CACHES_KEY].hub
     hub.ensure_listening()
     deadline = time.monotonic() + 30
     while not hub.healthy and time.monotonic() < deadline:
@@ -225,7 +225,7 @@ def test_long_polls_are_never_replayed(secure_app, secure_client, reader):
 def test_nothing_is_replayed_while_the_change_listener_is_down(secure_app, secure_client, reader):
     ok(call(secure_client, READS[0], reader))
     ok(call(secure_client, READS[0], reader))
-    hub = hub_for(secure_app)
+    hub = secure_app.extensions[CACHES_KEY].hub
     hub.set_healthy(False)
     try:
         before = hits(secure_app)

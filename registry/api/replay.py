@@ -1,0 +1,110 @@
+"""Which reads the response cache (``cache/responses.py``) may replay, under which key, and to whom.
+
+A replayable view is declared with ``@replayable(parse)``: ``parse(request, **url_args)`` turns the request
+into the view's arguments (a hashable value), and the view receives exactly that value. Before Flask runs,
+``request_key`` routes the raw request with the app's own URL map and calls the same ``parse`` on it, so the
+cache key is ``(endpoint, arguments)``: whatever the view depends on is in the key by construction, and
+parameters the view ignores are not. A view marks the response with the model it is about (``about``); the
+replay happens only for callers whose token and READ level on that model this process remembers.
+"""
+from __future__ import annotations
+
+import functools
+import io
+from typing import Any, Callable, Hashable
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Request
+
+from ..auth import hash_token, token_from_authorization
+from ..cache import access as remembered
+from ..cache.responses import SCOPE, ResponseReplay
+from ..errors import RegistryError
+from ..extensions import CACHES_KEY
+from ..services.access import may_read, may_read_remembered
+from .authn import current_actor
+
+_MAX_BODY = 16 * 1024  # a read's JSON body (MLflow sends get-latest-versions as a POST); larger: not replayed
+
+
+def replayable(parse: Callable[..., Any]):
+    """Declare a read view replayable; ``parse(request, **url_args)`` gives the arguments it is called with.
+    Arguments with a false ``replayable`` attribute (a long-poll, say) are served but never replayed."""
+
+    def decorate(view: Callable[[Any], Any]):
+        @functools.wraps(view)
+        def run(**url_args):
+            return view(parse(request, **url_args))
+
+        run.replay_parse = parse
+        return run
+
+    return decorate
+
+
+def about(model_id: int) -> None:
+    """The response being rendered answers a read of this model: it may be kept for replay. The view has
+    checked READ; asking again through the remembered levels (usually the registry-wide one) primes them, so
+    the next identical request can be answered from memory alone."""
+    may_read(current_actor(), model_id)
+    request.environ[SCOPE] = model_id
+
+
+def _request_key(app: Flask) -> Callable[[dict], Hashable | None]:
+    adapter = app.url_map.bind("replay")  # routing here depends on path and method only
+
+    def key(environ: dict) -> Hashable | None:
+        method = environ.get("REQUEST_METHOD")
+        if method not in ("GET", "POST"):
+            return None
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
+        try:
+            endpoint, url_args = adapter.match(path, method)
+        except (HTTPException, RequestRedirect):
+            return None
+        parse = getattr(app.view_functions.get(endpoint), "replay_parse", None)
+        if parse is None:
+            return None
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return None
+        if not 0 <= length <= _MAX_BODY:
+            return None
+        req = Request(environ)
+        if length:
+            body = req.get_data(cache=True)
+            environ["wsgi.input"] = io.BytesIO(body)  # Flask reads the same bytes if this is a miss
+        try:
+            arguments = parse(req, **url_args)
+            hash(arguments)
+        except Exception:  # a request its view refuses (a 4xx, which Flask renders) is never replayed
+            return None
+        if getattr(arguments, "replayable", True) is False:
+            return None
+        return endpoint, arguments
+
+    return key
+
+
+def _may_replay(app: Flask) -> Callable[[dict, int], bool]:
+    auth_enabled = app.config["REGISTRY_SETTINGS"].auth_enabled
+    store = app.extensions[CACHES_KEY].store
+
+    def may(environ: dict, model_id: int) -> bool:
+        if not auth_enabled:
+            return True  # every caller is an admin (local experiments only)
+        try:
+            token = token_from_authorization(environ.get("HTTP_AUTHORIZATION"))
+        except RegistryError:
+            return False  # Flask answers 401
+        actor = remembered.cached_actor(store, hash_token(token))
+        return actor is not None and may_read_remembered(store, actor, model_id)
+
+    return may
+
+
+def install(app: Flask) -> None:
+    app.wsgi_app = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), _may_replay(app))

@@ -1,0 +1,39 @@
+"""Per-process caches, kept fresh by one rule, below the services.
+
+**The freshness rule.** Every cached thing — a serving answer, a rendered response, a token's owner, a
+principal's level — is an entry in one ``Store``, with a *scope* (the model it is about, or ``GRANTS`` /
+``TOKENS``) and a *label*: the ``Hub``'s clock (listener epoch, last message number) read *before* its data
+was read. An entry is stored only if, at that moment, no change of its scope has been heard of since the
+label and the change listener has not reset (``Hub.is_current``); any later change of the scope drops it,
+and a listener reset or outage drops and bypasses everything. Nothing else decides freshness.
+
+* ``hub.py``     the clock: NOTIFY messages (one per committed change), the LISTEN thread, generations and
+                 long-poll waits;
+* ``store.py``   the entries: the rule above, a byte budget, eviction of the oldest;
+* ``access.py``  token -> actor and principal x model -> level, as entries;
+* ``responses.py`` WSGI replay of rendered read responses, keyed by the *parsed* request.
+
+Changes are announced by the unit of work (``db/unit_of_work.py``) when a transaction commits.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from .hub import Hub
+from .store import Store
+
+
+@dataclass
+class Caches:
+    """One app's per-process cache state."""
+
+    hub: Hub
+    store: Store
+    # Long-polls that may wait at once (REGISTRY_MAX_WAITERS); 0 turns long-polling off.
+    waiters: threading.BoundedSemaphore
+
+    @classmethod
+    def create(cls, dsn: str, *, max_bytes: int, max_waiters: int) -> "Caches":
+        hub = Hub(dsn)
+        return cls(hub, Store(hub, max_bytes), threading.BoundedSemaphore(max_waiters))

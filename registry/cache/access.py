@@ -1,0 +1,53 @@
+"""Who is asking and what they may read, remembered: token digest -> actor, principal x model -> level.
+
+Both live in the one store under the one freshness rule: token entries are scoped ``TOKENS`` (dropped when
+any token is revoked), level entries ``GRANTS`` (dropped when any grant changes). Expiry is checked on
+every hit. The loaders are the services' database lookups; only successful lookups are remembered.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from .hub import GRANTS, TOKENS
+from .store import Store
+
+_SMALL = 200  # bytes an actor or a level entry costs, about
+
+
+def cached_actor(store: Store, digest: str) -> Any | None:
+    """The actor a token digest belongs to, if remembered and unexpired; None means "ask the database"."""
+    entry = store.get(("token", digest))
+    if entry is None:
+        return None
+    actor, expires_at = entry.payload
+    if expires_at is not None and expires_at <= datetime.now(timezone.utc):
+        return None
+    return actor
+
+
+def actor(store: Store, digest: str, load: Callable[[], tuple[Any, datetime | None]]) -> Any:
+    """``load()`` returns (actor, expires_at) or raises; the answer is remembered under the freshness rule."""
+    hit = cached_actor(store, digest)
+    if hit is not None:
+        return hit
+    label = store.hub.label()
+    found, expires_at = load()
+    store.put(("token", digest), TOKENS, label, (found, expires_at), _SMALL)
+    return found
+
+
+def cached_level(store: Store, principal: str, model_id: int) -> int | None:
+    entry = store.get(("level", principal, model_id))
+    return None if entry is None else entry.payload
+
+
+def level(store: Store, principal: str, model_id: int, load: Callable[[], int]) -> int:
+    """The principal's level on a model (``model_id`` 0: registry-wide), remembered under the freshness rule."""
+    hit = cached_level(store, principal, model_id)
+    if hit is not None:
+        return hit
+    label = store.hub.label()
+    found = load()
+    store.put(("level", principal, model_id), GRANTS, label, found, _SMALL)
+    return found

@@ -1,0 +1,88 @@
+"""Replays rendered read responses before the web framework runs.
+
+Serving systems ask the same few questions (current Production, an alias, one version, one model) thousands
+of times a second; once the data is cached, routing, request objects, hooks and response objects cost most of
+an answer's time. So this WSGI middleware keeps the response the app rendered (status, headers, body) and
+answers the next identical request with those bytes.
+
+"Identical" is decided on the *parsed* request, never on raw bytes: ``request_key(environ)`` (given by the
+API layer) routes the request and parses its parameters with the very function its view will use, so two
+requests share a key exactly when their view would see the same arguments. A request that is not a
+replayable read, or that does not parse, has no key and goes to the app untouched.
+
+A response is kept only if its view said which model it is about (``SCOPE`` in the environ) and under the
+store's freshness rule, labelled before the app ran. Who asks matters only for *whether* they may see it:
+``may_replay(environ, scope)`` must prove it from memory alone (a remembered token and level); otherwise the
+app answers, exactly as it always has.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable, Iterable
+
+from . import Caches
+from .hub import Scope
+
+SCOPE = "registry.replay.scope"
+_KEPT_STATUSES = ("200", "304", "404")
+
+
+class ResponseReplay:
+    def __init__(self, wsgi_app: Callable, caches: Caches, request_key: Callable[[dict], Hashable | None],
+                 may_replay: Callable[[dict, Scope], bool]) -> None:
+        self.wsgi_app = wsgi_app
+        self.caches = caches
+        self.request_key = request_key
+        self.may_replay = may_replay
+        self.hits = 0  # answers replayed by this process (tests and diagnostics; not exact under threads)
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        key = self.request_key(environ)
+        if key is None:
+            return self.wsgi_app(environ, start_response)
+        hub, store = self.caches.hub, self.caches.store
+        hub.ensure_listening()  # after a fork, this process must listen before trusting its cache
+        entry = store.get(key)
+        if entry is not None and self.may_replay(environ, entry.scope):
+            self.hits += 1
+            status, headers, body = entry.payload
+            start_response(status, list(headers))
+            return [body]
+        label = hub.label()  # before the app reads anything
+        captured: list = []
+
+        def capture(status: str, headers: list, exc_info: Any = None):
+            captured[:] = [status, headers]
+            return start_response(status, headers, exc_info)
+
+        result = self.wsgi_app(environ, capture)
+        scope = environ.get(SCOPE)
+        if scope is None or not captured or not captured[0].startswith(_KEPT_STATUSES):
+            return result
+        try:
+            body = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        status, headers = captured
+        headers = _shared(headers)
+        store.put(key, scope, label, (status, headers, body), len(body) + sum(len(n) + len(v) for n, v in headers))
+        return [body]
+
+
+_HEADERS: dict[tuple[str, str], tuple[str, str]] = {}
+_MAX_SHARED_HEADERS = 4096
+
+
+def _shared(headers: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The headers, with repeated (name, value) pairs shared between entries: most are the same for every
+    answer (Content-Type, Cache-Control, a few Content-Lengths)."""
+    out = []
+    for header in headers:
+        shared = _HEADERS.get(header)
+        if shared is None:
+            shared = header = (str(header[0]), str(header[1]))
+            if header[0] != "ETag" and len(_HEADERS) < _MAX_SHARED_HEADERS:
+                shared = _HEADERS.setdefault(header, header)
+        out.append(shared)
+    return tuple(out)

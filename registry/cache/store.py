@@ -1,0 +1,96 @@
+"""The one cache of a process: every entry is labelled, scoped and sized, and obeys one freshness rule.
+
+An entry is stored only if its label (the hub's clock read *before* its data was read) is still current for
+its scope when it is stored (``Hub.is_current``): no message about the scope arrived in between, and the
+listener neither reset nor went down. A message drops every entry of its scope; a listener reset drops
+everything; while the listener is down nothing is served or stored. So no entry can outlive the change
+that made it wrong, however slow its reader was.
+
+Memory is bounded in bytes (``max_bytes``), not entries: an entry's ``size`` is what its owner says it
+costs (a rendered body counts its bytes), and the oldest entries are evicted to make room. An entry larger
+than an eighth of the budget is not cached at all.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Hashable
+
+from .hub import Hub, Label, Scope
+
+# What an entry costs beyond its payload's own bytes: its key, the entry object and its index slots.
+ENTRY_OVERHEAD = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    scope: Scope
+    label: Label
+    payload: Any
+    size: int
+
+
+class Store:
+    def __init__(self, hub: Hub, max_bytes: int) -> None:
+        self.hub = hub
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, Entry] = {}
+        # Scope -> the keys of its entries (a dict as an ordered set: removal is O(1) when one scope has many).
+        self._by_scope: dict[Scope, dict[Hashable, None]] = {}
+        hub.on_change(self._on_change)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> Entry | None:
+        entry = self._entries.get(key)
+        if entry is None or not self.hub.is_current(entry.scope, entry.label):
+            return None
+        return entry
+
+    def put(self, key: Hashable, scope: Scope, label: Label, payload: Any, size: int) -> bool:
+        """Keep ``payload`` (read after ``label`` was taken) unless its scope changed since; True if kept."""
+        size += ENTRY_OVERHEAD
+        if size > self.max_bytes // 8:
+            return False
+        with self._lock:
+            if not self.hub.is_current(scope, label):
+                return False
+            self._remove(key)
+            while self._entries and self.bytes + size > self.max_bytes:
+                self._remove(next(iter(self._entries)))
+                self.evictions += 1
+            self._entries[key] = Entry(scope, label, payload, size)
+            self._by_scope.setdefault(scope, {})[key] = None
+            self.bytes += size
+            return True
+
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            self._remove(key)
+
+    def _remove(self, key: Hashable) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        self.bytes -= entry.size
+        keys = self._by_scope.get(entry.scope)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self._by_scope[entry.scope]
+
+    def _on_change(self, scope: Scope | None) -> None:
+        with self._lock:
+            if scope is None:
+                self._entries.clear()
+                self._by_scope.clear()
+                self.bytes = 0
+                return
+            for key in self._by_scope.pop(scope, ()):
+                entry = self._entries.pop(key, None)
+                if entry is not None:
+                    self.bytes -= entry.size

@@ -1,0 +1,149 @@
+"""Who may do what, in one place: levels, authorisation, what a read may show, hiding as "not found", and
+locking the model a child row belongs to (DESIGN §3).
+
+Effective level = the highest grant to the actor or to ``*`` (every authenticated user), on the model or on
+the registry. Admins hold everything. A model the actor cannot even READ is reported as not found, so its
+existence does not leak; addressed by a child's id (a request, a comment, a webhook), it is that child that
+is "not found", since the model's own message would name the model.
+
+Writes decide with a level read from the database, under the model's row lock. Reads (search filters, the
+serving path, response replay) may use levels from the per-process cache (``cache/access.py``), which are
+as fresh as any cached answer: dropped when a grant change is announced.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import ColumnElement, exists, select, text, true
+
+from ..auth import Actor
+from ..cache import access as cached
+from ..cache.store import Store
+from ..db.loading import lock_model_by_id, model_not_found
+from ..db.unit_of_work import session
+from ..errors import NotFound, PermissionDenied
+from ..extensions import caches
+from ..lifecycle import Permission
+from ..orm import PermissionGrant, RegisteredModel
+
+EVERYONE = "*"
+NO_ACCESS = 0
+REGISTRY = 0  # the registry's own "model id" in level lookups (model ids start at 1)
+
+_LEVEL = text("""
+SELECT max(level) FROM permission_grants
+WHERE principal IN (:principal, '*') AND (model_id IS NULL OR model_id = :model_id)
+""")
+
+
+class ModelLike(Protocol):
+    id: int
+    name: str
+
+
+def _load_level(principal: str, model_id: int) -> int:
+    scope = None if model_id == REGISTRY else model_id
+    return session().execute(_LEVEL, {"principal": principal, "model_id": scope}).scalar() or NO_ACCESS
+
+
+def level(actor: Actor, model_id: int | None, *, cached_ok: bool = False) -> int:
+    """The actor's effective level on a model (``model_id`` None: on the registry itself); 0 = none.
+    ``cached_ok``: a read may take it from the per-process cache."""
+    if actor.is_admin:
+        return int(Permission.MANAGE)
+    key = REGISTRY if model_id is None else model_id
+    current = caches() if cached_ok else None
+    if current is None:
+        return _load_level(actor.name, key)
+    return cached.level(current.store, actor.name, key, lambda: _load_level(actor.name, key))
+
+
+def authorize(actor: Actor, model: ModelLike, needed: Permission, doing: str,
+              *, missing: NotFound | None = None) -> int:
+    """Raise unless the actor holds ``needed`` on the model; return the actor's level. Without READ the model
+    is not found: ``missing`` is what to report instead of the model's own "not found" (for a child row
+    addressed by its id)."""
+    held = level(actor, model.id)
+    if held < Permission.READ:
+        raise missing or model_not_found(model.name)
+    if held < needed:
+        raise PermissionDenied(
+            f"{doing} on registered model {model.name} requires {needed.name}; you have {Permission(held).name}.",
+            {"model": model.name, "required": needed.name, "held": Permission(held).name},
+        )
+    return held
+
+
+def authorize_registry(actor: Actor, needed: Permission, doing: str) -> None:
+    held = level(actor, None)
+    if held < needed:
+        name = Permission(held).name if held else "no permission"
+        raise PermissionDenied(f"{doing} requires registry-wide {needed.name}; you have {name}.",
+                               {"required": needed.name, "held": name})
+
+
+def require_admin(actor: Actor, doing: str) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied(f"{doing} requires an admin.", {"required": "ADMIN"})
+
+
+def may_read(actor: Actor, model_id: int) -> bool:
+    """READ on the model, for reads (cached levels). A registry-wide grant (the common case: ``*`` READ)
+    answers for every model from one entry, so a new model costs no permission query."""
+    return (level(actor, None, cached_ok=True) >= Permission.READ
+            or level(actor, model_id, cached_ok=True) >= Permission.READ)
+
+
+def may_read_remembered(store: Store, actor: Actor, model_id: int) -> bool:
+    """READ on the model, from remembered levels only (no query; for the response replay, which runs outside
+    any app context): True only when the cache proves it. False means "unknown or denied": the caller must
+    take the ordinary path, which decides and remembers."""
+    if actor.is_admin:
+        return True
+    for key in (REGISTRY, model_id):
+        held = cached.cached_level(store, actor.name, key)
+        if held is not None and held >= Permission.READ:
+            return True
+    return False
+
+
+def readable(actor: Actor, model_id_column) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows whose model the actor may READ (none needed for admins and for actors
+    with a registry-wide grant)."""
+    if level(actor, None, cached_ok=True) >= Permission.READ:
+        return true()
+    return exists().where(PermissionGrant.model_id == model_id_column,
+                          PermissionGrant.principal.in_([actor.name, EVERYONE]))
+
+
+def lock_parent(model_id_of_child, missing: NotFound) -> RegisteredModel:
+    """Lock the model a child row belongs to (``model_id_of_child``: a scalar SELECT of its model id), the
+    lock every model write takes first; ``missing`` when the child or its model is gone. Reload the child
+    afterwards: it may have changed while we waited for the lock."""
+    model_id = session().scalar(model_id_of_child)
+    model = lock_model_by_id(model_id) if model_id is not None else None
+    if model is None:
+        raise missing
+    return model
+
+
+def model_by_id(actor: Actor, model_id: int, needed: Permission, doing: str, *, lock: bool) -> RegisteredModel:
+    """A model addressed by id (Databricks' permissions API), if the actor may ``needed`` on it; one the
+    actor cannot read is "not found" by id."""
+    missing = NotFound(f"Registered model with id {model_id} not found.", {"registered_model_id": str(model_id)})
+    if lock:
+        model = lock_parent(select(RegisteredModel.id).where(RegisteredModel.id == model_id), missing)
+    else:
+        model = session().get(RegisteredModel, model_id)
+        if model is None:
+            raise missing
+    authorize(actor, model, needed, doing, missing=missing)
+    return model
+
+
+def grant_creator(actor: Actor, model_id: int, when) -> None:
+    """Whoever creates a model manages it (Databricks' rule), unless they are an admin already."""
+    if not actor.is_admin:
+        session().add(PermissionGrant(model_id=model_id, principal=actor.name, level=int(Permission.MANAGE),
+                                      granted_by=actor.name, created_at=when))
+
