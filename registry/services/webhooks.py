@@ -25,7 +25,7 @@ from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
 from ..orm import RegistryWebhook
 from ..db.loading import find_model, lock_model
-from .access import authorize, level, require_admin
+from .access import authorize, level, lock_parent, require_admin
 from ..db.unit_of_work import now, read_only, session, use_case
 
 EVENTS = (
@@ -192,7 +192,10 @@ def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> Re
     if row.model_id is None:
         require_admin(actor, f"{doing} a registry-wide webhook")
     else:
-        model = lock_model(row.model.name) if lock else row.model
+        model = row.model
+        if lock:
+            model = lock_parent(select(RegistryWebhook.model_id).where(RegistryWebhook.id == webhook_id),
+                                _not_found(raw_id))
         authorize(actor, model, Permission.MANAGE, f"{doing} a webhook", missing=_not_found(raw_id))
     if lock:
         row = s.scalars(select(RegistryWebhook).where(RegistryWebhook.id == webhook_id)
