@@ -82,15 +82,31 @@ def _registry_level_for_reads(actor: Actor) -> int:
         actor.name, serving.REGISTRY_LEVEL, lambda: level_on_model(actor, None))
 
 
-def readable_models(actor: Actor, model_id_column) -> ColumnElement[bool]:
-    """A WHERE clause keeping rows whose model the actor may READ (no clause needed for admins and for
-    actors with a registry-wide grant)."""
-    if _registry_level_for_reads(actor) >= Permission.READ:
+def holding(actor: Actor, needed: Permission, model_id_column) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows whose model the actor holds ``needed`` on (no clause needed for admins and
+    for actors with a registry-wide grant of that level). A NULL model id matches no grant: rows about no
+    model (or a deleted one) pass only on the registry-wide level."""
+    if _registry_level_for_reads(actor) >= needed:
         return true()
     return exists().where(
         PermissionGrant.model_id == model_id_column,
         PermissionGrant.principal.in_(_principals(actor)),
+        PermissionGrant.level >= int(needed),
     )
+
+
+def readable_models(actor: Actor, model_id_column) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows whose model the actor may READ."""
+    return holding(actor, Permission.READ, model_id_column)
+
+
+# Reading the registry-wide grants needs this registry-wide level (the grants of one model: MANAGE on it).
+REGISTRY_GRANTS_READ = Permission.READ
+
+
+def may_read_registry_grants(actor: Actor) -> bool:
+    """For filtering reads (see ``_registry_level_for_reads``); the permissions API checks the database."""
+    return _registry_level_for_reads(actor) >= REGISTRY_GRANTS_READ
 
 
 def grant_creator(actor: Actor, model_id: int, when) -> None:
@@ -175,7 +191,7 @@ def set_model_permissions(actor: Actor, model_name: str, grants: list[tuple[obje
 
 @read_only
 def get_registry_permissions(actor: Actor) -> list[GrantRecord]:
-    authorize_registry(actor, Permission.READ, "Reading registry-wide permissions")
+    authorize_registry(actor, REGISTRY_GRANTS_READ, "Reading registry-wide permissions")
     return _grants(None)
 
 
@@ -232,7 +248,7 @@ def _acl(model_id: int | None) -> Acl:
 def get_acl(actor: Actor, model_id: int | None) -> Acl:
     """Reading a model's permissions needs MANAGE on it; the registry's, registry-wide READ."""
     if model_id is None:
-        authorize_registry(actor, Permission.READ, "Reading registry-wide permissions")
+        authorize_registry(actor, REGISTRY_GRANTS_READ, "Reading registry-wide permissions")
     else:
         _model_by_id(actor, model_id, Permission.MANAGE, "Reading permissions", lock=False)
     return _acl(model_id)
