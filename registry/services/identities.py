@@ -16,6 +16,10 @@ from ..db.records import TokenRecord, UserRecord, token_record
 from ..db.unit_of_work import now, read_only, session, use_case
 
 BOOTSTRAP_ADMIN = "admin"
+# The display prefix of REGISTRY_ADMIN_TOKEN. Other tokens show their first characters, which are random;
+# this one the operator chose, so its first characters would be a piece of a secret that may not be random.
+ENV_TOKEN_PREFIX = "env"
+ENV_TOKEN_DESCRIPTION = "REGISTRY_ADMIN_TOKEN"
 MAX_TOKEN_LIFETIME = timedelta(days=3650)
 
 
@@ -160,8 +164,8 @@ def ensure_admin_token(token: str) -> bool:
         user = _insert_user(SYSTEM, BOOTSTRAP_ADMIN, True, when)
     elif not user.is_admin:
         raise InvalidArgument(f"User {BOOTSTRAP_ADMIN} exists and is not an admin.")
-    row = ApiToken(user_id=user.id, token_hash=digest, token_prefix=token_display_prefix(token),
-                   description="REGISTRY_ADMIN_TOKEN", created_at=when)
+    row = ApiToken(user_id=user.id, token_hash=digest, token_prefix=ENV_TOKEN_PREFIX,
+                   description=ENV_TOKEN_DESCRIPTION, created_at=when)
     s.add(row)
     s.flush()
     record_registry(s, SYSTEM, Action.TOKEN_CREATED, now=when,

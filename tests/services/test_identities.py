@@ -207,6 +207,15 @@ def test_env_admin_token_does_not_resurrect_a_revoked_token(ctx):
     assert sql("SELECT count(*) FROM api_tokens") == [(1,)]
 
 
+def test_env_admin_token_prefix_is_not_taken_from_the_token(ctx):
+    """The operator chose this token: its first characters are half of a secret that is not random."""
+    identities.ensure_admin_token(ENV_TOKEN)
+    [record] = identities.list_tokens(SYSTEM, "admin")
+    [(details,)] = sql("SELECT details FROM audit_events WHERE action = 'token.created'")
+    assert (record.prefix, details["prefix"]) == ("env", "env")
+    assert not [row for row in every_stored_text() if ENV_TOKEN[len("reg_"):10] in row]
+
+
 def test_env_admin_token_refuses_short_tokens(ctx):
     with pytest.raises(InvalidArgument):
         identities.ensure_admin_token("reg_short")
