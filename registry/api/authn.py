@@ -30,7 +30,8 @@ class TokenCache:
     """Token digest -> principal, per process, so a busy client costs no query per request.
 
     Coherent like the serving caches: dropped when any token is revoked (a notification) and bypassed while
-    the change listener is down; expiry is checked on every hit. Only successful lookups are cached.
+    the change listener is down; expiry is checked on every hit. Only successful lookups are cached. The cached
+    Actor carries the token's id (``token_id``): a token minted in the request records it as its parent.
     """
 
     MAX_ENTRIES = 10_000

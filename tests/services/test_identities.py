@@ -134,6 +134,37 @@ def test_revoking_one_token_leaves_the_users_other_tokens_working(ctx):
         identities.authenticate(token1)
 
 
+def test_authentication_names_the_token_used(ctx):
+    record, token = issue("dora")
+    actor, _ = identities.authenticate_with_expiry(token)
+    assert actor.token_id == record.id
+    assert actor == Actor("dora") and hash(actor) == hash(Actor("dora"))  # who, not how: equal without it
+
+
+# --- tokens minted with a token ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("end", ["revoked", "expired"])
+def test_a_token_revoked_or_expired_meanwhile_mints_nothing(ctx, end):
+    """The parent is checked (and locked) in the minting transaction, not only when the request came in."""
+    parent, _ = issue("dora", expires_in=timedelta(days=1))
+    if end == "revoked":
+        identities.revoke_token(SYSTEM, parent.id)
+    else:
+        expire(parent.id)
+    with pytest.raises(Unauthenticated):
+        identities.create_token(Actor("dora", token_id=parent.id), "dora")
+    assert [t.id for t in identities.list_tokens(SYSTEM, "dora")] == [parent.id]
+
+
+def test_a_token_records_the_token_it_was_minted_with(ctx):
+    parent, _ = issue("dora")
+    child, _ = identities.create_token(Actor("dora", token_id=parent.id), "dora")
+    assert sql("SELECT parent_id FROM api_tokens WHERE id = :id", id=child.id) == [(parent.id,)]
+    [(details,)] = sql("SELECT details FROM audit_events WHERE action = 'token.created' "
+                       "AND (details->>'token_id')::bigint = :id", id=child.id)
+    assert details["parent_token_id"] == parent.id
+
+
 # --- who may issue and revoke -----------------------------------------------------------------------------
 
 def test_user_may_issue_a_token_for_themselves(ctx):
@@ -282,6 +313,28 @@ def test_concurrent_bootstraps_create_exactly_one_admin(fresh_database_url):
             assert db.session.execute(text("SELECT count(*) FROM users")).scalar_one() == 1
             assert db.session.execute(text("SELECT count(*) FROM api_tokens")).scalar_one() == 1
             db.session.rollback()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_token_minted_while_its_parent_is_revoked_is_revoked_too(fresh_database_url):
+    """Minting and revoking race: either the child commits first and is revoked with its parent, or the
+    minting waits for the revocation and is refused. No child of a revoked token survives."""
+    app = create_app({"database_url": fresh_database_url, "pool_size": 8})
+    try:
+        for _ in range(5):
+            with app.app_context():
+                parent, _ = identities.create_token(SYSTEM, "dora", create_user=True)
+            minter = Actor("dora", token_id=parent.id)
+            outcomes = run_at_once(app, 6, lambda i: identities.revoke_token(SYSTEM, parent.id) if i == 0
+                                   else identities.create_token(minter, "dora"))
+            assert [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, Unauthenticated)] == []
+            with app.app_context():
+                alive = db.session.execute(text("SELECT count(*) FROM api_tokens WHERE parent_id = :id "
+                                                "AND revoked_at IS NULL"), {"id": parent.id}).scalar_one()
+                db.session.rollback()
+            assert alive == 0
     finally:
         with app.app_context():
             db.engine.dispose()
