@@ -23,13 +23,6 @@ ENV_TOKEN_DESCRIPTION = "REGISTRY_ADMIN_TOKEN"
 MAX_TOKEN_LIFETIME = timedelta(days=3650)
 
 
-def _user(name: str) -> User:
-    user = session().scalars(select(User).where(User.name == name)).one_or_none()
-    if user is None:
-        raise NotFound(f"No user named {name}.", {"user": name})
-    return user
-
-
 def _insert_user(actor: Actor, name: str, is_admin: bool, when) -> User:
     user_id = session().execute(
         insert(User).values(name=name, is_admin=is_admin, created_at=when)
@@ -160,11 +153,6 @@ def revoke_token(actor: Actor, token_id: int) -> TokenRecord:
         publish_tokens(session())
         session().flush()
     return token_record(token)
-
-
-def authenticate(token: str) -> Actor:
-    """The principal a token belongs to; Unauthenticated for unknown, revoked or expired tokens."""
-    return authenticate_with_expiry(token)[0]
 
 
 @read_only
