@@ -1,4 +1,4 @@
-"""Reading and verifying the audit trail."""
+"""Reading and verifying the audit trail, and who may see which event (``visible_events``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +18,8 @@ from ..db.unit_of_work import read_only, session
 
 
 # --- Who sees which event: exactly those who may read what it describes. Every read of events filters with
-# ``visible_events``; an action not named below is for admins only, so a new kind of event starts hidden.
+# ``visible_events``. A new kind of event about a model needs READ on it unless listed below; a new kind of
+# registry-wide event is for admins only until listed, so it starts hidden.
 
 # On a model, these need MANAGE, as reading the model's grants and webhooks does; every other event READ.
 _MANAGED_ON_MODEL = (Action.PERMISSIONS_CHANGED, Action.WEBHOOK_CREATED, Action.WEBHOOK_UPDATED,
