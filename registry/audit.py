@@ -65,40 +65,28 @@ def _canonical(event: dict[str, Any]) -> bytes:
     return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def compute_hash(
-    *,
-    chain_id: int,
-    seq: int,
-    occurred_at: datetime,
-    actor: str,
-    action: str,
-    model_id: int | None,
-    model_name: str | None,
-    version: int | None,
-    run_id: str | None,
-    from_stage: str | None,
-    to_stage: str | None,
-    request_id: int | None,
-    details: dict[str, Any],
-    prev_hash: str | None,
-) -> str:
-    payload = {
-        "chain_id": chain_id,
-        "seq": seq,
-        # Microsecond UTC timestamps survive a round trip through timestamptz exactly.
-        "occurred_at": occurred_at.astimezone(timezone.utc).isoformat(),
-        "actor": actor,
-        "action": action,
-        "model_id": model_id,
-        "model_name": model_name,
-        "version": version,
-        "run_id": run_id,
-        "from_stage": from_stage,
-        "to_stage": to_stage,
-        "request_id": request_id,
-        "details": details,
-        "prev_hash": prev_hash,
-    }
+# The one list of an event's fields, in column order, with their SQL types (for the one-statement insert at
+# commit): what ``_append`` writes, what ``compute_hash`` covers (all but ``hash`` itself) and what ``verify``
+# recomputes. Written out rather than read from the ORM table on purpose: a column added to the table later
+# must not silently join the hash, which would break the verification of every event recorded before it.
+EVENT_FIELDS: tuple[tuple[str, str], ...] = (
+    ("chain_id", "bigint"), ("seq", "integer"), ("occurred_at", "timestamptz"), ("actor", "text"),
+    ("action", "text"), ("model_id", "bigint"), ("model_name", "text"), ("version", "integer"),
+    ("run_id", "text"), ("from_stage", "text"), ("to_stage", "text"), ("request_id", "bigint"),
+    ("details", "jsonb"), ("prev_hash", "text"), ("hash", "text"),
+)
+HASHED_FIELDS = tuple(name for name, _ in EVENT_FIELDS if name != "hash")
+_HASHED = frozenset(HASHED_FIELDS)
+
+
+def compute_hash(**event: Any) -> str:
+    """SHA-256 of the canonical JSON of exactly the HASHED_FIELDS (a missing or unknown one is a TypeError)."""
+    if event.keys() != _HASHED:
+        missing, unknown = _HASHED - event.keys(), event.keys() - _HASHED
+        raise TypeError(f"compute_hash needs exactly the event's fields; missing {sorted(missing)}, "
+                        f"unknown {sorted(unknown)}")
+    # Microsecond UTC timestamps survive a round trip through timestamptz exactly.
+    payload = {**event, "occurred_at": event["occurred_at"].astimezone(timezone.utc).isoformat()}
     return hashlib.sha256(_canonical(payload)).hexdigest()
 
 
@@ -118,9 +106,9 @@ def record(
     now: datetime | None = None,
 ) -> None:
     """Append one event to the model's chain. The caller must hold the model row lock (see module doc)."""
-    return _append(session, actor, action, chain_id=model_id, model_id=model_id, model_name=model_name,
-                   version=version, run_id=run_id, from_stage=from_stage, to_stage=to_stage,
-                   request_id=request_id, details=details or {}, now=now)
+    return _append(session, actor, action, now, chain_id=model_id, details=details or {}, model_id=model_id,
+                   model_name=model_name, version=version, run_id=run_id or None, from_stage=from_stage,
+                   to_stage=to_stage, request_id=request_id)
 
 
 REGISTRY_CHAIN = 0
@@ -136,14 +124,14 @@ def record_registry(session: Session, actor: Actor, action: Action, *, details: 
                     now: datetime | None = None) -> None:
     """Append an event about the registry as a whole to chain 0 (users, tokens, registry-wide rules)."""
     lock_registry_chain(session)
-    return _append(session, actor, action, chain_id=REGISTRY_CHAIN, model_id=None, model_name=None, version=None,
-                   run_id=None, from_stage=None, to_stage=None, request_id=None, details=details or {}, now=now)
+    return _append(session, actor, action, now, chain_id=REGISTRY_CHAIN, details=details or {})
 
 
-def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, model_id: int | None,
-            model_name: str | None, version: int | None, run_id: str | None, from_stage: str | None,
-            to_stage: str | None, request_id: int | None, details: dict[str, Any],
-            now: datetime | None) -> None:
+def _append(session: Session, actor: Actor, action: Action, now: datetime | None, *, chain_id: int,
+            details: dict[str, Any], **about: Any) -> None:
+    """``about``: the event's other fields that say what it is about (model_id, model_name, version, ...);
+    those not given are None. A misspelt one is refused by ``compute_hash``."""
+    model_id = about.get("model_id")
     if model_id is not None:
         session.info.setdefault(_APPENDED_KEY, set()).add(model_id)
     # The chain's head is looked up once per transaction: the chain lock is held until commit, so nobody
@@ -159,25 +147,11 @@ def _append(session: Session, actor: Actor, action: Action, *, chain_id: int, mo
             .limit(1)
         ).first()
     seq, prev_hash = (head[0] + 1, head[1]) if head and head[0] else (1, None)
-    occurred_at = now or datetime.now(timezone.utc)
-    fields = dict(
-        chain_id=chain_id,
-        seq=seq,
-        occurred_at=occurred_at,
-        actor=actor.name,
-        action=str(action),
-        model_id=model_id,
-        model_name=model_name,
-        version=version,
-        run_id=run_id or None,
-        from_stage=from_stage,
-        to_stage=to_stage,
-        request_id=request_id,
-        details=details,
-        prev_hash=prev_hash,
-    )
+    fields: dict[str, Any] = dict.fromkeys(HASHED_FIELDS)
+    fields.update(about, chain_id=chain_id, seq=seq, occurred_at=now or datetime.now(timezone.utc),
+                  actor=actor.name, action=str(action), details=details, prev_hash=prev_hash)
     fields["hash"] = compute_hash(**fields)
-    # Written at commit, all of the transaction's events in one statement (see _write_events).
+    # Written at commit, all of the transaction's events in one statement (see _commit_changes).
     session.info.setdefault(_PENDING_KEY, []).append(fields)
     heads[chain_id] = (seq, fields["hash"])
 
@@ -193,14 +167,11 @@ def known_head(session: Session, model_id: int, seq: int, hash_: str | None) -> 
     session.info.setdefault(_HEADS_KEY, {}).setdefault(model_id, (seq, hash_))
 
 
-_EVENT_COLUMNS = ("chain_id", "seq", "occurred_at", "actor", "action", "model_id", "model_name", "version",
-                  "run_id", "from_stage", "to_stage", "request_id", "details", "prev_hash", "hash")
-_EVENT_TYPES = ("bigint", "integer", "timestamptz", "text", "text", "bigint", "text", "integer",
-                "text", "text", "text", "bigint", "jsonb", "text", "text")
+_EVENT_COLUMNS = tuple(name for name, _ in EVENT_FIELDS)
 # The transaction's buffered events as one INSERT over arrays: a fragment of the unit of work's commit
 # statement (db/unit_of_work.py), which also moves each changed model's chain head and generation.
 INSERT_EVENTS = (f"INSERT INTO audit_events ({', '.join(_EVENT_COLUMNS)}) SELECT * FROM unnest("
-                 + ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_EVENT_COLUMNS, _EVENT_TYPES)) + ")")
+                 + ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in EVENT_FIELDS) + ")")
 
 
 def _event_arrays(pending: list[dict[str, Any]]) -> dict[str, list]:
@@ -262,22 +233,7 @@ class ChainBreak:
 
 
 def _recompute(event: AuditEvent) -> str:
-    return compute_hash(
-        chain_id=event.chain_id,
-        seq=event.seq,
-        occurred_at=event.occurred_at,
-        actor=event.actor,
-        action=event.action,
-        model_id=event.model_id,
-        model_name=event.model_name,
-        version=event.version,
-        run_id=event.run_id,
-        from_stage=event.from_stage,
-        to_stage=event.to_stage,
-        request_id=event.request_id,
-        details=event.details,
-        prev_hash=event.prev_hash,
-    )
+    return compute_hash(**{name: getattr(event, name) for name in HASHED_FIELDS})
 
 
 def _iter_events(session: Session) -> Iterator[AuditEvent]:

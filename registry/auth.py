@@ -10,7 +10,7 @@ import binascii
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import InvalidArgument, Unauthenticated
 
@@ -23,6 +23,9 @@ _NAME = re.compile(r"^[\w.@+\-]{1,128}\Z")
 class Actor:
     name: str
     is_admin: bool = False
+    # The API token the actor authenticated with (None: the command line, SYSTEM, REGISTRY_AUTH=disabled).
+    # It says how the actor got here, not who they are, so it takes no part in equality or hashing.
+    token_id: int | None = field(default=None, compare=False)
 
     @classmethod
     def named(cls, name: str | None, *, is_admin: bool = False) -> "Actor":

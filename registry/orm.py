@@ -212,12 +212,16 @@ class ApiToken(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The token this one was minted with through the API (None: made by the command line or at start-up). A
+    # token never outlives its parent: its expiry is capped at the parent's, and revoking revokes descendants.
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("api_tokens.id", ondelete="CASCADE"))
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
     __table_args__ = (
         CheckConstraint("token_hash ~ '^[0-9a-f]{64}$'", name="token_hash_is_sha256_hex"),
         Index("ix_api_tokens_user_id", "user_id"),
+        Index("ix_api_tokens_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
     )
 
 

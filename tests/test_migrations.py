@@ -80,3 +80,18 @@ def test_audit_trigger_is_created_by_the_migration(empty_app):
             )
         }
     assert triggers == {"audit_events_no_update_delete", "audit_events_no_truncate"}
+
+
+def test_upgrade_replaces_the_prefix_of_env_admin_tokens(empty_app):
+    """REGISTRY_ADMIN_TOKEN's stored prefix was its first characters, a piece of an operator-chosen secret."""
+    upgrade(revision="0005")
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO users (name, is_admin, created_at) VALUES ('admin', true, now())")
+        connection.exec_driver_sql(
+            "INSERT INTO api_tokens (user_id, token_hash, token_prefix, description, created_at) "
+            "SELECT id, repeat(h, 64), p, d, now() FROM users, (VALUES ('a', 'reg_s3cret', 'REGISTRY_ADMIN_TOKEN'), "
+            "('b', 'reg_Abc123', 'laptop')) AS t(h, p, d)")
+    upgrade()
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT description, token_prefix FROM api_tokens ORDER BY id").all()
+    assert [tuple(r) for r in rows] == [("REGISTRY_ADMIN_TOKEN", "env"), ("laptop", "reg_Abc123")]

@@ -1,7 +1,8 @@
 """Authentication of every request but the health checks, before any view runs.
 
 A token's owner is remembered per process (``cache/access.py``: dropped when any token is revoked, expiry
-checked on every hit), so a busy client costs no query per request.
+checked on every hit), so a busy client costs no query per request. The actor carries the token's id
+(``token_id``): a token minted in the request records it as its parent.
 
 With ``REGISTRY_AUTH=disabled`` (local experiments only) every caller is an admin named by the
 ``X-Registry-Actor`` header; the server says so loudly at start-up and on every response.
@@ -33,15 +34,6 @@ def authenticate(header: str | None) -> Actor:
     current = caches()
     current.hub.ensure_listening()
     return remembered.actor(current.store, hash_token(token), lambda: identities.authenticate_with_expiry(token))
-
-
-def remembered_actor(header: str | None) -> Actor | None:
-    """The actor, if the header's token is remembered and valid; None means "ask ``authenticate``"."""
-    try:
-        token = token_from_authorization(header)
-    except Exception:
-        return None
-    return remembered.cached_actor(caches().store, hash_token(token))
 
 
 def install(app: Flask) -> None:

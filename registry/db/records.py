@@ -1,7 +1,7 @@
 """Immutable results of use cases. Built inside the transaction, so adapters never touch ORM objects."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -117,23 +117,12 @@ def version_record_from_row(row) -> VersionRecord:
     )
 
 
+# AuditRecord's fields are the audit event's columns of the same names (all but chain_id and model_id).
+_AUDIT_RECORD_FIELDS = tuple(f.name for f in fields(AuditRecord))
+
+
 def audit_record(event: AuditEvent) -> AuditRecord:
-    return AuditRecord(
-        id=event.id,
-        occurred_at=event.occurred_at,
-        actor=event.actor,
-        action=event.action,
-        model_name=event.model_name,
-        version=event.version,
-        run_id=event.run_id,
-        from_stage=event.from_stage,
-        to_stage=event.to_stage,
-        request_id=event.request_id,
-        details=event.details,
-        seq=event.seq,
-        prev_hash=event.prev_hash,
-        hash=event.hash,
-    )
+    return AuditRecord(**{name: getattr(event, name) for name in _AUDIT_RECORD_FIELDS})
 
 
 @dataclass(frozen=True, slots=True)

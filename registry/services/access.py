@@ -107,13 +107,29 @@ def may_read_remembered(store: Store, actor: Actor, model_id: int) -> bool:
     return False
 
 
-def readable(actor: Actor, model_id_column) -> ColumnElement[bool]:
-    """A WHERE clause keeping rows whose model the actor may READ (none needed for admins and for actors
-    with a registry-wide grant)."""
-    if level(actor, None, cached_ok=True) >= Permission.READ:
+def holding(actor: Actor, needed: Permission, model_id_column) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows whose model the actor holds ``needed`` on (no clause needed for admins and
+    for actors with a registry-wide grant of that level). A NULL model id matches no grant: rows about no
+    model (or a deleted one) pass only on the registry-wide level."""
+    if level(actor, None, cached_ok=True) >= needed:
         return true()
     return exists().where(PermissionGrant.model_id == model_id_column,
-                          PermissionGrant.principal.in_([actor.name, EVERYONE]))
+                          PermissionGrant.principal.in_([actor.name, EVERYONE]),
+                          PermissionGrant.level >= int(needed))
+
+
+def readable(actor: Actor, model_id_column) -> ColumnElement[bool]:
+    """A WHERE clause keeping rows whose model the actor may READ."""
+    return holding(actor, Permission.READ, model_id_column)
+
+
+# Reading the registry-wide grants needs this registry-wide level (the grants of one model: MANAGE on it).
+REGISTRY_GRANTS_READ = Permission.READ
+
+
+def may_read_registry_grants(actor: Actor) -> bool:
+    """For filtering reads (cached level); the permissions API itself checks the database."""
+    return level(actor, None, cached_ok=True) >= REGISTRY_GRANTS_READ
 
 
 def lock_parent(model_id_of_child, missing: NotFound) -> RegisteredModel:

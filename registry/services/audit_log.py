@@ -1,19 +1,54 @@
-"""Reading and verifying the audit trail."""
+"""Reading and verifying the audit trail, and who may see which event (``visible_events``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, false, or_, select, true
 
 from .. import names, pagination
-from ..audit import ACTIONS, ChainBreak, verify_chain
+from ..audit import ACTIONS, REGISTRY_CHAIN, Action, ChainBreak, verify_chain
 from ..errors import InvalidArgument
+from ..lifecycle import Permission
 from ..orm import AuditEvent, RegisteredModel
 from ..auth import Actor
-from .access import readable
+from .access import holding, may_read_registry_grants
 from ..db.records import audit_record
 from ..db.unit_of_work import read_only, session
+
+
+# --- Who sees which event: exactly those who may read what it describes. Every read of events filters with
+# ``visible_events``. A new kind of event about a model needs READ on it unless listed below; a new kind of
+# registry-wide event is for admins only until listed, so it starts hidden.
+
+# On a model, these need MANAGE, as reading the model's grants and webhooks does; every other event READ.
+_MANAGED_ON_MODEL = (Action.PERMISSIONS_CHANGED, Action.WEBHOOK_CREATED, Action.WEBHOOK_UPDATED,
+                     Action.WEBHOOK_DELETED)
+# Registry-wide: policies are readable by every authenticated user; a user sees the events about their own
+# tokens (which their token listing shows anyway). Users, other tokens and registry webhooks: admins only.
+_PUBLIC_ON_REGISTRY = (Action.POLICY_CHANGED,)
+_OWN_TOKEN_EVENTS = (Action.TOKEN_CREATED, Action.TOKEN_REVOKED)
+
+
+def _values(actions) -> list[str]:
+    return [a.value for a in actions]
+
+
+def visible_events(actor: Actor) -> ColumnElement[bool]:
+    """A WHERE clause on ``AuditEvent`` keeping the events ``actor`` may see."""
+    if actor.is_admin:
+        return true()
+    managed = AuditEvent.action.in_(_values(_MANAGED_ON_MODEL))
+    on_model = and_(AuditEvent.chain_id != REGISTRY_CHAIN, or_(
+        and_(managed, holding(actor, Permission.MANAGE, AuditEvent.model_id)),
+        and_(~managed, holding(actor, Permission.READ, AuditEvent.model_id)),
+    ))
+    on_registry = and_(AuditEvent.chain_id == REGISTRY_CHAIN, or_(
+        AuditEvent.action.in_(_values(_PUBLIC_ON_REGISTRY)),
+        (AuditEvent.action == Action.PERMISSIONS_CHANGED.value) if may_read_registry_grants(actor) else false(),
+        and_(AuditEvent.action.in_(_values(_OWN_TOKEN_EVENTS)), AuditEvent.details["user"].astext == actor.name),
+    ))
+    return or_(on_model, on_registry)
 
 
 @dataclass(frozen=True)
@@ -42,7 +77,7 @@ def search_events(actor: Actor, query: AuditQuery, max_results: int | None = Non
     if query.since and query.until and query.since > query.until:
         raise InvalidArgument("since must not be after until.", {"field": "since"})
     fp = pagination.fingerprint({"kind": "audit", **query.__dict__})
-    stmt = select(AuditEvent).where(readable(actor, AuditEvent.model_id))
+    stmt = select(AuditEvent).where(visible_events(actor))
     if query.model_name is not None:
         name = names.model_name(query.model_name, "model")
         current_id = select(RegisteredModel.id).where(RegisteredModel.name == name).scalar_subquery()

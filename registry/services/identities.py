@@ -16,14 +16,11 @@ from ..db.records import TokenRecord, UserRecord, token_record
 from ..db.unit_of_work import announce, now, read_only, session, use_case
 
 BOOTSTRAP_ADMIN = "admin"
+# The display prefix of REGISTRY_ADMIN_TOKEN. Other tokens show their first characters, which are random;
+# this one the operator chose, so its first characters would be a piece of a secret that may not be random.
+ENV_TOKEN_PREFIX = "env"
+ENV_TOKEN_DESCRIPTION = "REGISTRY_ADMIN_TOKEN"
 MAX_TOKEN_LIFETIME = timedelta(days=3650)
-
-
-def _user(name: str) -> User:
-    user = session().scalars(select(User).where(User.name == name)).one_or_none()
-    if user is None:
-        raise NotFound(f"No user named {name}.", {"user": name})
-    return user
 
 
 def _insert_user(actor: Actor, name: str, is_admin: bool, when) -> User:
@@ -50,20 +47,43 @@ def list_users(actor: Actor) -> list[UserRecord]:
     return [UserRecord(u.name, u.is_admin, u.created_at) for u in session().scalars(select(User).order_by(User.name))]
 
 
-def _issue(actor: Actor, user: User, description: str, expires_in: timedelta | None, when) -> tuple[TokenRecord, str]:
+def _minted_with(actor: Actor, when) -> ApiToken | None:
+    """The token the actor authenticated with, locked until commit, or None for callers without one (the
+    command line, SYSTEM). Checked again here, not only when the request came in: ``revoke_token`` locks it
+    FOR UPDATE before revoking its descendants, so a token minted with it either commits first (and is
+    revoked with it) or waits and sees it revoked."""
+    if actor.token_id is None:
+        return None
+    parent = session().scalars(
+        select(ApiToken).where(ApiToken.id == actor.token_id)
+        .with_for_update(read=True, of=ApiToken).execution_options(populate_existing=True)
+    ).one_or_none()
+    if parent is None or parent.revoked_at is not None:
+        raise Unauthenticated("This token has been revoked.")
+    if parent.expires_at is not None and parent.expires_at <= when:
+        raise Unauthenticated("This token has expired.")
+    return parent
+
+
+def _issue(actor: Actor, user: User, description: str, expires_in: timedelta | None, when,
+           parent: ApiToken | None = None) -> tuple[TokenRecord, str]:
     if expires_in is not None and not timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME:
         raise InvalidArgument("expires_in must be positive and at most 10 years.", {"field": "expires_in"})
     if not isinstance(description, str) or len(description) > 1000 or "\x00" in description:
         raise InvalidArgument("description must be text of at most 1000 characters.", {"field": "description"})
+    expires_at = when + expires_in if expires_in else None
+    if parent is not None and parent.expires_at is not None:
+        # A token never outlives the token it was minted with: a short-lived token cannot mint a lasting one.
+        expires_at = parent.expires_at if expires_at is None else min(expires_at, parent.expires_at)
     token = new_token()
     row = ApiToken(user_id=user.id, token_hash=hash_token(token), token_prefix=token_display_prefix(token),
-                   description=description, created_at=when,
-                   expires_at=when + expires_in if expires_in else None)
+                   description=description, created_at=when, expires_at=expires_at,
+                   parent_id=parent.id if parent is not None else None)
     session().add(row)
     session().flush()
     record_registry(session(), actor, Action.TOKEN_CREATED, now=when, details={
         "user": user.name, "token_id": row.id, "prefix": row.token_prefix,
-        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+        "expires_at": row.expires_at.isoformat() if row.expires_at else None, "parent_token_id": row.parent_id,
     })
     return token_record(row), token
 
@@ -72,7 +92,13 @@ def _issue(actor: Actor, user: User, description: str, expires_in: timedelta | N
 def create_token(actor: Actor, user_name: str, *, description: str = "", expires_in: timedelta | None = None,
                  create_user: bool = False, admin: bool = False) -> tuple[TokenRecord, str]:
     """Issue a token for ``user_name`` (admins for anyone; users for themselves). Returns the record and the
-    token itself, which is never stored and cannot be shown again."""
+    token itself, which is never stored and cannot be shown again.
+
+    A caller who authenticated with a token and mints one for themself mints a child of it: expiring no later
+    than it, and revoked with it, so a short-lived token cannot make itself lasting. A token an admin issues
+    for another user is that user's credential, not a copy of the admin's: it does not follow the admin's
+    token (rotating an admin token must not cut off every pipeline it issued tokens for; an admin can create
+    users and their tokens anyway)."""
     name = validate_user_name(user_name, field="user")
     # Checked before looking the user up, so the answer does not reveal which user names exist.
     if not actor.is_admin and actor.name != name:
@@ -86,7 +112,8 @@ def create_token(actor: Actor, user_name: str, *, description: str = "", expires
         existing = _insert_user(actor, name, admin, when)
     elif admin and not existing.is_admin:
         raise InvalidArgument(f"User {name} exists and is not an admin.", {"field": "admin"})
-    return _issue(actor, existing, description, expires_in, when)
+    parent = _minted_with(actor, when) if name == actor.name else None
+    return _issue(actor, existing, description, expires_in, when, parent)
 
 
 @read_only
@@ -102,31 +129,44 @@ def list_tokens(actor: Actor, user_name: str | None = None) -> list[TokenRecord]
     return [token_record(t) for t in session().scalars(stmt)]
 
 
+def _descendants(token_id: int) -> list[ApiToken]:
+    """Every token minted with this one, directly or not, locked, oldest first (the order tokens are locked
+    in everywhere: a parent is always older than its children)."""
+    tree = select(ApiToken.id).where(ApiToken.parent_id == token_id).cte("descendants", recursive=True)
+    tree = tree.union(select(ApiToken.id).where(ApiToken.parent_id == tree.c.id))
+    return list(session().scalars(
+        select(ApiToken).where(ApiToken.id.in_(select(tree.c.id))).order_by(ApiToken.id)
+        .with_for_update(of=ApiToken).execution_options(populate_existing=True)))
+
+
 @use_case
 def revoke_token(actor: Actor, token_id: int) -> TokenRecord:
+    """Revoke the token and, in the same transaction, every token minted with it (each revocation audited)."""
     token = session().get(ApiToken, token_id, with_for_update=True)
     if token is None or (not actor.is_admin and token.user.name != actor.name):
         raise NotFound(f"No token with id {token_id}.", {"token_id": token_id})
-    if token.revoked_at is None:
-        when = now()
-        token.revoked_at = when
+    when = now()
+    revoked = False
+    for row in [token, *_descendants(token.id)]:
+        if row.revoked_at is None:
+            row.revoked_at = when
+            details = {"user": row.user.name, "token_id": row.id, "prefix": row.token_prefix}
+            if row is not token:
+                details["revoked_with"] = token.id
+            record_registry(session(), actor, Action.TOKEN_REVOKED, now=when, details=details)
+            revoked = True
+    if revoked:
         announce(session(), TOKENS)
-        record_registry(session(), actor, Action.TOKEN_REVOKED, now=when,
-                        details={"user": token.user.name, "token_id": token.id, "prefix": token.token_prefix})
         session().flush()
     return token_record(token)
 
 
-def authenticate(token: str) -> Actor:
-    """The principal a token belongs to; Unauthenticated for unknown, revoked or expired tokens."""
-    return authenticate_with_expiry(token)[0]
-
-
 @read_only
 def authenticate_with_expiry(token: str) -> tuple[Actor, datetime | None]:
-    """As ``authenticate``, also returning when the token expires (for callers that cache the answer)."""
+    """The principal a token belongs to (with the token's id) and when the token expires, for callers that
+    cache the answer; Unauthenticated for unknown, revoked or expired tokens."""
     row = session().execute(
-        select(User.name, User.is_admin, ApiToken.expires_at, ApiToken.revoked_at)
+        select(ApiToken.id, User.name, User.is_admin, ApiToken.expires_at, ApiToken.revoked_at)
         .join(ApiToken.user).where(ApiToken.token_hash == hash_token(token))
     ).first()
     if row is None:
@@ -135,7 +175,7 @@ def authenticate_with_expiry(token: str) -> tuple[Actor, datetime | None]:
         raise Unauthenticated("This token has been revoked.")
     if row.expires_at is not None and row.expires_at <= now():
         raise Unauthenticated("This token has expired.")
-    return Actor(row.name, row.is_admin), row.expires_at
+    return Actor(row.name, row.is_admin, token_id=row.id), row.expires_at
 
 
 @use_case
@@ -160,8 +200,8 @@ def ensure_admin_token(token: str) -> bool:
         user = _insert_user(SYSTEM, BOOTSTRAP_ADMIN, True, when)
     elif not user.is_admin:
         raise InvalidArgument(f"User {BOOTSTRAP_ADMIN} exists and is not an admin.")
-    row = ApiToken(user_id=user.id, token_hash=digest, token_prefix=token_display_prefix(token),
-                   description="REGISTRY_ADMIN_TOKEN", created_at=when)
+    row = ApiToken(user_id=user.id, token_hash=digest, token_prefix=ENV_TOKEN_PREFIX,
+                   description=ENV_TOKEN_DESCRIPTION, created_at=when)
     s.add(row)
     s.flush()
     record_registry(s, SYSTEM, Action.TOKEN_CREATED, now=when,

@@ -16,7 +16,7 @@ from ..orm import PermissionGrant, User
 from ..db.loading import find_model, lock_model
 from ..db.records import GrantRecord
 from ..db.unit_of_work import announce, now, read_only, session, use_case
-from .access import EVERYONE, authorize, authorize_registry, model_by_id, require_admin
+from .access import EVERYONE, REGISTRY_GRANTS_READ, authorize, authorize_registry, model_by_id, require_admin
 
 
 def parse_level(raw: object) -> Permission:
@@ -94,7 +94,7 @@ def set_model_permissions(actor: Actor, model_name: str, grants: list[tuple[obje
 
 @read_only
 def get_registry_permissions(actor: Actor) -> list[GrantRecord]:
-    authorize_registry(actor, Permission.READ, "Reading registry-wide permissions")
+    authorize_registry(actor, REGISTRY_GRANTS_READ, "Reading registry-wide permissions")
     return _grants(None)
 
 
@@ -137,7 +137,7 @@ def _acl(model_id: int | None) -> Acl:
 def get_acl(actor: Actor, model_id: int | None) -> Acl:
     """Reading a model's permissions needs MANAGE on it; the registry's, registry-wide READ."""
     if model_id is None:
-        authorize_registry(actor, Permission.READ, "Reading registry-wide permissions")
+        authorize_registry(actor, REGISTRY_GRANTS_READ, "Reading registry-wide permissions")
     else:
         model_by_id(actor, model_id, Permission.MANAGE, "Reading permissions", lock=False)
     return _acl(model_id)

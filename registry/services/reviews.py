@@ -27,6 +27,7 @@ from ..lifecycle import (
 from ..orm import AuditEvent, ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
 from ..db.loading import find_model, find_version, lock_model
 from .access import authorize, level, lock_parent, readable
+from .audit_log import visible_events
 from .policies import effective_policy
 from ..db.records import AuditRecord, RequestRecord, audit_record, request_record
 from .transitions import apply_transition
@@ -304,7 +305,7 @@ def _event(actor: Actor, request_id: int, action: Action) -> AuditRecord:
     write_pending(session())  # events are buffered until commit; this one is read back now
     row = session().scalars(
         select(AuditEvent).where(AuditEvent.request_id == request_id, AuditEvent.action == action.value,
-                                 AuditEvent.actor == actor.name)
+                                 AuditEvent.actor == actor.name, visible_events(actor))
         .order_by(AuditEvent.id.desc()).limit(1)).one()
     return audit_record(row)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import select
 
@@ -128,7 +128,20 @@ def _url(raw: object, field: str) -> str:
     # notifies services on the same private network.
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(f"{field} must be an absolute http(s) URL.", {"field": field})
+    # A URL is shown to whoever manages the webhook and recorded in the audit trail; credentials belong in the
+    # write-only http_url_spec.authorization (e.g. "Basic <base64>"), which neither ever shows.
+    if "@" in parts.netloc:
+        raise InvalidArgument(f"{field} must not carry credentials (user:password@); send them in "
+                              "http_url_spec.authorization instead.", {"field": field})
     return text
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """The URL without its user:password@ part (URLs stored before those were refused may have one)."""
+    parts = urlsplit(url) if url is not None else None
+    if parts is None or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _optional(raw: object, field: str, maximum: int = MAX_SECRET) -> str | None:
@@ -208,7 +221,7 @@ def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> Re
 def _audit(actor: Actor, row: RegistryWebhook, action: Action, when) -> None:
     """Webhook changes are audited without their secrets (nor the job's access token)."""
     details = {"webhook_id": row.id, "events": list(row.events), "status": row.status,
-               "http_url": row.http_url, "job_id": row.job_id}
+               "http_url": _without_credentials(row.http_url), "job_id": row.job_id}
     if row.model_id is None:
         record_registry(session(), actor, action, details=details, now=when)
     else:

@@ -324,7 +324,7 @@ def test_expired_token_is_refused(secure_app, secure_client, db_session):
     with secure_app.app_context():
         # Checked through the service, not over HTTP: the server caches a token with its expiry time, and
         # this test moves the expiry into the past by hand (in production only time does that).
-        assert identities.authenticate(token).name == "erin"
+        assert identities.authenticate_with_expiry(token)[0].name == "erin"
     db_session.execute(text("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = :id"),
                        {"id": record.id})
     db_session.commit()

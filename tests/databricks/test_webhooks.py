@@ -53,6 +53,10 @@ def test_create_a_job_webhook_keeps_its_access_token_to_itself(team):
     {"status": "PAUSED"},
     {"http_url_spec": {"url": "ftp://hooks.example/x"}},
     {"http_url_spec": {"url": "not a url"}},
+    {"http_url_spec": {"url": "https://user:pa55@hooks.example/x"}},  # credentials: use "authorization"
+    {"http_url_spec": {"url": "https://tok3n@hooks.example/x"}},
+    {"http_url_spec": None, "job_spec": {"job_id": "1", "access_token": "t",
+                                         "workspace_url": "https://user:pa55@other.example"}},
     {"http_url_spec": None},
     {"job_spec": {"job_id": "1", "access_token": "t"}},  # both targets
     {"http_url_spec": None, "job_spec": {"job_id": "1"}},  # no access token
@@ -235,3 +239,29 @@ def test_webhook_changes_are_audited_without_secrets(secure_app, db_session):
         "SELECT action, details::text FROM audit_events WHERE action LIKE 'webhook.%' ORDER BY id")).all()
     assert [r.action for r in rows] == ["webhook.created", "webhook.updated", "webhook.deleted"]
     assert all("s3cr3t-value" not in r.details for r in rows)
+
+
+def test_url_with_credentials_is_refused_on_update_too(team):
+    hook = create(team)
+
+    response = team.as_("owner").patch(HOOKS + "/update", {"id": hook["id"], "http_url_spec": {
+        "url": "https://user:pa55@hooks.example/x"}})
+
+    assert_error(response, 400, "INVALID_PARAMETER_VALUE")
+
+
+def test_credentials_in_a_url_stored_earlier_never_reach_the_audit_trail(team, db_session):
+    """Before URLs with credentials were refused, one may have been stored: its events record it without them."""
+    from sqlalchemy import text
+
+    hook = create(team)
+    db_session.execute(text("UPDATE registry_webhooks SET http_url = 'https://user:pa55@hooks.example/x' "
+                            "WHERE id = :id"), {"id": int(hook["id"])})
+    db_session.commit()
+
+    ok(team.as_("owner").patch(HOOKS + "/update", {"id": hook["id"], "status": "DISABLED"}))
+    ok(team.as_("owner").delete(HOOKS + "/delete", {"id": hook["id"]}))
+
+    rows = db_session.execute(text("SELECT details->>'http_url' FROM audit_events "
+                                   "WHERE action IN ('webhook.updated', 'webhook.deleted') ORDER BY id")).scalars()
+    assert list(rows) == ["https://hooks.example/x", "https://hooks.example/x"]

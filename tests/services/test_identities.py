@@ -19,6 +19,11 @@ from tests.threads import run_at_once
 ENV_TOKEN = "reg_environment-provided-admin-token"
 
 
+def authenticate(token: str) -> Actor:
+    """The principal a token belongs to (the service answers its expiry too)."""
+    return identities.authenticate_with_expiry(token)[0]
+
+
 def sql(query: str, **params):
     rows = db.session.execute(text(query), params).all()
     db.session.rollback()  # end the read, as read-only services do
@@ -97,41 +102,72 @@ def test_token_records_have_no_secret_field(ctx):
 @pytest.mark.parametrize("admin", [False, True])
 def test_token_authenticates_as_its_owner(ctx, admin):
     _, token = issue("dora", admin=admin)
-    assert identities.authenticate(token) == Actor("dora", is_admin=admin)
+    assert authenticate(token) == Actor("dora", is_admin=admin)
 
 
 def test_token_with_future_expiry_authenticates(ctx):
     _, token = issue("dora", expires_in=timedelta(minutes=5))
-    assert identities.authenticate(token).name == "dora"
+    assert authenticate(token).name == "dora"
 
 
 def test_unknown_token_is_refused(ctx):
     issue("dora")
     with pytest.raises(Unauthenticated):
-        identities.authenticate("reg_" + "x" * 43)
+        authenticate("reg_" + "x" * 43)
 
 
 def test_revoked_token_is_refused(ctx):
     record, token = issue("dora")
     identities.revoke_token(SYSTEM, record.id)
     with pytest.raises(Unauthenticated):
-        identities.authenticate(token)
+        authenticate(token)
 
 
 def test_expired_token_is_refused(ctx):
     record, token = issue("dora", expires_in=timedelta(days=30))
     expire(record.id)
     with pytest.raises(Unauthenticated):
-        identities.authenticate(token)
+        authenticate(token)
 
 
 def test_revoking_one_token_leaves_the_users_other_tokens_working(ctx):
     first, token1 = issue("dora")
     _, token2 = issue("dora")
     identities.revoke_token(SYSTEM, first.id)
-    assert identities.authenticate(token2).name == "dora"
+    assert authenticate(token2).name == "dora"
     with pytest.raises(Unauthenticated):
-        identities.authenticate(token1)
+        authenticate(token1)
+
+
+def test_authentication_names_the_token_used(ctx):
+    record, token = issue("dora")
+    actor, _ = identities.authenticate_with_expiry(token)
+    assert actor.token_id == record.id
+    assert actor == Actor("dora") and hash(actor) == hash(Actor("dora"))  # who, not how: equal without it
+
+
+# --- tokens minted with a token ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("end", ["revoked", "expired"])
+def test_a_token_revoked_or_expired_meanwhile_mints_nothing(ctx, end):
+    """The parent is checked (and locked) in the minting transaction, not only when the request came in."""
+    parent, _ = issue("dora", expires_in=timedelta(days=1))
+    if end == "revoked":
+        identities.revoke_token(SYSTEM, parent.id)
+    else:
+        expire(parent.id)
+    with pytest.raises(Unauthenticated):
+        identities.create_token(Actor("dora", token_id=parent.id), "dora")
+    assert [t.id for t in identities.list_tokens(SYSTEM, "dora")] == [parent.id]
+
+
+def test_a_token_records_the_token_it_was_minted_with(ctx):
+    parent, _ = issue("dora")
+    child, _ = identities.create_token(Actor("dora", token_id=parent.id), "dora")
+    assert sql("SELECT parent_id FROM api_tokens WHERE id = :id", id=child.id) == [(parent.id,)]
+    [(details,)] = sql("SELECT details FROM audit_events WHERE action = 'token.created' "
+                       "AND (details->>'token_id')::bigint = :id", id=child.id)
+    assert details["parent_token_id"] == parent.id
 
 
 # --- who may issue and revoke -----------------------------------------------------------------------------
@@ -139,7 +175,7 @@ def test_revoking_one_token_leaves_the_users_other_tokens_working(ctx):
 def test_user_may_issue_a_token_for_themselves(ctx):
     issue("dora")
     record, token = identities.create_token(Actor("dora"), "dora")
-    assert record.user == "dora" and identities.authenticate(token).name == "dora"
+    assert record.user == "dora" and authenticate(token).name == "dora"
 
 
 def test_user_may_not_issue_a_token_for_someone_else(ctx):
@@ -177,7 +213,7 @@ def test_user_may_not_revoke_someone_elses_token(ctx):
     issue("dora")
     with pytest.raises(NotFound):
         identities.revoke_token(Actor("dora"), record.id)
-    assert identities.authenticate(token).name == "erin"
+    assert authenticate(token).name == "erin"
 
 
 # --- REGISTRY_ADMIN_TOKEN ---------------------------------------------------------------------------------
@@ -185,7 +221,7 @@ def test_user_may_not_revoke_someone_elses_token(ctx):
 def test_env_admin_token_creates_the_admin_once(ctx):
     assert identities.ensure_admin_token(ENV_TOKEN) is True
     assert identities.ensure_admin_token(ENV_TOKEN) is False
-    assert identities.authenticate(ENV_TOKEN) == Actor("admin", is_admin=True)
+    assert authenticate(ENV_TOKEN) == Actor("admin", is_admin=True)
     assert sql("SELECT count(*) FROM api_tokens") == [(1,)]
     assert sql("SELECT count(*) FROM users") == [(1,)]
 
@@ -194,7 +230,7 @@ def test_env_admin_token_is_added_to_an_existing_admin(ctx):
     identities.ensure_admin_token(ENV_TOKEN)
     other = ENV_TOKEN + "-rotated"
     assert identities.ensure_admin_token(other) is True
-    assert identities.authenticate(other) == identities.authenticate(ENV_TOKEN) == Actor("admin", is_admin=True)
+    assert authenticate(other) == authenticate(ENV_TOKEN) == Actor("admin", is_admin=True)
 
 
 def test_env_admin_token_does_not_resurrect_a_revoked_token(ctx):
@@ -203,8 +239,17 @@ def test_env_admin_token_does_not_resurrect_a_revoked_token(ctx):
     identities.revoke_token(SYSTEM, record.id)
     assert identities.ensure_admin_token(ENV_TOKEN) is False
     with pytest.raises(Unauthenticated):
-        identities.authenticate(ENV_TOKEN)
+        authenticate(ENV_TOKEN)
     assert sql("SELECT count(*) FROM api_tokens") == [(1,)]
+
+
+def test_env_admin_token_prefix_is_not_taken_from_the_token(ctx):
+    """The operator chose this token: its first characters are half of a secret that is not random."""
+    identities.ensure_admin_token(ENV_TOKEN)
+    [record] = identities.list_tokens(SYSTEM, "admin")
+    [(details,)] = sql("SELECT details FROM audit_events WHERE action = 'token.created'")
+    assert (record.prefix, details["prefix"]) == ("env", "env")
+    assert not [row for row in every_stored_text() if ENV_TOKEN[len("reg_"):10] in row]
 
 
 def test_env_admin_token_refuses_short_tokens(ctx):
@@ -217,7 +262,7 @@ def test_env_admin_token_refuses_a_non_admin_user_named_admin(ctx):
     with pytest.raises(InvalidArgument):
         identities.ensure_admin_token(ENV_TOKEN)
     with pytest.raises(Unauthenticated):
-        identities.authenticate(ENV_TOKEN)
+        authenticate(ENV_TOKEN)
 
 
 # --- bootstrap of a fresh install -------------------------------------------------------------------------
@@ -225,7 +270,7 @@ def test_env_admin_token_refuses_a_non_admin_user_named_admin(ctx):
 def test_bootstrap_creates_an_admin_once_on_an_empty_registry(ctx):
     token = identities.bootstrap_admin_if_empty()
     assert token is not None
-    assert identities.authenticate(token) == Actor("admin", is_admin=True)
+    assert authenticate(token) == Actor("admin", is_admin=True)
     assert identities.bootstrap_admin_if_empty() is None
     assert sql("SELECT count(*) FROM users") == [(1,)]
 
@@ -251,7 +296,7 @@ def test_concurrent_admin_token_registrations_add_it_once(fresh_database_url):
         assert [a for a in added if isinstance(a, Exception)] == []
         assert added.count(True) == 1
         with app.app_context():
-            assert identities.authenticate(token) == Actor("admin", is_admin=True)
+            assert authenticate(token) == Actor("admin", is_admin=True)
             assert db.session.execute(text("SELECT count(*) FROM api_tokens")).scalar_one() == 1
             assert db.session.execute(text("SELECT count(*) FROM users")).scalar_one() == 1
             db.session.rollback()
@@ -269,10 +314,32 @@ def test_concurrent_bootstraps_create_exactly_one_admin(fresh_database_url):
         issued = [t for t in tokens if t is not None]
         assert len(issued) == 1
         with app.app_context():
-            assert identities.authenticate(issued[0]) == Actor("admin", is_admin=True)
+            assert authenticate(issued[0]) == Actor("admin", is_admin=True)
             assert db.session.execute(text("SELECT count(*) FROM users")).scalar_one() == 1
             assert db.session.execute(text("SELECT count(*) FROM api_tokens")).scalar_one() == 1
             db.session.rollback()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_a_token_minted_while_its_parent_is_revoked_is_revoked_too(fresh_database_url):
+    """Minting and revoking race: either the child commits first and is revoked with its parent, or the
+    minting waits for the revocation and is refused. No child of a revoked token survives."""
+    app = create_app({"database_url": fresh_database_url, "pool_size": 8})
+    try:
+        for _ in range(5):
+            with app.app_context():
+                parent, _ = identities.create_token(SYSTEM, "dora", create_user=True)
+            minter = Actor("dora", token_id=parent.id)
+            outcomes = run_at_once(app, 6, lambda i: identities.revoke_token(SYSTEM, parent.id) if i == 0
+                                   else identities.create_token(minter, "dora"))
+            assert [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, Unauthenticated)] == []
+            with app.app_context():
+                alive = db.session.execute(text("SELECT count(*) FROM api_tokens WHERE parent_id = :id "
+                                                "AND revoked_at IS NULL"), {"id": parent.id}).scalar_one()
+                db.session.rollback()
+            assert alive == 0
     finally:
         with app.app_context():
             db.engine.dispose()

@@ -87,3 +87,33 @@ def test_unicode_fields_hash_deterministically():
     event = {**BASE, "model_name": "модель", "details": {"note": "ü 模型"}}
     assert compute_hash(**event) == compute_hash(**dict(event))
     assert compute_hash(**event) != compute_hash(**{**event, "model_name": "модел"})
+
+
+# Hashes of recorded events must verify forever: these were computed before the event's fields were listed in
+# one place (audit.EVENT_FIELDS); any change to what is hashed, or how, breaks them.
+PINNED = {
+    "base": "c0ff10e7e91398f684e534aa9abc259bd4a36c7941916aeb01d51240d5b00fc9",
+    "registry-wide, empty": "6b44cad5fc40ab162e4f7003e185591bede922f79b3baeb6387848a1814b5d0c",
+}
+
+
+def test_hashes_of_known_events_never_change():
+    registry_wide = {**BASE, "version": None, "details": {}, "prev_hash": None, "model_id": None,
+                     "model_name": None, "chain_id": 0}
+    assert compute_hash(**BASE) == PINNED["base"]
+    assert compute_hash(**registry_wide) == PINNED["registry-wide, empty"]
+
+
+def test_the_one_list_of_event_fields_is_the_audit_table_and_the_hash():
+    from registry.audit import EVENT_FIELDS, HASHED_FIELDS
+    from registry.orm import AuditEvent
+
+    assert [name for name, _ in EVENT_FIELDS] == [c for c in AuditEvent.__table__.columns.keys() if c != "id"]
+    assert set(HASHED_FIELDS) == set(BASE)
+
+
+@pytest.mark.parametrize("change", ["missing", "extra"])
+def test_hash_refuses_an_incomplete_or_unknown_field(change):
+    event = {k: v for k, v in BASE.items() if k != "seq"} if change == "missing" else {**BASE, "sequence": 1}
+    with pytest.raises(TypeError):
+        compute_hash(**event)
