@@ -116,6 +116,10 @@ WRONG_TYPES = {
     "rename-int": ("PATCH", M, {"name": 7}),
     "rename-null": ("PATCH", M, {"name": None}),
     "rename-slash": ("PATCH", M, {"name": "a/b"}),
+    # "." and ".." are dot segments: clients and proxies remove them from URL paths, so a model with such a
+    # name could be created but never reached again.
+    "rename-dot": ("PATCH", M, {"name": "."}),
+    "rename-dot-dot": ("PATCH", M, {"name": ".."}),
     "source-int": ("POST", f"{M}/versions", {"source": 5}),
     "source-empty": ("POST", f"{M}/versions", {"source": ""}),
     "source-null": ("POST", f"{M}/versions", {"source": None}),
@@ -155,6 +159,8 @@ BAD_MODEL_NAMES = {
     "del": "a\x7fb",
     "300-chars": "x" * 300,
     "trailing-space": "ab ",
+    "dot": ".",
+    "dot-dot": "..",
 }
 
 
