@@ -57,6 +57,10 @@ def _body_cases():
         "json-number": {"json": 3},
         "json-null": raw("null"),
         "lone-surrogate": raw('{"x": "\\ud800"}'),
+        # Nesting past Python's recursion limit: the JSON decoder raises RecursionError, not ValueError.
+        "deeply-nested-array": raw("[" * 100_000),
+        "deeply-nested-object": raw('{"a":' * 100_000 + "1" + "}" * 100_000),
+        "deeply-nested-field": raw('{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"),
     }
     for (method, path, _), route_id in zip(BODY_ROUTES, BODY_IDS):
         for case_id, kwargs in malformed.items():

@@ -11,7 +11,7 @@ from registry.api.mlflow.search import (
     version_conditions,
     version_order,
 )
-from registry.api.mlflow.wire import params
+from registry.api.mlflow.wire import Params, params
 from registry.errors import InvalidArgument
 from registry.db.filters import Condition, SortKey
 
@@ -125,6 +125,21 @@ def test_json_lists_must_hold_strings(flask_app):
 def test_malformed_tags_are_invalid(flask_app, tags):
     with flask_app.test_request_context("/", method="POST", json={"tags": tags}), pytest.raises(InvalidArgument):
         params().tags()
+
+
+def test_a_wrong_type_too_deeply_nested_to_echo_is_still_invalid(flask_app):
+    """The message echoes the value as JSON: a value nested past the recursion limit cannot be written back."""
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    with flask_app.test_request_context("/"), pytest.raises(InvalidArgument, match="parameter 'name'"):
+        Params({"name": [value]}, from_query=False).string("name")
+
+
+def test_a_long_wrong_value_is_echoed_shortened(flask_app):
+    with flask_app.test_request_context("/"), pytest.raises(InvalidArgument) as info:
+        Params({"name": [["x" * 100_000]]}, from_query=False).string("name")
+    assert len(info.value.message) < 1000
 
 
 def test_delete_reads_the_query_string_when_there_is_no_body(flask_app):
