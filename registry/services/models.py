@@ -103,22 +103,15 @@ def search_models(actor: Actor, query: ModelQuery, max_results: int | None = Non
     names.filter_text(query.name_prefix, "name_prefix")
     names.filter_text(query.name_contains, "name_contains")
     fp = pagination.fingerprint({"kind": "models", **query.__dict__})
+    # First, before any SQL: the conditions' caps refuse a search that would tie up the database.
+    clauses = filters.model_clauses(query.conditions + filters.tag_equals(query.tags))
     column = MODEL_ORDERINGS[query.order_by]
-    stmt = (select(RegisteredModel).where(readable_models(actor, RegisteredModel.id))
+    stmt = (select(RegisteredModel).where(readable_models(actor, RegisteredModel.id), *clauses)
             .options(selectinload(RegisteredModel.tags)))
     if query.name_prefix:
         stmt = stmt.where(RegisteredModel.name.like(_escape_like(query.name_prefix) + "%", escape="\\"))
     if query.name_contains:
         stmt = stmt.where(RegisteredModel.name.like("%" + _escape_like(query.name_contains) + "%", escape="\\"))
-    for key, value in query.tags:
-        stmt = stmt.where(
-            exists().where(
-                RegisteredModelTag.model_id == RegisteredModel.id,
-                RegisteredModelTag.key == key,
-                RegisteredModelTag.value == value,
-            )
-        )
-    stmt = stmt.where(*filters.model_clauses(query.conditions))
     if query.sort:
         rows, token = filters.sorted_page(stmt, query.sort, filters.MODEL_SORT, RegisteredModel.id, limit=limit,
                                           page_token=page_token, fingerprint=fp, session=session())

@@ -6,6 +6,7 @@ from flask import Flask
 
 from registry.api.mlflow.search import (
     IS_PROMPT_TAG,
+    MAX_FILTER_CHARS,
     model_conditions,
     model_order,
     version_conditions,
@@ -72,6 +73,17 @@ def test_version_filter_maps_mlflow_attributes(text, expected):
 def test_malformed_filters_are_invalid_arguments(text):
     with pytest.raises(InvalidArgument):
         version_conditions(text)
+
+
+@pytest.mark.parametrize("parse", [model_conditions, version_conditions], ids=["models", "versions"])
+def test_a_filter_longer_than_the_cap_is_refused_before_parsing(parse):
+    at_cap = "name = '" + "x" * (MAX_FILTER_CHARS - 9) + "'"
+    assert len(at_cap) == MAX_FILTER_CHARS
+    parse(at_cap)
+    with pytest.raises(InvalidArgument, match=str(MAX_FILTER_CHARS)) as info:
+        # Not even a valid filter: the length alone is refused, before the tokenizer reads it.
+        parse("(" * (MAX_FILTER_CHARS + 1))
+    assert info.value.details == {"field": "filter"}
 
 
 @pytest.mark.parametrize("clauses, expected", [
