@@ -249,7 +249,10 @@ def sorted_page(stmt, sort: tuple[SortKey, ...], columns: dict[str, SortColumn],
     Keyset pagination: the token carries the last row's sort values, so rows inserted or deleted between
     pages never shift the next page (MLflow's offset tokens can skip or repeat rows then).
     """
-    keys = _resolve(sort, columns) + [(SortColumn(id_column, lambda row: row.id, int), False)]
+    keys = _resolve(sort, columns)
+    # The id breaks ties in the direction of the last key, so a descending single-key ordering is exactly
+    # the ascending one reversed, ties included.
+    keys.append((SortColumn(id_column, lambda row: row.id, int), bool(keys) and keys[-1][1]))
     after = pagination.decode(page_token, fingerprint)
     if after is not None:
         try:
