@@ -301,24 +301,6 @@ def test_bad_model_listing_query_is_400(seeded, query):
     assert_error(seeded.get(f"/api/v1/models?{query}"), 400, "INVALID_ARGUMENT")
 
 
-TAG_FILTERED = ["/api/v1/models", f"{M}/versions", "/api/v1/versions"]
-
-
-@pytest.mark.parametrize("path", TAG_FILTERED)
-def test_ten_tag_filters_are_served(seeded, path):
-    query = "&".join(f"tag=k{i}=v" for i in range(10))
-    assert seeded.get(f"{path}?{query}").status_code == 200
-
-
-@pytest.mark.parametrize("path", TAG_FILTERED)
-@pytest.mark.parametrize("count", [11, 200])
-def test_too_many_tag_filters_are_400(seeded, path, count):
-    # Each tag filter is a subquery over the tag table; the same cap as the MLflow dialect's filter.
-    query = "&".join(f"tag=k{i}=v" for i in range(count))
-    error = assert_error(seeded.get(f"{path}?{query}"), 400, "INVALID_ARGUMENT")
-    assert "at most" in error["message"]
-
-
 @pytest.mark.parametrize("query", [
     "run_id=%00", "run_id=a&run_id=b", "tag=novalue", "tag=k=%00", "model=a%2Fb", "model=%00",
     "model=m&model=n", "stage=Production&stage=Staging", "order_by=name",
