@@ -35,6 +35,9 @@ def _configure(app: Flask, settings: Settings) -> None:
         "pool_size": settings.pool_size,
         "max_overflow": settings.pool_size,
         # No pool_pre_ping: registry/pooling.py checks only connections that sat idle.
+        # A failed statement's message (and so the error log) shows its SQL but not the values bound to it:
+        # those are what callers sent (filters, descriptions, tag values), not ours to write to logs.
+        "hide_parameters": True,
         "connect_args": {
             "application_name": "registry",
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",

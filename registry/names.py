@@ -35,6 +35,11 @@ def model_name(name: object, field: str = "name") -> str:
         )
     if name != name.strip():
         raise InvalidArgument(f"Invalid model name {name!r}: leading or trailing whitespace.", {"field": field})
+    if name in (".", ".."):
+        # Dot segments: HTTP clients and proxies remove them from URL paths (RFC 3986 §5.2.4), so a model
+        # with such a name could be created but never addressed by /api/v1/models/{name} again.
+        raise InvalidArgument(f"Invalid model name {name!r}: '.' and '..' cannot be used in URL paths.",
+                              {"field": field})
     return name
 
 

@@ -49,8 +49,17 @@ def encode(key: list[Any], query_fingerprint: str) -> str:
 def _key_part(part: Any) -> bool:
     """Keys we issue hold only strings and bigint ids; anything else in a (forged) token would reach SQL."""
     if isinstance(part, str):
-        return "\x00" not in part
+        # PostgreSQL text holds neither NUL nor a lone surrogate ("\ud800", which JSON can spell).
+        return "\x00" not in part and _is_utf8(part)
     return type(part) is int and -(2**63) <= part < 2**63
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def decode(token: str | None, query_fingerprint: str) -> list[Any] | None:

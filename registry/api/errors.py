@@ -6,6 +6,8 @@ import logging
 
 from flask import Flask, jsonify, request
 from marshmallow import ValidationError
+from psycopg2.errors import QueryCanceled
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .. import errors
@@ -35,6 +37,7 @@ _HTTP_CODES = {
     406: "NOT_ACCEPTABLE",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    503: "UNAVAILABLE",
 }
 
 
@@ -76,6 +79,20 @@ def _http_error(error: HTTPException):
     return response, status
 
 
+def _operational_error(error: OperationalError):
+    """A statement cancelled by ``statement_timeout`` (or by an operator) is the database being too busy for
+    this request: a 503 the client may retry later, not a bug. Any other operational error is unexpected."""
+    if not isinstance(error.orig, QueryCanceled):
+        return _unexpected(error)
+    # The SQL would be long and the parameters are hidden (hide_parameters); the route says what timed out.
+    log.warning("statement timeout: %s %s was cancelled (%s)", request.method, request.path,
+                str(error.orig).strip().splitlines()[0])
+    message = "The database did not answer in time (statement timeout); try again, or narrow the search."
+    if is_mlflow_path(request.path):
+        return mlflow_schema.mlflow_error("TEMPORARILY_UNAVAILABLE", message, 503)
+    return jsonify(error_json("UNAVAILABLE", message)), 503
+
+
 def _unexpected(error: Exception):
     log.exception("unhandled error")
     if is_mlflow_path(request.path):
@@ -87,4 +104,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(errors.RegistryError, _registry_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(OperationalError, _operational_error)
     app.register_error_handler(Exception, _unexpected)

@@ -21,7 +21,8 @@ from ..db.records import (
     VersionRecord,
 )
 from ..services.webhooks import WebhookRecord
-from .mlflow import epoch_ms, model_version_json, tags_json
+from .mlflow import model_version_json, tags_json
+from .timestamps import epoch_ms
 
 # --- Permission levels -----------------------------------------------------------------------------------
 

@@ -3,21 +3,13 @@ server writes them (proto3 JSON): versions are strings, timestamps epoch millise
 fields and unset optionals are omitted. Shared by the MLflow and Databricks adapters."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from flask import Response, jsonify
 
 from .. import errors
 from ..db.records import ModelRecord, VersionRecord
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def epoch_ms(when: datetime) -> int:
-    # Integer arithmetic on the timedelta: float seconds * 1000 can be off by one millisecond.
-    delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+from .timestamps import epoch_ms
 
 
 def tags_json(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -93,6 +85,7 @@ _BY_STATUS: dict[int, str] = {
     405: "ENDPOINT_NOT_FOUND",
     409: "RESOURCE_CONFLICT",
     429: "REQUEST_LIMIT_EXCEEDED",
+    503: "TEMPORARILY_UNAVAILABLE",
 }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ..pagination import MAX_PAGE_SIZE
+from .timestamps import epoch_ms, from_epoch_ms
 from ..db.records import (
     AuditRecord,
     CommentRecord,
@@ -154,8 +155,8 @@ class _Instant(fields.Field):
             value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             try:
-                return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
-            except (OverflowError, OSError, ValueError):
+                return from_epoch_ms(value)
+            except OverflowError:
                 raise ValidationError("Out of range.") from None
         if isinstance(value, str):
             try:
@@ -189,10 +190,6 @@ class TokenListArgs(StrictSchema):
     user = fields.String()
 
 
-def millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def model_json(m: ModelRecord) -> dict[str, Any]:
     return {
         "name": m.name,
@@ -200,8 +197,8 @@ def model_json(m: ModelRecord) -> dict[str, Any]:
         "tags": m.tags,
         "last_version": m.last_version,
         "revision": m.revision,
-        "created_at": millis(m.created_at),
-        "updated_at": millis(m.updated_at),
+        "created_at": epoch_ms(m.created_at),
+        "updated_at": epoch_ms(m.updated_at),
     }
 
 
@@ -218,8 +215,8 @@ def current_version_json(model_name: str, generation: int, v: Any) -> dict[str, 
         "run_link": v.run_link,
         "aliases": list(v.aliases),
         "generation": generation,
-        "created_at": millis(v.created_at),
-        "updated_at": millis(v.updated_at),
+        "created_at": epoch_ms(v.created_at),
+        "updated_at": epoch_ms(v.updated_at),
     }
 
 
@@ -237,15 +234,15 @@ def version_json(v: VersionRecord) -> dict[str, Any]:
         "aliases": list(v.aliases),
         "created_by": v.created_by,
         "revision": v.revision,
-        "created_at": millis(v.created_at),
-        "updated_at": millis(v.updated_at),
+        "created_at": epoch_ms(v.created_at),
+        "updated_at": epoch_ms(v.updated_at),
     }
 
 
 def audit_json(e: AuditRecord) -> dict[str, Any]:
     return {
         "id": e.id,
-        "time": millis(e.occurred_at),
+        "time": epoch_ms(e.occurred_at),
         "time_iso": e.occurred_at.astimezone(timezone.utc).isoformat(),
         "actor": e.actor,
         "action": e.action,
@@ -276,16 +273,16 @@ def request_json(r: RequestRecord) -> dict[str, Any]:
         "resolved_by": r.resolved_by,
         "resolution_comment": r.resolution_comment,
         "approvals": [
-            {"approver": a.approver, "comment": a.comment, "created_at": millis(a.created_at)} for a in r.approvals
+            {"approver": a.approver, "comment": a.comment, "created_at": epoch_ms(a.created_at)} for a in r.approvals
         ],
-        "created_at": millis(r.created_at),
-        "updated_at": millis(r.updated_at),
+        "created_at": epoch_ms(r.created_at),
+        "updated_at": epoch_ms(r.updated_at),
     }
 
 
 def comment_json(c: CommentRecord) -> dict[str, Any]:
     return {"id": c.id, "model": c.model_name, "version": c.version, "author": c.author, "comment": c.comment,
-            "created_at": millis(c.created_at), "updated_at": millis(c.updated_at)}
+            "created_at": epoch_ms(c.created_at), "updated_at": epoch_ms(c.updated_at)}
 
 
 def policy_json(p: PolicyRecord) -> dict[str, Any]:
@@ -298,15 +295,15 @@ def grants_json(grants: list[GrantRecord]) -> dict[str, Any]:
 
 
 def user_json(u: UserRecord) -> dict[str, Any]:
-    return {"name": u.name, "is_admin": u.is_admin, "created_at": millis(u.created_at)}
+    return {"name": u.name, "is_admin": u.is_admin, "created_at": epoch_ms(u.created_at)}
 
 
 def token_json(t: TokenRecord) -> dict[str, Any]:
     return {
         "id": t.id, "user": t.user, "prefix": t.prefix, "description": t.description,
-        "created_at": millis(t.created_at),
-        "expires_at": millis(t.expires_at) if t.expires_at else None,
-        "revoked_at": millis(t.revoked_at) if t.revoked_at else None,
+        "created_at": epoch_ms(t.created_at),
+        "expires_at": epoch_ms(t.expires_at) if t.expires_at else None,
+        "revoked_at": epoch_ms(t.revoked_at) if t.revoked_at else None,
     }
 
 

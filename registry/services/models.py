@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import exists, select, tuple_
+from sqlalchemy import exists, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -12,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from .. import names, pagination
 from ..audit import Action, record
 from ..auth import Actor
-from ..errors import AlreadyExists, InvalidArgument, PreconditionFailed
+from ..errors import AlreadyExists, PreconditionFailed
 from ..lifecycle import ALL_STAGES, Permission
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
 from ..db.loading import find_model, highest_per_stage, lock_model, touch
@@ -20,12 +19,6 @@ from .access import authorize, authorize_registry, grant_creator, readable
 from ..db.records import ModelRecord, VersionRecord, model_record, version_record
 from ..db import filters
 from ..db.unit_of_work import now, read_only, session, use_case
-
-MODEL_ORDERINGS = {
-    "name": RegisteredModel.name,
-    "created_at": RegisteredModel.created_at,
-    "updated_at": RegisteredModel.updated_at,
-}
 
 
 def _already_exists(name: str) -> AlreadyExists:
@@ -95,60 +88,23 @@ def _escape_like(text: str) -> str:
 
 @read_only
 def search_models(actor: Actor, query: ModelQuery, max_results: int | None = None, page_token: str | None = None):
-    if query.order_by not in MODEL_ORDERINGS:
-        raise InvalidArgument(
-            f"Cannot order models by {query.order_by!r}; use one of {sorted(MODEL_ORDERINGS)}.", {"field": "order_by"}
-        )
     limit = pagination.page_size(max_results)
     names.filter_text(query.name_prefix, "name_prefix")
     names.filter_text(query.name_contains, "name_contains")
     fp = pagination.fingerprint({"kind": "models", **query.__dict__})
-    column = MODEL_ORDERINGS[query.order_by]
-    stmt = (select(RegisteredModel).where(readable(actor, RegisteredModel.id))
+    # First, before any SQL: the conditions' caps refuse a search that would tie up the database.
+    clauses = filters.model_clauses(query.conditions + filters.tag_equals(query.tags))
+    stmt = (select(RegisteredModel).where(readable(actor, RegisteredModel.id), *clauses)
             .options(selectinload(RegisteredModel.tags)))
     if query.name_prefix:
         stmt = stmt.where(RegisteredModel.name.like(_escape_like(query.name_prefix) + "%", escape="\\"))
     if query.name_contains:
         stmt = stmt.where(RegisteredModel.name.like("%" + _escape_like(query.name_contains) + "%", escape="\\"))
-    for key, value in query.tags:
-        stmt = stmt.where(
-            exists().where(
-                RegisteredModelTag.model_id == RegisteredModel.id,
-                RegisteredModelTag.key == key,
-                RegisteredModelTag.value == value,
-            )
-        )
-    stmt = stmt.where(*filters.model_clauses(query.conditions))
-    if query.sort:
-        rows, token = filters.sorted_page(stmt, query.sort, filters.MODEL_SORT, RegisteredModel.id, limit=limit,
-                                          page_token=page_token, fingerprint=fp, session=session())
-        return pagination.Page([model_record(m) for m in rows], token)
-    after = pagination.decode(page_token, fp)
-    if after is not None:
-        # A token is client input: a forged key of the wrong shape is a 400, not a database error.
-        if len(after) != 2 or not isinstance(after[0], str) or not isinstance(after[1], int):
-            raise InvalidArgument("Invalid page_token.", {"field": "page_token"})
-        try:
-            value = after[0] if column is RegisteredModel.name else datetime.fromisoformat(after[0])
-            key = tuple_(column, RegisteredModel.id)
-            bound = tuple_(value, int(after[1]))
-        except (IndexError, TypeError, ValueError):
-            raise InvalidArgument("Invalid page_token.", {"field": "page_token"}) from None
-        stmt = stmt.where(key < bound if query.descending else key > bound)
-    if query.descending:
-        stmt = stmt.order_by(column.desc(), RegisteredModel.id.desc())
-    else:
-        stmt = stmt.order_by(column.asc(), RegisteredModel.id.asc())
-    rows = session().scalars(stmt.limit(limit + 1)).all()
-    items = [model_record(m) for m in rows[:limit]]
-    token = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        sort_value = getattr(last, query.order_by)
-        token = pagination.encode(
-            [sort_value if isinstance(sort_value, str) else sort_value.isoformat(), last.id], fp
-        )
-    return pagination.Page(items, token)
+    # The native API orders by one column (then id); the MLflow dialect by several keys.
+    sort = query.sort or (filters.SortKey(query.order_by, query.descending),)
+    rows, token = filters.sorted_page(stmt, sort, filters.MODEL_SORT, RegisteredModel.id, limit=limit,
+                                      page_token=page_token, fingerprint=fp, session=session())
+    return pagination.Page([model_record(m) for m in rows], token)
 
 
 _UNSET = object()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from sqlalchemy import exists, func, select, text
+from sqlalchemy import func, select, text
 
 from .. import audit, names, pagination
 from ..audit import Action, record
@@ -189,22 +189,15 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
     names.filter_text(query.run_id, "run_id")
     stage = parse_stage(query.stage).value if query.stage else None
     fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage})
-    stmt = _version_rows().where(readable(actor, ModelVersion.model_id))
+    # First, before any SQL: the conditions' caps refuse a search that would tie up the database.
+    clauses = filters.version_clauses(query.conditions + filters.tag_equals(query.tags))
+    stmt = _version_rows().where(readable(actor, ModelVersion.model_id), *clauses)
     if query.model_name is not None:
         stmt = stmt.where(RegisteredModel.name == names.model_name(query.model_name))
     if query.run_id is not None:
         stmt = stmt.where(ModelVersion.run_id == query.run_id)
     if stage is not None:
         stmt = stmt.where(ModelVersion.stage == stage)
-    for key, value in query.tags:
-        stmt = stmt.where(
-            exists().where(
-                ModelVersionTag.version_id == ModelVersion.id,
-                ModelVersionTag.key == key,
-                ModelVersionTag.value == value,
-            )
-        )
-    stmt = stmt.where(*filters.version_clauses(query.conditions))
     if query.sort:
         rows, token = filters.sorted_page(stmt, query.sort, filters.VERSION_SORT, ModelVersion.id, limit=limit,
                                           page_token=page_token, fingerprint=fp, session=session(),

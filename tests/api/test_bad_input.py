@@ -57,6 +57,10 @@ def _body_cases():
         "json-number": {"json": 3},
         "json-null": raw("null"),
         "lone-surrogate": raw('{"x": "\\ud800"}'),
+        # Nesting past Python's recursion limit: the JSON decoder raises RecursionError, not ValueError.
+        "deeply-nested-array": raw("[" * 100_000),
+        "deeply-nested-object": raw('{"a":' * 100_000 + "1" + "}" * 100_000),
+        "deeply-nested-field": raw('{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"),
     }
     for (method, path, _), route_id in zip(BODY_ROUTES, BODY_IDS):
         for case_id, kwargs in malformed.items():
@@ -116,6 +120,10 @@ WRONG_TYPES = {
     "rename-int": ("PATCH", M, {"name": 7}),
     "rename-null": ("PATCH", M, {"name": None}),
     "rename-slash": ("PATCH", M, {"name": "a/b"}),
+    # "." and ".." are dot segments: clients and proxies remove them from URL paths, so a model with such a
+    # name could be created but never reached again.
+    "rename-dot": ("PATCH", M, {"name": "."}),
+    "rename-dot-dot": ("PATCH", M, {"name": ".."}),
     "source-int": ("POST", f"{M}/versions", {"source": 5}),
     "source-empty": ("POST", f"{M}/versions", {"source": ""}),
     "source-null": ("POST", f"{M}/versions", {"source": None}),
@@ -155,6 +163,8 @@ BAD_MODEL_NAMES = {
     "del": "a\x7fb",
     "300-chars": "x" * 300,
     "trailing-space": "ab ",
+    "dot": ".",
+    "dot-dot": "..",
 }
 
 
@@ -336,6 +346,8 @@ FORGED_KEYS = {
     "float": [1.5],
     "infinity": ["a", float("inf")],
     "nul-string": ["a\x00", 1],
+    # JSON can spell a lone surrogate ("\ud800"); it is not UTF-8, so the driver could not send it.
+    "lone-surrogate": ["\ud800", 1],
     "int-for-string": [1, 1],
     "string-for-int": ["x"],
     "huge-int": [2**70],

@@ -6,12 +6,13 @@ from flask import Flask
 
 from registry.api.mlflow.search import (
     IS_PROMPT_TAG,
+    MAX_FILTER_CHARS,
     model_conditions,
     model_order,
     version_conditions,
     version_order,
 )
-from registry.api.mlflow.wire import params
+from registry.api.mlflow.wire import Params, params
 from registry.errors import InvalidArgument
 from registry.db.filters import Condition, SortKey
 
@@ -74,6 +75,17 @@ def test_malformed_filters_are_invalid_arguments(text):
         version_conditions(text)
 
 
+@pytest.mark.parametrize("parse", [model_conditions, version_conditions], ids=["models", "versions"])
+def test_a_filter_longer_than_the_cap_is_refused_before_parsing(parse):
+    at_cap = "name = '" + "x" * (MAX_FILTER_CHARS - 9) + "'"
+    assert len(at_cap) == MAX_FILTER_CHARS
+    parse(at_cap)
+    with pytest.raises(InvalidArgument, match=str(MAX_FILTER_CHARS)) as info:
+        # Not even a valid filter: the length alone is refused, before the tokenizer reads it.
+        parse("(" * (MAX_FILTER_CHARS + 1))
+    assert info.value.details == {"field": "filter"}
+
+
 @pytest.mark.parametrize("clauses, expected", [
     ([], (SortKey("name"),)),
     (["name DESC"], (SortKey("name", True),)),
@@ -125,6 +137,21 @@ def test_json_lists_must_hold_strings(flask_app):
 def test_malformed_tags_are_invalid(flask_app, tags):
     with flask_app.test_request_context("/", method="POST", json={"tags": tags}), pytest.raises(InvalidArgument):
         params().tags()
+
+
+def test_a_wrong_type_too_deeply_nested_to_echo_is_still_invalid(flask_app):
+    """The message echoes the value as JSON: a value nested past the recursion limit cannot be written back."""
+    value: list = []
+    for _ in range(5000):
+        value = [value]
+    with flask_app.test_request_context("/"), pytest.raises(InvalidArgument, match="parameter 'name'"):
+        Params({"name": [value]}, from_query=False).string("name")
+
+
+def test_a_long_wrong_value_is_echoed_shortened(flask_app):
+    with flask_app.test_request_context("/"), pytest.raises(InvalidArgument) as info:
+        Params({"name": [["x" * 100_000]]}, from_query=False).string("name")
+    assert len(info.value.message) < 1000
 
 
 def test_delete_reads_the_query_string_when_there_is_no_body(flask_app):

@@ -67,6 +67,20 @@ def test_create_model_with_a_slash_in_its_name_is_invalid(wire):
     assert_mlflow_error(wire.post("/registered-models/create", {"name": "a/b"}), 400, "INVALID_PARAMETER_VALUE")
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_create_model_named_a_dot_segment_is_invalid(wire, name):
+    # The MLflow client puts names in URL paths elsewhere (model URIs, the UI); "." and ".." never survive.
+    assert_mlflow_error(wire.post("/registered-models/create", {"name": name}), 400, "INVALID_PARAMETER_VALUE")
+
+
+@pytest.mark.parametrize("new_name", [".", ".."])
+def test_rename_model_to_a_dot_segment_is_invalid(wire, new_name):
+    wire.create_model("churn")
+    response = wire.post("/registered-models/rename", {"name": "churn", "new_name": new_name})
+    assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+    wire.ok(wire.get("/registered-models/get", {"name": "churn"}))
+
+
 def test_create_model_with_a_non_string_name_is_invalid(wire):
     message = assert_mlflow_error(wire.post("/registered-models/create", {"name": 7}), 400,
                                   "INVALID_PARAMETER_VALUE")

@@ -60,8 +60,9 @@ def test_patch_reads_a_json_body_whatever_its_content_type(wire, secure_client, 
     assert wire.ok(response)["registered_model"]["description"] == "d"
 
 
-@pytest.mark.parametrize("data", ["{not json", "[1, 2]", '"just a string"'],
-                         ids=["malformed", "array", "string"])
+@pytest.mark.parametrize("data", ["{not json", "[1, 2]", '"just a string"', "[" * 100_000,
+                                  '{"name": ' + "[" * 100_000 + "]" * 100_000 + "}"],
+                         ids=["malformed", "array", "string", "deeply-nested", "deeply-nested-field"])
 def test_body_that_is_not_a_json_object_is_invalid(secure_client, admin_headers, data):
     headers = dict(admin_headers, **{"Content-Type": "application/json"})
     response = secure_client.post(API + "/registered-models/create", data=data, headers=headers)

@@ -172,6 +172,32 @@ def test_foreign_page_token_is_invalid(wire, models, token):
     assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
 
 
+def _forged(token: str, key) -> str:
+    """A real token with its sort key replaced (same query fingerprint)."""
+    data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    data["k"] = key
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("path, query", [
+    ("/registered-models/search", {}),
+    ("/registered-models/search", {"order_by": "last_updated_timestamp DESC"}),
+    ("/registered-models/list", {}),
+    ("/model-versions/search", {"filter": "name = 'churn'", "order_by": "name"}),
+], ids=["models", "models-by-time", "models-list", "versions"])
+def test_page_token_holding_a_lone_surrogate_is_invalid(wire, path, query):
+    """json.dumps escapes it as "\\ud800"; decoded, it is a str that UTF-8 (and PostgreSQL) cannot carry."""
+    wire.create_model("churn")
+    wire.create_model("fraud")
+    wire.create_version("churn")
+    wire.create_version("churn")
+    token = wire.ok(wire.get(path, {**query, "max_results": 1}))["next_page_token"]
+    sort_key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["k"]
+    forged = _forged(token, ["\ud800" if part in ("churn", "fraud") else part for part in sort_key])
+    response = wire.get(path, {**query, "max_results": 1, "page_token": forged})
+    assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+
+
 def test_page_token_of_another_query_is_invalid(wire, models):
     token = wire.ok(wire.get("/registered-models/search", {"max_results": 1}))["next_page_token"]
     response = wire.get("/registered-models/search", {"max_results": 1, "page_token": token, "filter": "name = 'x'"})

@@ -154,6 +154,36 @@ def test_pagination_walks_models_with_equal_sort_keys_exactly_once(ctx, db_sessi
     assert walked == names_of(alice, query)
 
 
+@pytest.mark.parametrize(("order_by", "descending"), ORDERINGS)
+def test_every_ordering_pages_through_the_one_keyset_implementation(ctx, alice, monkeypatch, order_by, descending):
+    from registry.db import filters
+
+    calls = []
+    real = filters.sorted_page
+
+    def spy(stmt, sort, *args, **kwargs):
+        calls.append(sort)
+        return real(stmt, sort, *args, **kwargs)
+
+    monkeypatch.setattr(filters, "sorted_page", spy)
+    for i in range(3):
+        create_model(alice, f"model-{i}")
+    query = ModelQuery(order_by=order_by, descending=descending)
+
+    assert len(names_of(alice, query, page_size=2)) == 3
+    assert calls == [(filters.SortKey(order_by, descending),)] * 2
+
+
+def test_a_descending_ordering_is_the_ascending_one_reversed_even_among_ties(ctx, db_session, alice):
+    for i in range(9):
+        create_model(alice, f"model-{i}")
+    db_session.execute(text("UPDATE registered_models SET created_at = timestamptz '2024-01-01'"))
+    db_session.commit()
+
+    ascending = names_of(alice, ModelQuery(order_by="created_at"), page_size=4)
+    assert names_of(alice, ModelQuery(order_by="created_at", descending=True), page_size=4) == ascending[::-1]
+
+
 @pytest.mark.parametrize(
     "changed",
     [

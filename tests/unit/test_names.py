@@ -24,12 +24,14 @@ def test_model_name_accepts_valid_names(name):
         "", "   ", "\t", "x" * 257, "a/b", "a:b", "/", ":",
         "a\x00b", "a\nb", "a\tb", "a\x1fb", "a\x7fb", "bad\n",
         " leading", "trailing ", "\u3000wide-space",
+        ".", "..",
         None, 3, ["m"],
     ],
     ids=[
         "empty", "whitespace-only", "tab-only", "257-chars", "slash", "colon", "only-slash", "only-colon",
         "nul", "newline", "tab", "unit-separator", "del", "trailing-newline",
         "leading-space", "trailing-space", "ideographic-space",
+        "dot", "dot-dot",
         "none", "int", "list",
     ],
 )

@@ -28,8 +28,9 @@ def test_token_round_trips_the_sort_key(key):
 
 # Keys are only strings and bigint ids; any other part can only come from a forged token.
 @pytest.mark.parametrize(
-    "part", [None, 1.5, True, [1], {"a": 1}, "a\x00b", 2**63, -(2**63) - 1],
-    ids=["null", "float", "bool", "list", "object", "nul-string", "bigint-overflow", "bigint-underflow"],
+    "part", [None, 1.5, True, [1], {"a": 1}, "a\x00b", "\ud800", "a\udfffb", 2**63, -(2**63) - 1],
+    ids=["null", "float", "bool", "list", "object", "nul-string", "lone-surrogate", "inner-lone-surrogate",
+         "bigint-overflow", "bigint-underflow"],
 )
 def test_token_with_a_non_key_part_is_refused(part):
     with pytest.raises(InvalidArgument) as info:

@@ -10,7 +10,8 @@ service's condition model (``db/filters.py``). Behaviour follows ``mlflow/utils/
 * model versions: ``name`` and ``run_id`` with ``= != LIKE ILIKE IN NOT IN``, ``source_path`` with
   ``= != LIKE ILIKE``, ``version_number`` with ``= != < <= > >=`` and an integer (quoted or not); tags.
 
-Where MLflow fails with a 500 (``IS NULL``, a duplicate ``order_by`` key) this answers a 400.
+Where MLflow fails with a 500 (``IS NULL``, a duplicate ``order_by`` key) this answers a 400, and so it does
+for a filter longer than ``MAX_FILTER_CHARS`` or over the caps of ``db/filters.py``, which MLflow would run.
 """
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ from ...errors import InvalidArgument
 from ...db.filters import Condition, SortKey
 
 IS_PROMPT_TAG = "mlflow.prompt.is_prompt"
+# Refused before the tokenizer reads it. A filter in a query string is already cut at about 4 KB by the
+# request-line limit (gunicorn's default, ours and MLflow's server's); twice that leaves room for a filter
+# sent in a GET's JSON body (long run-id lists) while a 1 MiB body never reaches the parser. The number of
+# conditions is capped where every dialect's conditions pass (db/filters.py).
+MAX_FILTER_CHARS = 8192
 
 _TOKEN = re.compile(
     r"""
@@ -195,6 +201,8 @@ class _Parser:
 def _parse(text: str | None) -> list[_Comparison]:
     if text is None or not text.strip():
         return []
+    if len(text) > MAX_FILTER_CHARS:
+        raise _bad(f"The filter is {len(text)} characters long; at most {MAX_FILTER_CHARS} are allowed.")
     if "\x00" in text:
         raise _bad("The filter contains a NUL character.")
     return _Parser(text).parse()

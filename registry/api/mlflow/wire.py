@@ -41,9 +41,22 @@ def _bad(message: str, field: str | None = None) -> InvalidArgument:
     return InvalidArgument(message, {"field": field} if field else {})
 
 
+# How much of a wrong value an error message echoes: enough to recognise it, never the whole 1 MiB body.
+_ECHO_CHARS = 200
+
+
+def _echo(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (RecursionError, ValueError):
+        # Nested past the recursion limit (the parser, higher on the stack, still managed it).
+        return f"<{type(value).__name__} nested too deeply to show>"
+    return text if len(text) <= _ECHO_CHARS else text[:_ECHO_CHARS] + "..."
+
+
 def _type_error(field: str, value: Any) -> InvalidArgument:
     return _bad(
-        f"Invalid value {json.dumps(value)} for parameter '{field}' supplied. "
+        f"Invalid value {_echo(value)} for parameter '{field}' supplied. "
         f"Hint: Value was of type '{type(value).__name__}'.", field,
     )
 
@@ -165,6 +178,8 @@ def _json_body(request: Request, *, require_content_type: bool) -> dict[str, Any
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise _bad("The JSON body contains an unpaired surrogate escape.") from None
+    except RecursionError:
+        raise _bad("The JSON body is nested too deeply.") from None
     return data
 
 

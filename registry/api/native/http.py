@@ -27,7 +27,11 @@ def body(schema_class: type[Schema]) -> dict[str, Any]:
     schema = _schema(schema_class)
     if not request.is_json:
         raise InvalidArgument("Send a JSON body with Content-Type: application/json.", {"field": "body"})
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:
+        # silent=True covers ValueError only; nesting past the recursion limit ("[[[[...") raises this.
+        data = None
     if data is None:
         raise InvalidArgument("The request body is not valid JSON.", {"field": "body"})
     if not isinstance(data, dict):
@@ -37,6 +41,9 @@ def body(schema_class: type[Schema]) -> dict[str, Any]:
         json.dumps(data, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidArgument("The JSON body contains an unpaired surrogate escape.", {"field": "body"}) from None
+    except RecursionError:
+        # Parsed, but nested too deeply to write back from this deeper stack.
+        raise InvalidArgument("The JSON body is nested too deeply.", {"field": "body"}) from None
     return schema.load(data)
 
 
