@@ -247,7 +247,9 @@ class PermissionGrant(db.Model):
 
 
 class ApprovalPolicy(db.Model):
-    """How many distinct approvals a transition into ``stage`` needs, per model or registry-wide (NULL)."""
+    """How many distinct approvals a change needs, per model or registry-wide (``model_id`` NULL), for one
+    stage (entering or leaving it) or one alias (a "protected alias": setting, moving or deleting it).
+    One table for both: the same values, the same "model overrides registry" rule, the same audit."""
 
     __tablename__ = "approval_policies"
 
@@ -255,7 +257,8 @@ class ApprovalPolicy(db.Model):
     model_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE")
     )
-    stage: Mapped[str] = mapped_column(Text, nullable=False)
+    stage: Mapped[str | None] = mapped_column(Text)
+    alias: Mapped[str | None] = mapped_column(Text)
     required_approvals: Mapped[int] = mapped_column(Integer, nullable=False)
     creator_may_not_approve: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
     updated_by: Mapped[str] = mapped_column(Text, nullable=False)
@@ -263,18 +266,31 @@ class ApprovalPolicy(db.Model):
 
     __table_args__ = (
         CheckConstraint(STAGE_CHECK, name="stage"),
+        CheckConstraint("(stage IS NULL) <> (alias IS NULL)", name="stage_or_alias"),
         CheckConstraint("required_approvals BETWEEN 0 AND 10", name="required_approvals_range"),
         Index("uq_approval_policies_model_stage", "model_id", "stage", unique=True,
               postgresql_where=text("model_id IS NOT NULL")),
         Index("uq_approval_policies_registry_stage", "stage", unique=True,
               postgresql_where=text("model_id IS NULL")),
+        Index("uq_approval_policies_model_alias", "model_id", "alias", unique=True,
+              postgresql_where=text("model_id IS NOT NULL AND alias IS NOT NULL")),
+        Index("uq_approval_policies_registry_alias", "alias", unique=True,
+              postgresql_where=text("model_id IS NULL AND alias IS NOT NULL")),
     )
 
 
 REQUEST_STATUS_CHECK = "status IN ('pending', 'approved', 'rejected', 'cancelled', 'superseded')"
+REQUEST_KIND_CHECK = (
+    "(alias IS NULL AND alias_action IS NULL AND from_stage IS NOT NULL AND to_stage IS NOT NULL) OR "
+    "(alias IS NOT NULL AND alias_action IS NOT NULL AND from_stage IS NULL AND to_stage IS NULL)"
+)
 
 
 class TransitionRequest(db.Model):
+    """A request for a reviewed change of what serves: a stage transition (``from_stage`` -> ``to_stage``)
+    or an alias change (``alias`` set to the version, or deleted from it; stages NULL). One mechanism for
+    both: the same approvals, inbox, supersession and history."""
+
     __tablename__ = "transition_requests"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -284,8 +300,10 @@ class TransitionRequest(db.Model):
     # SET NULL: a deleted version's requests stay readable (as superseded) with their version number.
     version_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("model_versions.id", ondelete="SET NULL"))
     version: Mapped[int] = mapped_column(Integer, nullable=False)
-    from_stage: Mapped[str] = mapped_column(Text, nullable=False)
-    to_stage: Mapped[str] = mapped_column(Text, nullable=False)
+    from_stage: Mapped[str | None] = mapped_column(Text)
+    to_stage: Mapped[str | None] = mapped_column(Text)
+    alias: Mapped[str | None] = mapped_column(Text)
+    alias_action: Mapped[str | None] = mapped_column(Text)
     archive_existing_versions: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
     comment: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     requested_by: Mapped[str] = mapped_column(Text, nullable=False)
@@ -304,6 +322,8 @@ class TransitionRequest(db.Model):
         CheckConstraint(REQUEST_STATUS_CHECK, name="status"),
         CheckConstraint("from_stage IN ('None', 'Staging', 'Production', 'Archived')", name="from_stage"),
         CheckConstraint("to_stage IN ('None', 'Staging', 'Production', 'Archived')", name="to_stage"),
+        CheckConstraint("alias_action IN ('set', 'delete')", name="alias_action"),
+        CheckConstraint(REQUEST_KIND_CHECK, name="stage_or_alias"),
         Index("ix_transition_requests_model_id_status", "model_id", "status", "id"),
         Index("ix_transition_requests_version_id_status", "version_id", "status"),
         Index("ix_transition_requests_pending", "id", postgresql_where=text("status = 'pending'")),
