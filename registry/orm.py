@@ -247,9 +247,7 @@ class PermissionGrant(db.Model):
 
 
 class ApprovalPolicy(db.Model):
-    """How many distinct approvals a change needs, per model or registry-wide (``model_id`` NULL), for one
-    stage (entering or leaving it) or one alias (a "protected alias": setting, moving or deleting it).
-    One table for both: the same values, the same "model overrides registry" rule, the same audit."""
+    """Approvals a change needs, per model or registry-wide (NULL), for a stage or an alias ("protected alias")."""
 
     __tablename__ = "approval_policies"
 
@@ -273,24 +271,17 @@ class ApprovalPolicy(db.Model):
         Index("uq_approval_policies_registry_stage", "stage", unique=True,
               postgresql_where=text("model_id IS NULL")),
         Index("uq_approval_policies_model_alias", "model_id", "alias", unique=True,
-              postgresql_where=text("model_id IS NOT NULL AND alias IS NOT NULL")),
+              postgresql_where=text("alias IS NOT NULL")),
         Index("uq_approval_policies_registry_alias", "alias", unique=True,
-              postgresql_where=text("model_id IS NULL AND alias IS NOT NULL")),
+              postgresql_where=text("model_id IS NULL")),
     )
 
 
 REQUEST_STATUS_CHECK = "status IN ('pending', 'approved', 'rejected', 'cancelled', 'superseded')"
-REQUEST_KIND_CHECK = (
-    "(alias IS NULL AND alias_action IS NULL AND from_stage IS NOT NULL AND to_stage IS NOT NULL) OR "
-    "(alias IS NOT NULL AND alias_action IS NOT NULL AND from_stage IS NULL AND to_stage IS NULL)"
-)
 
 
 class TransitionRequest(db.Model):
-    """A request for a reviewed change of what serves: a stage transition (``from_stage`` -> ``to_stage``)
-    or an alias change (``alias`` set to the version, or deleted from it; stages NULL). One mechanism for
-    both: the same approvals, inbox, supersession and history."""
-
+    """A reviewed change of what serves: a stage transition, or (``alias`` set, stages NULL) an alias change."""
     __tablename__ = "transition_requests"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -322,8 +313,8 @@ class TransitionRequest(db.Model):
         CheckConstraint(REQUEST_STATUS_CHECK, name="status"),
         CheckConstraint("from_stage IN ('None', 'Staging', 'Production', 'Archived')", name="from_stage"),
         CheckConstraint("to_stage IN ('None', 'Staging', 'Production', 'Archived')", name="to_stage"),
-        CheckConstraint("alias_action IN ('set', 'delete')", name="alias_action"),
-        CheckConstraint(REQUEST_KIND_CHECK, name="stage_or_alias"),
+        CheckConstraint("(alias IS NULL) = (alias_action IS NULL) AND (alias IS NULL) = (to_stage IS NOT NULL) AND "
+                        "(to_stage IS NULL) = (from_stage IS NULL) AND alias_action IN ('set','delete')", name="kind"),
         Index("ix_transition_requests_model_id_status", "model_id", "status", "id"),
         Index("ix_transition_requests_version_id_status", "version_id", "status"),
         Index("ix_transition_requests_pending", "id", postgresql_where=text("status = 'pending'")),

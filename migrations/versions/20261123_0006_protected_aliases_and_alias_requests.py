@@ -15,10 +15,10 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
-REQUEST_KIND = (
-    "(alias IS NULL AND alias_action IS NULL AND from_stage IS NOT NULL AND to_stage IS NOT NULL) OR "
-    "(alias IS NOT NULL AND alias_action IS NOT NULL AND from_stage IS NULL AND to_stage IS NULL)"
-)
+# Exactly one target: both stages (a transition), or an alias and its action and no stages. (A CHECK passes
+# on NULL, so ``alias_action IN (...)`` only bites when an action is given.)
+REQUEST_KIND = ("(alias IS NULL) = (alias_action IS NULL) AND (alias IS NULL) = (to_stage IS NOT NULL) AND "
+                "(to_stage IS NULL) = (from_stage IS NULL) AND alias_action IN ('set','delete')")
 
 
 def upgrade():
@@ -27,24 +27,21 @@ def upgrade():
     op.create_check_constraint(op.f('ck_approval_policies_stage_or_alias'), 'approval_policies',
                                '(stage IS NULL) <> (alias IS NULL)')
     op.create_index('uq_approval_policies_model_alias', 'approval_policies', ['model_id', 'alias'], unique=True,
-                    postgresql_where=sa.text('model_id IS NOT NULL AND alias IS NOT NULL'))
+                    postgresql_where=sa.text('alias IS NOT NULL'))
     op.create_index('uq_approval_policies_registry_alias', 'approval_policies', ['alias'], unique=True,
-                    postgresql_where=sa.text('model_id IS NULL AND alias IS NOT NULL'))
+                    postgresql_where=sa.text('model_id IS NULL'))
 
     op.add_column('transition_requests', sa.Column('alias', sa.Text(), nullable=True))
     op.add_column('transition_requests', sa.Column('alias_action', sa.Text(), nullable=True))
     op.alter_column('transition_requests', 'from_stage', existing_type=sa.Text(), nullable=True)
     op.alter_column('transition_requests', 'to_stage', existing_type=sa.Text(), nullable=True)
-    op.create_check_constraint(op.f('ck_transition_requests_alias_action'), 'transition_requests',
-                               "alias_action IN ('set', 'delete')")
-    op.create_check_constraint(op.f('ck_transition_requests_stage_or_alias'), 'transition_requests', REQUEST_KIND)
+    op.create_check_constraint(op.f('ck_transition_requests_kind'), 'transition_requests', REQUEST_KIND)
 
 
 def downgrade():
     # Alias requests and alias policies have no place in the older schema: they go (approvals cascade).
     op.execute("DELETE FROM transition_requests WHERE alias IS NOT NULL")
-    op.drop_constraint(op.f('ck_transition_requests_stage_or_alias'), 'transition_requests', type_='check')
-    op.drop_constraint(op.f('ck_transition_requests_alias_action'), 'transition_requests', type_='check')
+    op.drop_constraint(op.f('ck_transition_requests_kind'), 'transition_requests', type_='check')
     op.alter_column('transition_requests', 'to_stage', existing_type=sa.Text(), nullable=False)
     op.alter_column('transition_requests', 'from_stage', existing_type=sa.Text(), nullable=False)
     op.drop_column('transition_requests', 'alias_action')
@@ -52,9 +49,9 @@ def downgrade():
 
     op.execute("DELETE FROM approval_policies WHERE alias IS NOT NULL")
     op.drop_index('uq_approval_policies_registry_alias', table_name='approval_policies',
-                  postgresql_where=sa.text('model_id IS NULL AND alias IS NOT NULL'))
+                  postgresql_where=sa.text('model_id IS NULL'))
     op.drop_index('uq_approval_policies_model_alias', table_name='approval_policies',
-                  postgresql_where=sa.text('model_id IS NOT NULL AND alias IS NOT NULL'))
+                  postgresql_where=sa.text('alias IS NOT NULL'))
     op.drop_constraint(op.f('ck_approval_policies_stage_or_alias'), 'approval_policies', type_='check')
     op.alter_column('approval_policies', 'stage', existing_type=sa.Text(), nullable=False)
     op.drop_column('approval_policies', 'alias')
