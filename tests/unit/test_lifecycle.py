@@ -140,7 +140,9 @@ from registry.lifecycle import (  # noqa: E402
     deletion_refusal,
     direct_alias_refusal,
     direct_transition_refusal,
+    forced_details,
     refusal_details,
+    rename_refusal,
     stages_changed,
 )
 
@@ -345,3 +347,25 @@ def test_force_is_for_admins_only(is_admin):
         with pytest.raises(PermissionDenied) as raised:
             check_force(True, is_admin, "a transition")
         assert raised.value.details == {"field": "force"}
+
+
+@pytest.mark.parametrize("required", STRICTNESS)
+def test_renaming_a_model_that_serves_something_protected_is_refused(required):
+    review = combine([ApprovalPolicy(Stage.PRODUCTION, required, False, "registry")])
+
+    refusal = rename_refusal(review, "churn")
+
+    if required == 0:
+        assert refusal is None
+    else:
+        assert refusal.startswith("Renaming registered model churn")
+        assert "the registry-wide approval policy for Production" in refusal
+
+
+def test_a_forced_change_records_what_it_bypassed():
+    review = combine([ApprovalPolicy(Stage.PRODUCTION, 2, False, "model"), _alias(1)])
+
+    assert forced_details(review) == {
+        "forced": True,
+        "bypassed_policy": "this model's approval policy for Production requires 2 approval(s) and "
+                           "this model's approval policy for alias champion requires 1 approval(s)"}
