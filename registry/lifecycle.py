@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
-from .errors import InvalidArgument, InvalidTransition
+from .errors import InvalidArgument, InvalidTransition, NotFound, PermissionDenied
 
 
 class Stage(str, Enum):
@@ -88,24 +88,103 @@ def stage_to_archive(target: Stage, archive_existing_versions: bool) -> Stage | 
 
 
 # --- Approval policies and reviews ---------------------------------------------------------------------
+#
+# The rule (DESIGN §4, "Policy covers every path to what is served"): any change that alters what a serving
+# lookup for a policy-protected stage or alias returns needs the same review as a promotion into it.
+# * A stage's policy governs every change of what that stage holds: a version entering it and a version
+#   leaving it. A transition is governed by the stage it leaves, the stage it enters and, when
+#   ``archive_existing_versions`` sends the target's other versions to Archived, by Archived too; it needs
+#   the strictest of them (``combine``). archive_existing_versions archives only the *target* stage's
+#   versions, so a promotion into an unprotected stage can never touch Production.
+# * An alias policy ("protected alias", W&B's term) governs setting, moving and deleting that alias.
+# * Deleting a version (or a model) changes what every stage it is in and every alias pointing at it serve:
+#   it is governed by all of those policies, and refused while any requires approvals; the reviewed way is to
+#   move it out first (a transition request, an alias request), then delete it.
+# * Renaming a model changes what its name serves: governed like deleting it (the name is what serving
+#   looks up, and a renamed-away name is free for anyone to fill).
+# * Creating a version is not governed: it enters None, which no policy worth the name protects, and a new
+#   version has to land somewhere. (A policy on None therefore governs leaving None, not arriving in it.)
+# A change that needs approvals is refused unless an admin forces it; the audit event says so. Reviews of
+# requests use the same combined policy: N distinct approvals, never the requester's, and not the version
+# creator's when any governing policy says so.
+
+ALIAS_PERMISSION = Permission.MANAGE_PRODUCTION  # aliases route serving traffic as Production does
+
 
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    """Approvals a transition into one stage needs. ``required_approvals == 0``: holders of the stage
-    permission may transition directly. Requesters can never approve their own request."""
+    """Approvals a change of what one stage holds, or of where one alias points, needs (exactly one of
+    ``stage`` and ``alias`` is set). ``required_approvals == 0``: holders of the permission may change it
+    directly. Requesters can never approve their own request."""
 
-    stage: Stage
+    stage: Stage | None
     required_approvals: int = 0
     creator_may_not_approve: bool = False
     scope: str = "default"  # "model", "registry" or "default": where the policy came from, for messages
+    alias: str | None = None
+
+    @property
+    def subject(self) -> str:
+        return f"alias {self.alias}" if self.alias is not None else self.stage.value
+
+    @property
+    def binding(self) -> bool:
+        """Whether the policy asks for anything beyond the default."""
+        return self.required_approvals > 0 or self.creator_may_not_approve
 
     def describe(self) -> str:
         where = {"model": "this model's", "registry": "the registry-wide", "default": "the default"}[self.scope]
         extra = "; the version's creator may not approve" if self.creator_may_not_approve else ""
-        return (
-            f"{where} approval policy for {self.stage.value} requires {self.required_approvals} "
-            f"approval(s){extra}"
-        )
+        return f"{where} approval policy for {self.subject} requires {self.required_approvals} approval(s){extra}"
+
+    def as_details(self) -> dict:
+        key = {"alias": self.alias} if self.alias is not None else {"stage": self.stage.value}
+        return {**key, "required_approvals": self.required_approvals,
+                "creator_may_not_approve": self.creator_may_not_approve, "scope": self.scope}
+
+
+@dataclass(frozen=True)
+class RequiredReview:
+    """The review one change needs: the strictest of the policies that govern it (see ``combine``)."""
+
+    policies: tuple[ApprovalPolicy, ...]
+
+    @property
+    def required_approvals(self) -> int:
+        return max((p.required_approvals for p in self.policies), default=0)
+
+    @property
+    def creator_may_not_approve(self) -> bool:
+        return any(p.creator_may_not_approve for p in self.policies)
+
+    @property
+    def binding_policies(self) -> tuple[ApprovalPolicy, ...]:
+        return tuple(p for p in self.policies if p.binding)
+
+    @property
+    def strictest(self) -> ApprovalPolicy | None:
+        """The governing policy with the most required approvals (the first of equals)."""
+        return max(self.policies, key=lambda p: p.required_approvals, default=None)
+
+    def describe(self) -> str:
+        """Every policy that asks for something (lax ones would only be noise); the strictest if none does."""
+        shown = self.binding_policies or tuple(p for p in (self.strictest,) if p is not None)
+        return " and ".join(p.describe() for p in shown) or "no approval policy applies"
+
+
+def combine(policies) -> RequiredReview:
+    """The review a change governed by all of ``policies`` needs: the most required approvals of any; the
+    version's creator is barred from approving if any of them bars them."""
+    return RequiredReview(tuple(policies))
+
+
+def stages_changed(current: Stage, target: Stage, archive_existing_versions: bool) -> tuple[Stage, ...]:
+    """Every stage whose contents a transition changes, each once: the one the version leaves, the one it
+    enters and, with archive_existing_versions into an active stage, Archived (where the others go)."""
+    changed = [current, target]
+    if stage_to_archive(target, archive_existing_versions) is not None:
+        changed.append(Stage.ARCHIVED)
+    return tuple(dict.fromkeys(changed))
 
 
 MAX_REQUIRED_APPROVALS = 10
@@ -123,20 +202,75 @@ def check_policy_values(required_approvals: object, creator_may_not_approve: obj
         raise InvalidArgument("creator_may_not_approve must be a boolean.", {"field": "creator_may_not_approve"})
 
 
-def direct_transition_refusal(policy: ApprovalPolicy) -> str | None:
-    """Why a direct transition into the policy's stage is refused, or None if it is allowed."""
-    if policy.required_approvals > 0:
+def refusal_details(review: RequiredReview) -> dict:
+    """The machine-readable part of an ApprovalRequired: the count needed, where the strictest policy comes
+    from, and every policy that asks for something."""
+    strictest = review.strictest
+    return {"required_approvals": review.required_approvals,
+            "policy": strictest.scope if strictest is not None else "default",
+            "policies": [p.as_details() for p in review.binding_policies]}
+
+
+def direct_transition_refusal(review: RequiredReview, current: Stage, target: Stage) -> str | None:
+    """Why a direct transition from ``current`` to ``target`` is refused, or None if it is allowed."""
+    if review.required_approvals > 0:
         return (
-            f"A direct transition to {policy.stage.value} is not allowed: {policy.describe()}. "
+            f"A direct transition from {current.value} to {target.value} is not allowed: {review.describe()}. "
             f"Create a transition request instead."
         )
     return None
 
 
+class AliasAction(str, Enum):
+    SET = "set"
+    DELETE = "delete"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def direct_alias_refusal(review: RequiredReview, alias: str, action: AliasAction) -> str | None:
+    """Why setting/moving (or deleting) ``alias`` directly is refused, or None if it is allowed."""
+    if review.required_approvals > 0:
+        doing = "Setting or moving" if action is AliasAction.SET else "Deleting"
+        return (f"{doing} alias {alias} directly is not allowed: {review.describe()}. "
+                f"File an alias request instead; it applies once approved.")
+    return None
+
+
+def deletion_refusal(review: RequiredReview, what: str) -> str | None:
+    """Why deleting ``what`` (something that serves protected stages or aliases) is refused, or None."""
+    if review.required_approvals > 0:
+        return (f"Deleting {what} would change what serving returns: {review.describe()}. Move it out of "
+                f"those stages and aliases through a reviewed request first.")
+    return None
+
+
+def rename_refusal(review: RequiredReview, name: str) -> str | None:
+    """Why renaming model ``name`` (serving looks models up by name) is refused, or None."""
+    if review.required_approvals > 0:
+        return (f"Renaming registered model {name} would change what serving returns under its name: "
+                f"{review.describe()}. Move its versions out of those stages and aliases through reviewed "
+                f"requests first, or ask an admin to force the rename.")
+    return None
+
+
+def check_force(force: bool, is_admin: bool, doing: str) -> None:
+    """Only admins may force a change past an approval policy."""
+    if force and not is_admin:
+        raise PermissionDenied(f"Only admins may force {doing} past an approval policy.", {"field": "force"})
+
+
+def forced_details(review: RequiredReview) -> dict:
+    """What the audit event of a forced change records."""
+    return {"forced": True, "bypassed_policy": review.describe()}
+
+
 def approval_refusal(
-    policy: ApprovalPolicy, *, reviewer: str, requester: str, version_creator: str, already_approved: bool
+    policy: ApprovalPolicy | RequiredReview, *, reviewer: str, requester: str, version_creator: str,
+    already_approved: bool,
 ) -> str | None:
-    """Why ``reviewer`` may not approve this request (stage permission aside), or None if they may."""
+    """Why ``reviewer`` may not approve this request (permission aside), or None if they may."""
     if reviewer == requester:
         return "You cannot approve your own transition request."
     if policy.creator_may_not_approve and reviewer == version_creator:
@@ -146,9 +280,20 @@ def approval_refusal(
     return None
 
 
-def approvals_needed(policy: ApprovalPolicy) -> int:
+def approvals_needed(policy: ApprovalPolicy | RequiredReview) -> int:
     """A request is applied at this many distinct approvals (at least one: a request is always reviewed)."""
     return max(1, policy.required_approvals)
+
+
+def check_alias_request(action: AliasAction, alias: str, *, current_version: int | None,
+                        requested_version: int | None) -> None:
+    """An alias request must ask for a change: not to point the alias where it points, nor to delete an
+    alias that is not set."""
+    if action is AliasAction.SET and current_version == requested_version:
+        raise InvalidTransition(f"Alias {alias} already points at version {requested_version}; there is "
+                                f"nothing to request.", {"alias": alias})
+    if action is AliasAction.DELETE and current_version is None:
+        raise NotFound(f"Registered model alias {alias} not found.", {"alias": alias})
 
 
 class RequestStatus(str, Enum):

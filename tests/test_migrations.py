@@ -95,3 +95,40 @@ def test_upgrade_replaces_the_prefix_of_env_admin_tokens(empty_app):
     with db.engine.connect() as connection:
         rows = connection.exec_driver_sql("SELECT description, token_prefix FROM api_tokens ORDER BY id").all()
     assert [tuple(r) for r in rows] == [("REGISTRY_ADMIN_TOKEN", "env"), ("laptop", "reg_Abc123")]
+
+
+def _violates(connection, statement: str) -> bool:
+    from sqlalchemy.exc import IntegrityError
+
+    nested = connection.begin_nested()
+    try:
+        connection.exec_driver_sql(statement)
+    except IntegrityError:
+        nested.rollback()
+        return True
+    nested.rollback()
+    return False
+
+
+def test_policies_and_requests_have_exactly_one_target(empty_app):
+    """A policy governs a stage or an alias; a request targets a stage transition or an alias change."""
+    upgrade()
+    policy = "INSERT INTO approval_policies (model_id, stage, alias, required_approvals, updated_by, updated_at) " \
+             "VALUES (NULL, {}, {}, 1, 'x', now())"
+    request = "INSERT INTO transition_requests (model_id, version, from_stage, to_stage, alias, alias_action, " \
+              "requested_by, created_at, updated_at) VALUES (1, 1, {}, {}, {}, {}, 'x', now(), now())"
+    with db.engine.connect() as connection, connection.begin():
+        connection.exec_driver_sql("INSERT INTO registered_models (id, name, created_at, updated_at) "
+                                   "VALUES (1, 'm', now(), now())")
+        assert not _violates(connection, policy.format("'Production'", "NULL"))
+        assert not _violates(connection, policy.format("NULL", "'champion'"))
+        assert _violates(connection, policy.format("'Production'", "'champion'"))
+        assert _violates(connection, policy.format("NULL", "NULL"))
+        assert not _violates(connection, request.format("'None'", "'Production'", "NULL", "NULL"))
+        assert not _violates(connection, request.format("NULL", "NULL", "'champion'", "'set'"))
+        assert not _violates(connection, request.format("NULL", "NULL", "'champion'", "'delete'"))
+        assert _violates(connection, request.format("NULL", "NULL", "'champion'", "'move'"))
+        assert _violates(connection, request.format("NULL", "NULL", "'champion'", "NULL"))
+        assert _violates(connection, request.format("'None'", "'Production'", "'champion'", "'set'"))
+        assert _violates(connection, request.format("'None'", "NULL", "NULL", "NULL"))
+        assert _violates(connection, request.format("NULL", "NULL", "NULL", "NULL"))

@@ -151,10 +151,11 @@ class GrantRecord:
 
 @dataclass(frozen=True, slots=True)
 class PolicyRecord:
-    stage: str
+    stage: str | None  # a stage policy; None for an alias policy
     required_approvals: int
     creator_may_not_approve: bool
     scope: str  # "model", "registry" or "default"
+    alias: str | None = None  # an alias policy (a "protected alias"); None for a stage policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,11 +167,15 @@ class ApprovalRecord:
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
+    """A stage transition request (``from_stage``, ``to_stage``) or an alias request (``alias``,
+    ``alias_action`` "set" or "delete"; stages None). ``version``: the version the request is about (for an
+    alias request, the one the alias is to point at, or points at and is to leave)."""
+
     id: int
     model_name: str
     version: int
-    from_stage: str
-    to_stage: str
+    from_stage: str | None
+    to_stage: str | None
     archive_existing_versions: bool
     comment: str
     requested_by: str
@@ -180,6 +185,8 @@ class RequestRecord:
     approvals: tuple[ApprovalRecord, ...]
     created_at: datetime
     updated_at: datetime
+    alias: str | None = None
+    alias_action: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,8 @@ def request_record(request) -> RequestRecord:
         approvals=tuple(ApprovalRecord(a.approver, a.comment, a.created_at) for a in request.approvals),
         created_at=request.created_at,
         updated_at=request.updated_at,
+        alias=request.alias,
+        alias_action=request.alias_action,
     )
 
 

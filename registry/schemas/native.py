@@ -31,6 +31,15 @@ class _Tags(fields.Dict):
         super().__init__(keys=fields.String(), values=fields.String(), **kwargs)
 
 
+class _JsonBoolean(fields.Boolean):
+    """Only JSON true/false. ``truthy={True}`` alone still accepts 1 and 0.0, since 1 == True in Python."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class ModelCreate(StrictSchema):
     name = fields.String(required=True)
     description = fields.String(allow_none=True)
@@ -40,6 +49,7 @@ class ModelCreate(StrictSchema):
 class ModelUpdate(StrictSchema):
     name = fields.String()
     description = fields.String(allow_none=True)
+    force = _JsonBoolean(load_default=False)  # an admin's override of an approval policy (renames)
 
 
 class VersionCreate(StrictSchema):
@@ -58,13 +68,19 @@ class TagValue(StrictSchema):
     value = fields.String(required=True)
 
 
-class _JsonBoolean(fields.Boolean):
-    """Only JSON true/false. ``truthy={True}`` alone still accepts 1 and 0.0, since 1 == True in Python."""
+class _QueryBoolean(fields.Field):
+    """A query-string boolean: ``true`` or ``false`` (any case), nothing else."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ValidationError("Must be true or false.")
+
+
+class ForceArgs(StrictSchema):
+    """``?force=true``: an admin's override of an approval policy (deletes)."""
+
+    force = _QueryBoolean(load_default=False)
 
 
 class Transition(StrictSchema):
@@ -77,6 +93,11 @@ class Transition(StrictSchema):
 class RequestCreate(StrictSchema):
     stage = fields.String(required=True)
     archive_existing_versions = _JsonBoolean(load_default=False)
+    comment = fields.String(allow_none=True)
+
+
+class AliasRequestCreate(StrictSchema):
+    alias = fields.String(required=True)
     comment = fields.String(allow_none=True)
 
 
@@ -115,6 +136,7 @@ class TokenCreate(StrictSchema):
 
 class AliasSet(StrictSchema):
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    force = _JsonBoolean(load_default=False)
 
 
 class _Page(StrictSchema):
@@ -272,6 +294,8 @@ def request_json(r: RequestRecord) -> dict[str, Any]:
         "status": r.status,
         "resolved_by": r.resolved_by,
         "resolution_comment": r.resolution_comment,
+        "alias": r.alias,
+        "alias_action": r.alias_action,
         "approvals": [
             {"approver": a.approver, "comment": a.comment, "created_at": epoch_ms(a.created_at)} for a in r.approvals
         ],
@@ -286,8 +310,16 @@ def comment_json(c: CommentRecord) -> dict[str, Any]:
 
 
 def policy_json(p: PolicyRecord) -> dict[str, Any]:
-    return {"stage": p.stage, "required_approvals": p.required_approvals,
+    """A stage policy (``{"stage", ...}``) or an alias policy (``{"alias", ...}``)."""
+    subject = {"alias": p.alias} if p.alias is not None else {"stage": p.stage}
+    return {**subject, "required_approvals": p.required_approvals,
             "creator_may_not_approve": p.creator_may_not_approve, "scope": p.scope}
+
+
+def policies_json(records: list[PolicyRecord]) -> dict[str, Any]:
+    """A policy listing: stage policies under ``policies`` (as before), alias policies under ``alias_policies``."""
+    return {"policies": [policy_json(p) for p in records if p.alias is None],
+            "alias_policies": [policy_json(p) for p in records if p.alias is not None]}
 
 
 def grants_json(grants: list[GrantRecord]) -> dict[str, Any]:

@@ -1,64 +1,117 @@
-"""Aliases: named pointers to versions, with MLflow's rules (``latest`` and ``v<N>`` reserved)."""
+"""Aliases: named pointers to versions, with MLflow's rules (``latest`` and ``v<N>`` reserved). An alias
+with an approval policy (a "protected alias") changes only through an approved alias request
+(``alias_requests``), or by an admin's ``force``."""
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select
 
 from .. import names
 from ..audit import Action, record
 from ..auth import Actor
-from ..orm import ModelAlias, ModelVersion
-from ..lifecycle import Permission
+from ..errors import ApprovalRequired
+from ..lifecycle import (
+    ALIAS_PERMISSION,
+    AliasAction,
+    Permission,
+    check_force,
+    direct_alias_refusal,
+    forced_details,
+    refusal_details,
+)
+from ..orm import ModelAlias, ModelVersion, RegisteredModel
 from ..db.loading import alias_not_found, find_model, find_version, lock_model, touch
 from .access import authorize
+from .policies import alias_review
+from .transitions import supersede_alias_requests
 from ..db.records import VersionRecord, version_record
 from ..db.unit_of_work import now, read_only, session, use_case
 
 
+def apply_alias_change(actor: Actor, model: RegisteredModel, alias: str, target: ModelVersion | None, *, when,
+                       session, request_id: int | None = None, details: dict[str, Any] | None = None) -> bool:
+    """Point ``alias`` at ``target`` (None: delete it), audit it and close the pending requests to change
+    the alias that this makes moot. Shared by direct changes and approved alias requests; the caller holds
+    the model row lock. Returns whether anything changed."""
+    existing = session.get(ModelAlias, (model.id, alias))
+    extra = details or {}
+    if target is None:
+        if existing is None:
+            return False
+        mv = existing.version
+        touch(mv, when)
+        record(session, actor, Action.ALIAS_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
+               run_id=mv.run_id, request_id=request_id, details={"alias": alias, **extra}, now=when)
+        session.delete(existing)
+    else:
+        if existing is not None and existing.version_id == target.id:
+            return False
+        previous = existing.version.version if existing else None
+        if existing is None:
+            session.add(ModelAlias(model_id=model.id, alias=alias, version_id=target.id))
+        else:
+            # The version it leaves shows one alias fewer: its representation (and ETag) changes too.
+            touch(existing.version, when)
+            existing.version_id = target.id
+        touch(target, when)
+        record(session, actor, Action.ALIAS_SET, model_id=model.id, model_name=model.name, version=target.version,
+               run_id=target.run_id, request_id=request_id,
+               details={"alias": alias, "previous_version": previous, **extra}, now=when)
+    session.flush()
+    supersede_alias_requests(actor, model, alias, when=when, session=session, except_id=request_id,
+                             reason=f"alias {alias} changed")
+    if target is not None:
+        session.expire(target, ["aliases"])
+    return True
+
+
+def _check_policy(actor: Actor, model: RegisteredModel, alias: str, action: AliasAction, force: bool,
+                  version: int | None) -> dict[str, Any]:
+    """Refuse a direct change of a protected alias unless an admin forces it; the audit details of a
+    forced change."""
+    review = alias_review(model.id, alias)
+    refusal = direct_alias_refusal(review, alias, action)
+    if refusal and not force:
+        where = {"version": version} if version is not None else {}
+        raise ApprovalRequired(refusal, {"model": model.name, "alias": alias, **where, **refusal_details(review)})
+    return forced_details(review) if refusal else {}
+
+
 @use_case
-def set_alias(actor: Actor, model_name: str, alias: str, version: int | str) -> VersionRecord:
-    """Point ``alias`` at ``version``, moving it if it already points elsewhere."""
+def set_alias(actor: Actor, model_name: str, alias: str, version: int | str, *, force: bool = False) -> VersionRecord:
+    """Point ``alias`` at ``version``, moving it if it already points elsewhere. A protected alias needs an
+    approved alias request instead; an admin may ``force`` it, which the audit event records."""
     alias = names.alias_name(alias, for_write=True)
     number = names.version_number(version)
     model = lock_model(names.model_name(model_name))
     # Aliases route serving traffic as Production does, so moving one needs the same permission.
-    authorize(actor, model, Permission.MANAGE_PRODUCTION, "Setting an alias")
+    authorize(actor, model, ALIAS_PERMISSION, "Setting an alias")
     mv = find_version(model, number)
+    check_force(force, actor.is_admin, "an alias change")
     s = session()
     existing = s.get(ModelAlias, (model.id, alias))
-    if existing is None or existing.version_id != mv.id:
-        when = now()
-        previous = existing.version.version if existing else None
-        if existing is None:
-            s.add(ModelAlias(model_id=model.id, alias=alias, version_id=mv.id))
-        else:
-            # The version it leaves shows one alias fewer: its representation (and ETag) changes too.
-            touch(existing.version, when)
-            existing.version_id = mv.id
-        touch(mv, when)
-        record(s, actor, Action.ALIAS_SET, model_id=model.id, model_name=model.name, version=mv.version,
-               run_id=mv.run_id, details={"alias": alias, "previous_version": previous}, now=when)
-        s.flush()
-        s.expire(mv, ["aliases"])
+    if existing is not None and existing.version_id == mv.id:
+        return version_record(mv)  # already so: nothing changes, so there is nothing to review
+    details = _check_policy(actor, model, alias, AliasAction.SET, force, mv.version)
+    apply_alias_change(actor, model, alias, mv, when=now(), session=s, details=details)
     return version_record(mv)
 
 
 @use_case
-def delete_alias(actor: Actor, model_name: str, alias: str) -> None:
-    """Idempotent, as in MLflow: deleting an absent alias of an existing model succeeds and records nothing."""
+def delete_alias(actor: Actor, model_name: str, alias: str, *, force: bool = False) -> None:
+    """Idempotent, as in MLflow: deleting an absent alias of an existing model succeeds and records nothing.
+    A protected alias needs an approved deletion request instead, or an admin's ``force``."""
     alias = names.alias_name(alias, for_write=False)
     model = lock_model(names.model_name(model_name))
-    authorize(actor, model, Permission.MANAGE_PRODUCTION, "Deleting an alias")
+    authorize(actor, model, ALIAS_PERMISSION, "Deleting an alias")
+    check_force(force, actor.is_admin, "an alias change")
     s = session()
     existing = s.get(ModelAlias, (model.id, alias))
     if existing is None:
         return
-    mv = existing.version
-    when = now()
-    touch(mv, when)
-    record(s, actor, Action.ALIAS_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
-           run_id=mv.run_id, details={"alias": alias}, now=when)
-    s.delete(existing)
-    s.flush()
+    details = _check_policy(actor, model, alias, AliasAction.DELETE, force, None)
+    apply_alias_change(actor, model, alias, None, when=now(), session=s, details=details)
 
 
 @read_only

@@ -11,11 +11,20 @@ from sqlalchemy.orm import selectinload
 from .. import names, pagination
 from ..audit import Action, record
 from ..auth import Actor
-from ..errors import AlreadyExists, PreconditionFailed
-from ..lifecycle import ALL_STAGES, Permission
+from ..errors import AlreadyExists, ApprovalRequired, PreconditionFailed
+from ..lifecycle import (
+    ALL_STAGES,
+    Permission,
+    check_force,
+    deletion_refusal,
+    forced_details,
+    refusal_details,
+    rename_refusal,
+)
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
 from ..db.loading import find_model, highest_per_stage, lock_model, touch
 from .access import authorize, authorize_registry, grant_creator, readable
+from .policies import serving_review
 from ..db.records import ModelRecord, VersionRecord, model_record, version_record
 from ..db import filters
 from ..db.unit_of_work import now, read_only, session, use_case
@@ -118,11 +127,16 @@ def update_model(
     description: object = _UNSET,
     new_name: str | None = None,
     expected_revision: int | None = None,
+    force: bool = False,
 ) -> ModelRecord:
-    """Change the description and/or rename, in one transaction. Rename keeps versions, aliases, history."""
+    """Change the description and/or rename, in one transaction. Rename keeps versions, aliases, history.
+
+    Serving looks a model up by name: renaming one that serves a protected stage or alias would bypass their
+    review (and free the name for anyone), so it is refused unless an admin ``force``s it (audited)."""
     model = lock_model(names.model_name(name))
     authorize(actor, model, Permission.MANAGE if new_name is not None else Permission.EDIT,
               "Renaming" if new_name is not None else "Editing the description")
+    check_force(force, actor.is_admin, "a rename")
     _check_revision(model, expected_revision)
     when = now()
     s = session()
@@ -136,12 +150,16 @@ def update_model(
     if new_name is not None:
         new_name = names.model_name(new_name, "new_name")
         if new_name != model.name:
-            _rename(actor, model, new_name, when)
+            review = serving_review(model.id, None)
+            refusal = rename_refusal(review, model.name)
+            if refusal and not force:
+                raise ApprovalRequired(refusal, {"model": model.name, **refusal_details(review)})
+            _rename(actor, model, new_name, when, forced_details(review) if refusal else {})
     s.flush()
     return model_record(model)
 
 
-def _rename(actor: Actor, model: RegisteredModel, new_name: str, when) -> None:
+def _rename(actor: Actor, model: RegisteredModel, new_name: str, when, details: dict) -> None:
     s = session()
     if s.scalar(select(exists().where(RegisteredModel.name == new_name))):
         raise _already_exists(new_name)
@@ -154,14 +172,22 @@ def _rename(actor: Actor, model: RegisteredModel, new_name: str, when) -> None:
         # A concurrent create/rename took the name between our check and our write.
         raise _already_exists(new_name) from None
     record(s, actor, Action.MODEL_RENAMED, model_id=model.id, model_name=new_name,
-           details={"from": old_name, "to": new_name}, now=when)
+           details={"from": old_name, "to": new_name, **details}, now=when)
 
 
 @use_case
-def delete_model(actor: Actor, name: str) -> None:
-    """Delete a model with its versions, tags and aliases. Its audit events stay, and record each version."""
+def delete_model(actor: Actor, name: str, *, force: bool = False) -> None:
+    """Delete a model with its versions, tags and aliases. Its audit events stay, and record each version.
+
+    Refused while it serves a protected stage or alias (deleting it would bypass their review) unless an
+    admin ``force``s it, which the audit event records."""
     model = lock_model(names.model_name(name))
     authorize(actor, model, Permission.MANAGE, "Deleting")
+    check_force(force, actor.is_admin, "a deletion")
+    review = serving_review(model.id, None)
+    refusal = deletion_refusal(review, f"registered model {model.name}")
+    if refusal and not force:
+        raise ApprovalRequired(refusal, {"model": model.name, **refusal_details(review)})
     s = session()
     when = now()
     versions = s.scalars(
@@ -172,7 +198,8 @@ def delete_model(actor: Actor, name: str) -> None:
                run_id=v.run_id, from_stage=v.stage,
                details={"reason": "model deleted", "aliases": [a.alias for a in v.aliases]}, now=when)
     record(s, actor, Action.MODEL_DELETED, model_id=model.id, model_name=model.name,
-           details={"versions": [v.version for v in versions]}, now=when)
+           details={"versions": [v.version for v in versions], **(forced_details(review) if refusal else {})},
+           now=when)
     s.delete(model)
     s.flush()
 

@@ -1,5 +1,10 @@
 """Transition requests and their review: request, approve, reject, cancel, list, inbox (DESIGN §2).
 
+A request is reviewed under the combined policy of the change it asks for (``lifecycle``): for a stage
+transition, every stage it changes (so leaving Production is reviewed like entering it); for an alias
+request (``alias_requests``), the alias's policy. Databricks' stage-addressed reviews are in
+``stage_reviews``.
+
 Every write locks the model row first, like every other model write, so concurrent approvals, rejections
 and cancellations of one request are applied one at a time and the request ends in exactly one state.
 """
@@ -10,13 +15,16 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from .. import names, pagination
-from ..audit import Action, record, write_pending
+from ..audit import Action, record
 from ..auth import Actor
 from ..errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
 from ..lifecycle import (
+    ALIAS_PERMISSION,
     TRANSITIONS,
+    AliasAction,
     Permission,
     RequestStatus,
+    RequiredReview,
     Stage,
     approval_refusal,
     approvals_needed,
@@ -24,13 +32,13 @@ from ..lifecycle import (
     check_transition,
     parse_stage,
 )
-from ..orm import AuditEvent, ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
+from ..orm import ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
 from ..db.loading import find_model, find_version, lock_model
 from .access import authorize, level, lock_parent, readable
-from .audit_log import visible_events
-from .policies import effective_policy
-from ..db.records import AuditRecord, RequestRecord, audit_record, request_record
-from .transitions import apply_transition
+from .aliases import apply_alias_change
+from .policies import alias_review, transition_review
+from ..db.records import RequestRecord, request_record
+from .transitions import apply_transition, request_subject
 from ..db.unit_of_work import now, read_only, session, use_case
 
 
@@ -99,51 +107,80 @@ def _close(request: TransitionRequest, status: RequestStatus, actor: Actor, comm
     request.updated_at = when
 
 
+def _needed_level(request: TransitionRequest) -> Permission:
+    if request.alias is not None:
+        return ALIAS_PERMISSION
+    return TRANSITIONS[(Stage(request.from_stage), Stage(request.to_stage))]
+
+
+def _what(request: TransitionRequest) -> str:
+    if request.alias is not None:
+        return f"an alias request for {request.alias}"
+    return f"a transition to {request.to_stage}"
+
+
 def _authorize_review(actor: Actor, model: RegisteredModel, request: TransitionRequest, doing: str) -> None:
-    needed = TRANSITIONS[(Stage(request.from_stage), Stage(request.to_stage))]
-    authorize(actor, model, needed, doing)
+    authorize(actor, model, _needed_level(request), f"{doing} {_what(request)}")
+
+
+def _required_review(model_id: int, request: TransitionRequest, archive_existing_versions: bool) -> RequiredReview:
+    """The review the requested change needs, under the policies in force now."""
+    if request.alias is not None:
+        return alias_review(model_id, request.alias)
+    return transition_review(model_id, Stage(request.from_stage), Stage(request.to_stage), archive_existing_versions)
+
+
+def _apply(actor: Actor, model: RegisteredModel, request: TransitionRequest, version: ModelVersion, when) -> None:
+    details = {"approved_by": [a.approver for a in request.approvals], "requested_by": request.requested_by}
+    if request.alias is None:
+        apply_transition(actor, model, version, Stage(request.to_stage),
+                         archive_existing_versions=request.archive_existing_versions, when=when, session=session(),
+                         request_id=request.id, details=details)
+    else:
+        target = version if request.alias_action == AliasAction.SET.value else None
+        apply_alias_change(actor, model, request.alias, target, when=when, session=session(),
+                           request_id=request.id, details=details)
 
 
 @use_case
 def approve(actor: Actor, request_id: int, comment: str | None = None, *,
             archive_existing_versions: bool | None = None) -> RequestRecord:
-    """Approve; when the policy's number of distinct approvals is reached, apply the transition now.
+    """Approve; when the policy's number of distinct approvals is reached, apply the change now.
 
     ``archive_existing_versions`` (Databricks' approve takes it) replaces the request's own flag; None keeps it.
-    """
+    Every refusal is raised before anything is written (``stage_reviews`` relies on it)."""
     comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model, request = _lock_request(request_id)
     _authorize_read(actor, model, request_id)
     _require_pending(request)
-    _authorize_review(actor, model, request, f"Approving a transition to {request.to_stage}")
+    _authorize_review(actor, model, request, "Approving")
     s = session()
     version = s.get(ModelVersion, request.version_id)
-    policy = effective_policy(model.id, request.to_stage)
-    refusal = approval_refusal(policy, reviewer=actor.name, requester=request.requested_by,
+    archive = request.archive_existing_versions if archive_existing_versions is None else archive_existing_versions
+    if archive_existing_versions is not None and request.alias is None:
+        check_transition(Stage(version.stage), Stage(request.to_stage), archive)
+    review = _required_review(model.id, request, archive)
+    refusal = approval_refusal(review, reviewer=actor.name, requester=request.requested_by,
                                version_creator=version.created_by,
                                already_approved=any(a.approver == actor.name for a in request.approvals))
     if refusal:
         raise PermissionDenied(refusal, {"request_id": request.id})
-    if archive_existing_versions is not None:
-        check_transition(Stage(version.stage), Stage(request.to_stage), archive_existing_versions)
-        request.archive_existing_versions = archive_existing_versions
+    if request.alias is None:
+        request.archive_existing_versions = archive
     when = now()
     s.add(TransitionApproval(request_id=request.id, approver=actor.name, comment=comment, created_at=when))
     request.updated_at = when
     s.flush()
     s.expire(request, ["approvals"])
-    count, needed = len(request.approvals), approvals_needed(policy)
+    count, needed = len(request.approvals), approvals_needed(review)
     record(s, actor, Action.REQUEST_APPROVED, model_id=model.id, model_name=model.name, version=request.version,
            run_id=version.run_id, from_stage=request.from_stage, to_stage=request.to_stage, request_id=request.id,
-           details={"comment": comment, "approvals": count, "required": needed}, now=when)
+           details={"comment": comment, "approvals": count, "required": needed, **request_subject(request)},
+           now=when)
     if count >= needed:
         _close(request, RequestStatus.APPROVED, actor, comment, when)
         s.flush()
-        apply_transition(actor, model, version, Stage(request.to_stage),
-                         archive_existing_versions=request.archive_existing_versions, when=when, session=s,
-                         request_id=request.id,
-                         details={"approved_by": [a.approver for a in request.approvals],
-                                  "requested_by": request.requested_by})
+        _apply(actor, model, request, version, when)
     s.flush()
     return request_record(request)
 
@@ -154,7 +191,7 @@ def reject(actor: Actor, request_id: int, comment: str | None = None) -> Request
     model, request = _lock_request(request_id)
     _authorize_read(actor, model, request_id)
     _require_pending(request)
-    _authorize_review(actor, model, request, f"Rejecting a transition to {request.to_stage}")
+    _authorize_review(actor, model, request, "Rejecting")
     if actor.name == request.requested_by:
         raise PermissionDenied("You cannot review your own transition request; cancel it instead.",
                                {"request_id": request.id})
@@ -163,7 +200,8 @@ def reject(actor: Actor, request_id: int, comment: str | None = None) -> Request
     version = session().get(ModelVersion, request.version_id)
     record(session(), actor, Action.REQUEST_REJECTED, model_id=model.id, model_name=model.name,
            version=request.version, run_id=version.run_id, from_stage=request.from_stage,
-           to_stage=request.to_stage, request_id=request.id, details={"comment": comment}, now=when)
+           to_stage=request.to_stage, request_id=request.id,
+           details={"comment": comment, **request_subject(request)}, now=when)
     session().flush()
     return request_record(request)
 
@@ -182,7 +220,8 @@ def cancel(actor: Actor, request_id: int, comment: str | None = None) -> Request
     version = session().get(ModelVersion, request.version_id)
     record(session(), actor, Action.REQUEST_CANCELLED, model_id=model.id, model_name=model.name,
            version=request.version, run_id=version.run_id if version else None, from_stage=request.from_stage,
-           to_stage=request.to_stage, request_id=request.id, details={"comment": comment}, now=when)
+           to_stage=request.to_stage, request_id=request.id,
+           details={"comment": comment, **request_subject(request)}, now=when)
     session().flush()
     return request_record(request)
 
@@ -248,11 +287,11 @@ def inbox(actor: Actor, max_results: int | None = None) -> list[RequestRecord]:
     levels: dict[int, int] = {}
     for request in rows:
         held = levels.setdefault(request.model_id, level(actor, request.model_id))
-        if held < TRANSITIONS[(Stage(request.from_stage), Stage(request.to_stage))]:
+        if held < _needed_level(request):
             continue
         version = s.get(ModelVersion, request.version_id)
         refusal = approval_refusal(
-            effective_policy(request.model_id, request.to_stage), reviewer=actor.name,
+            _required_review(request.model_id, request, request.archive_existing_versions), reviewer=actor.name,
             requester=request.requested_by, version_creator=version.created_by,
             already_approved=any(a.approver == actor.name for a in request.approvals))
         if refusal is None:
@@ -260,114 +299,3 @@ def inbox(actor: Actor, max_results: int | None = None) -> list[RequestRecord]:
             if len(result) == limit:
                 break
     return result
-
-
-# --- Requests addressed by (model, version, target stage[, requester]), as Databricks' API does: it has no
-# request ids. Each use case runs the id-addressed one above on every matching pending request, inside its
-# own single transaction (``_body`` skips the inner commit), so one call approves or rejects all or nothing.
-
-def _body(use_case_fn):
-    """The undecorated body of a use case, to run inside the caller's transaction."""
-    return use_case_fn.__wrapped__
-
-
-@dataclass(frozen=True)
-class StageReview:
-    """The requests a stage-addressed review changed, and the audit event of the first one (the activity
-    Databricks answers with)."""
-
-    requests: tuple[RequestRecord, ...]
-    event: AuditRecord
-
-
-def _pending_ids(actor: Actor, model_name: str, version: int | str, stage: str,
-                 requested_by: str | None = None) -> tuple[RegisteredModel, Stage, list[int]]:
-    target = parse_stage(stage)
-    number = names.version_number(version)
-    model = lock_model(names.model_name(model_name))
-    authorize(actor, model, Permission.READ, "Reading")
-    mv = find_version(model, number)
-    stmt = select(TransitionRequest.id).where(
-        TransitionRequest.version_id == mv.id, TransitionRequest.to_stage == target.value,
-        TransitionRequest.status == RequestStatus.PENDING.value)
-    if requested_by is not None:
-        stmt = stmt.where(TransitionRequest.requested_by == requested_by)
-    ids = list(session().scalars(stmt.order_by(TransitionRequest.id)))
-    if not ids:
-        by = f" by {requested_by}" if requested_by is not None else ""
-        raise NotFound(f"No pending request{by} to transition version {number} of registered model "
-                       f"{model.name} to {target.value}.",
-                       {"model": model.name, "version": number, "stage": target.value})
-    return model, target, ids
-
-
-def _event(actor: Actor, request_id: int, action: Action) -> AuditRecord:
-    write_pending(session())  # events are buffered until commit; this one is read back now
-    row = session().scalars(
-        select(AuditEvent).where(AuditEvent.request_id == request_id, AuditEvent.action == action.value,
-                                 AuditEvent.actor == actor.name, visible_events(actor))
-        .order_by(AuditEvent.id.desc()).limit(1)).one()
-    return audit_record(row)
-
-
-def _review_each(actor: Actor, ids: list[int], review, action: Action) -> StageReview:
-    """Run ``review`` on each request still pending (an earlier approval may have applied the transition and
-    superseded the rest). A request the actor may not review (their own, or a policy says no) is skipped;
-    if every one is, the first refusal is raised."""
-    done: list[RequestRecord] = []
-    refusal: PermissionDenied | None = None
-    for request_id in ids:
-        status = session().scalar(select(TransitionRequest.status).where(TransitionRequest.id == request_id)
-                                  .execution_options(populate_existing=True))
-        if status != RequestStatus.PENDING.value:
-            continue
-        try:
-            done.append(review(request_id))
-        except PermissionDenied as exc:
-            # Every refusal is raised before the review writes anything, so carrying on is safe; a missing
-            # stage permission refuses all alike and ends up raised below.
-            refusal = refusal or exc
-    if not done:
-        assert refusal is not None
-        raise refusal
-    return StageReview(tuple(done), _event(actor, done[0].id, action))
-
-
-@use_case
-def approve_for_stage(actor: Actor, model_name: str, version: int | str, stage: str, *,
-                      archive_existing_versions: bool | None = None, comment: str | None = None) -> StageReview:
-    """Approve the pending requests to move the version to ``stage`` (oldest first); none → NotFound."""
-    _, _, ids = _pending_ids(actor, model_name, version, stage)
-    return _review_each(actor, ids, lambda rid: _body(approve)(
-        actor, rid, comment, archive_existing_versions=archive_existing_versions), Action.REQUEST_APPROVED)
-
-
-@use_case
-def reject_for_stage(actor: Actor, model_name: str, version: int | str, stage: str, *,
-                     comment: str | None = None) -> StageReview:
-    """Reject the pending requests (of others) to move the version to ``stage``; none → NotFound."""
-    _, _, ids = _pending_ids(actor, model_name, version, stage)
-    return _review_each(actor, ids, lambda rid: _body(reject)(actor, rid, comment), Action.REQUEST_REJECTED)
-
-
-@use_case
-def cancel_for_stage(actor: Actor, model_name: str, version: int | str, stage: str, requested_by: str, *,
-                     comment: str | None = None) -> StageReview:
-    """Cancel ``requested_by``'s pending request to move the version to ``stage`` (there is at most one)."""
-    requested_by = names.bounded_text(requested_by, "creator", 128, required=True)
-    _, _, ids = _pending_ids(actor, model_name, version, stage, requested_by)
-    record = _body(cancel)(actor, ids[0], comment)
-    return StageReview((record,), _event(actor, record.id, Action.REQUEST_CANCELLED))
-
-
-@read_only
-def open_requests(actor: Actor, model_name: str, version: int | str) -> list[RequestRecord]:
-    """The version's pending requests, oldest first."""
-    model = find_model(names.model_name(model_name))
-    authorize(actor, model, Permission.READ, "Reading")
-    mv = find_version(model, names.version_number(version))
-    rows = session().scalars(
-        select(TransitionRequest)
-        .where(TransitionRequest.version_id == mv.id, TransitionRequest.status == RequestStatus.PENDING.value)
-        .order_by(TransitionRequest.id)).all()
-    return [request_record(r) for r in rows]

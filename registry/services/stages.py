@@ -5,11 +5,21 @@ from dataclasses import dataclass
 
 from .. import names
 from ..auth import Actor
-from ..errors import ApprovalRequired, PermissionDenied
-from ..lifecycle import ALL_STAGES, Permission, Stage, check_transition, direct_transition_refusal, parse_stage
+from ..errors import ApprovalRequired
+from ..lifecycle import (
+    ALL_STAGES,
+    Permission,
+    Stage,
+    check_force,
+    check_transition,
+    direct_transition_refusal,
+    forced_details,
+    parse_stage,
+    refusal_details,
+)
 from ..db.loading import find_model, find_version, highest_per_stage, lock_model
 from .access import authorize
-from .policies import effective_policy
+from .policies import transition_review
 from .transitions import apply_transition
 from ..db.records import VersionRecord, version_record
 from ..db.queueing import one_writer_per_model
@@ -30,10 +40,11 @@ def transition_stage(
 ) -> VersionRecord:
     """Move a version to ``stage`` directly; with ``archive_existing_versions`` archive the target stage's others.
 
-    Needs the stage permission for this (from, to) pair, and the target stage's approval policy must allow
-    direct transitions; an admin may ``force`` past the policy, which the audit event records. Runs under the
-    model row lock, so concurrent promotions apply one after the other and, when each asks to archive the
-    others, exactly one version ends up in the target stage.
+    Needs the stage permission for this (from, to) pair, and the policies of every stage the move changes
+    (the one left, the one entered, Archived when archiving: ``lifecycle.stages_changed``) must allow direct
+    transitions; an admin may ``force`` past them, which the audit event records. Runs under the model row
+    lock, so concurrent promotions apply one after the other and, when each asks to archive the others,
+    exactly one version ends up in the target stage.
     """
     target = parse_stage(stage)
     number = names.version_number(version)
@@ -41,18 +52,18 @@ def transition_stage(
     model = lock_model(names.model_name(model_name))
     authorize(actor, model, Permission.READ, "Reading")
     mv = find_version(model, number)
-    needed = check_transition(Stage(mv.stage), target, archive_existing_versions)
+    current = Stage(mv.stage)
+    needed = check_transition(current, target, archive_existing_versions)
     authorize(actor, model, needed, f"Transitioning a version to {target.value}")
-    if force and not actor.is_admin:
-        raise PermissionDenied("Only admins may force a transition past an approval policy.", {"field": "force"})
-    policy = effective_policy(model.id, target)
-    refusal = direct_transition_refusal(policy)
+    check_force(force, actor.is_admin, "a transition")
+    review = transition_review(model.id, current, target, archive_existing_versions)
+    refusal = direct_transition_refusal(review, current, target)
     if refusal and not force:
-        raise ApprovalRequired(refusal, {"model": model.name, "stage": target.value,
-                                         "required_approvals": policy.required_approvals, "policy": policy.scope})
+        raise ApprovalRequired(refusal, {"model": model.name, "stage": target.value, "from_stage": current.value,
+                                         **refusal_details(review)})
     details = {"comment": comment} if comment else {}
     if refusal and force:
-        details.update(forced=True, bypassed_policy=policy.describe())
+        details.update(forced_details(review))
     apply_transition(actor, model, mv, target, archive_existing_versions=archive_existing_versions, when=now(),
                      session=session(), details=details)
     return version_record(mv)

@@ -1,5 +1,6 @@
-"""Applying a stage change, shared by direct transitions and approved requests (not use cases themselves:
-callers run them inside their own transaction, holding the model row lock)."""
+"""Applying a stage change, shared by direct transitions and approved requests, and closing the pending
+requests a change made moot (not use cases themselves: callers run them inside their own transaction,
+holding the model row lock)."""
 from __future__ import annotations
 
 from typing import Any
@@ -71,13 +72,40 @@ def supersede_moot_requests(actor: Actor, model: RegisteredModel, versions: list
     ).all()
     for request in pending:
         version = by_id[request.version_id]
-        if not version_deleted and not is_superseded(Stage(request.from_stage), Stage(version.stage)):
+        if not version_deleted and (request.alias is not None  # a stage move leaves alias requests be
+                                    or not is_superseded(Stage(request.from_stage), Stage(version.stage))):
             continue
-        request.status = RequestStatus.SUPERSEDED.value
-        request.resolved_by = actor.name
-        request.resolution_comment = reason
-        request.updated_at = when
-        record(session, actor, Action.REQUEST_SUPERSEDED, model_id=model.id, model_name=model.name,
-               version=version.version, run_id=version.run_id, from_stage=request.from_stage,
-               to_stage=request.to_stage, request_id=request.id, details={"reason": reason}, now=when)
+        _supersede(actor, model, request, version.run_id, reason, when, session)
     session.flush()
+
+
+def supersede_alias_requests(actor: Actor, model: RegisteredModel, alias: str, *, when, session, reason: str,
+                             except_id: int | None = None) -> None:
+    """Any change of an alias, by whatever path, closes the pending requests to change it (but the one being
+    applied): reviewers approved a move from where the alias pointed when the request was filed."""
+    pending = session.scalars(
+        select(TransitionRequest)
+        .where(TransitionRequest.model_id == model.id, TransitionRequest.alias == alias,
+               TransitionRequest.status == RequestStatus.PENDING.value, TransitionRequest.id != (except_id or 0))
+        .order_by(TransitionRequest.id)
+    ).all()
+    for request in pending:
+        version = session.get(ModelVersion, request.version_id) if request.version_id is not None else None
+        _supersede(actor, model, request, version.run_id if version else None, reason, when, session)
+    session.flush()
+
+
+def _supersede(actor: Actor, model: RegisteredModel, request: TransitionRequest, run_id: str | None, reason: str,
+               when, session) -> None:
+    request.status = RequestStatus.SUPERSEDED.value
+    request.resolved_by = actor.name
+    request.resolution_comment = reason
+    request.updated_at = when
+    record(session, actor, Action.REQUEST_SUPERSEDED, model_id=model.id, model_name=model.name,
+           version=request.version, run_id=run_id, from_stage=request.from_stage, to_stage=request.to_stage,
+           request_id=request.id, details={"reason": reason, **request_subject(request)}, now=when)
+
+
+def request_subject(request: TransitionRequest) -> dict[str, Any]:
+    """What an alias request is about, for its audit events (a stage request's is in from/to_stage)."""
+    return {} if request.alias is None else {"alias": request.alias, "alias_action": request.alias_action}

@@ -9,12 +9,13 @@ from sqlalchemy import func, select, text
 from .. import audit, names, pagination
 from ..audit import Action, record
 from ..auth import Actor
-from ..errors import PreconditionFailed, RegistryError
-from ..lifecycle import Permission, parse_stage
+from ..errors import ApprovalRequired, PreconditionFailed, RegistryError
+from ..lifecycle import Permission, check_force, deletion_refusal, forced_details, parse_stage, refusal_details
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
 from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, touch
 from .access import authorize, readable
-from .transitions import supersede_moot_requests
+from .policies import serving_review
+from .transitions import supersede_alias_requests, supersede_moot_requests
 from ..db.records import VersionRecord, version_record, version_record_from_row
 from ..db import filters
 from ..db.queueing import Batcher
@@ -238,12 +239,21 @@ def update_version(
 
 
 @use_case
-def delete_version(actor: Actor, model_name: str, version: int | str) -> None:
+def delete_version(actor: Actor, model_name: str, version: int | str, *, force: bool = False) -> None:
     """Delete a version and the aliases that point at it (each alias removal is audited); its pending
-    transition requests are superseded."""
+    requests, and those to change the aliases it loses, are superseded.
+
+    A version in a protected stage or behind a protected alias is what serving returns: deleting it would
+    bypass their review, so it is refused (move it out through reviewed requests first) unless an admin
+    ``force``s it, which the audit event records."""
     model = lock_model(names.model_name(model_name))
     authorize(actor, model, Permission.MANAGE, "Deleting a version")
     mv = find_version(model, names.version_number(version))
+    check_force(force, actor.is_admin, "a deletion")
+    review = serving_review(model.id, [mv])
+    refusal = deletion_refusal(review, f"version {mv.version} of registered model {model.name}")
+    if refusal and not force:
+        raise ApprovalRequired(refusal, {"model": model.name, "version": mv.version, **refusal_details(review)})
     s = session()
     when = now()
     supersede_moot_requests(actor, model, [mv], when=when, session=s, reason="version deleted",
@@ -252,8 +262,11 @@ def delete_version(actor: Actor, model_name: str, version: int | str) -> None:
         record(s, actor, Action.ALIAS_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
                run_id=mv.run_id, details={"alias": alias.alias, "reason": "version deleted"}, now=when)
         s.delete(alias)
+        supersede_alias_requests(actor, model, alias.alias, when=when, session=s,
+                                 reason=f"alias {alias.alias} removed with version {mv.version}")
+    details = {"source": mv.source, **(forced_details(review) if refusal else {})}
     record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
-           run_id=mv.run_id, from_stage=mv.stage, details={"source": mv.source}, now=when)
+           run_id=mv.run_id, from_stage=mv.stage, details=details, now=when)
     s.delete(mv)
     s.flush()
 

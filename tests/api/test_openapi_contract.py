@@ -638,10 +638,67 @@ def aliases(r: Recorder, u: Users, too_big: int) -> None:
     r.call("DELETE", model("nope") + "/aliases/champion", 404)
 
 
+def protected_aliases(r: Recorder, u: Users, too_big: int) -> None:
+    """Alias policies, the side doors they close, and alias requests (reviewed like transition requests)."""
+    policy = FD + "/approval-policies/aliases/champion"
+    r.call("GET", policy, 200, auth=u.bob, label="an alias without a policy is unprotected")
+    r.call("GET", FD + "/approval-policies/aliases/latest", 400, spec_accepts=False, label="latest is reserved")
+    r.call("GET", model("nope") + "/approval-policies/aliases/champion", 404)
+    r.call("PUT", policy, 200, json={"required_approvals": 1}, label="protect champion")
+    r.call("PUT", policy, 403, json={"required_approvals": 0}, auth=u.bob)
+    r.call("PUT", policy, 400, json={"required_approvals": 11}, spec_accepts=False)
+    r.call("PUT", model("nope") + "/approval-policies/aliases/champion", 404, json={"required_approvals": 1})
+    r.call("PUT", policy, 413, data=padded({"required_approvals": 1}, too_big), content_type=JSON)
+    registry_wide = "/api/v1/approval-policies/aliases/prod"
+    r.call("PUT", registry_wide, 200, json={"required_approvals": 2}, auth=u.root)
+    r.call("PUT", registry_wide, 403, json={"required_approvals": 0}, label="admins only")
+    r.call("PUT", registry_wide, 400, json={"required_approvals": "1"}, auth=u.root, spec_accepts=False)
+    r.call("PUT", registry_wide, 413, data=padded({"required_approvals": 0}, too_big), content_type=JSON,
+           auth=u.root)
+    r.call("GET", registry_wide, 200, auth=u.bob)
+    r.call("GET", "/api/v1/approval-policies/aliases/v1", 400, spec_accepts=False, label="v<N> is reserved")
+    r.call("GET", FD + "/approval-policies", 200, label="stage and alias policies")
+
+    r.call("PUT", FD + "/aliases/champion", 403, json={"version": 1}, label="a protected alias needs a request")
+    r.call("PUT", FD + "/aliases/champion", 403, json={"version": 1, "force": True}, label="only admins force")
+    r.call("PUT", FD + "/aliases/champion", 400, json={"version": 1, "force": "yes"}, spec_accepts=False)
+    r.call("PUT", FD + "/aliases/champion", 200, json={"version": 1, "force": True}, auth=u.root,
+           label="an admin forces it")
+    r.call("DELETE", FD + "/aliases/champion", 403, label="deleting a protected alias needs a request")
+    r.call("DELETE", FD + "/aliases/champion", 400, query=[("force", "yes")], spec_accepts=False)
+    r.call("PATCH", FD, 403, json={"name": "fraud-detector-v2"}, label="renaming what serves Production")
+    r.call("PATCH", FD, 400, json={"name": "fraud-detector-v2", "force": 1}, spec_accepts=False)
+
+    requests = FD + "/versions/2/alias-requests"
+    made = r.call("POST", requests, 201, json={"alias": "champion", "comment": "v2 wins"}).get_json()["id"]
+    r.call("POST", requests, 409, json={"alias": "champion"}, label="already pending")
+    r.call("POST", FD + "/versions/1/alias-requests", 422, json={"alias": "champion"}, label="already so")
+    r.call("POST", requests, 400, json={"alias": "latest"}, spec_accepts=False)
+    r.call("POST", requests, 400, json={}, spec_accepts=False, label="missing alias")
+    r.call("POST", FD + "/versions/99/alias-requests", 404, json={"alias": "champion"})
+    r.call("POST", requests, 413, data=padded({"alias": "champion"}, too_big), content_type=JSON)
+    r.call("POST", f"/api/v1/transition-requests/{made}/approve", 403, json={}, label="own alias request")
+    r.call("POST", f"/api/v1/transition-requests/{made}/approve", 200, json={"comment": "ok"}, auth=u.carol,
+           label="an approval moves the alias")
+    r.call("GET", f"/api/v1/transition-requests/{made}/history", 200)
+
+    deletions = FD + "/aliases/champion/deletion-requests"
+    gone = r.call("POST", deletions, 201, json={"comment": "retire"}).get_json()["id"]
+    r.call("POST", deletions, 409, json={}, label="already pending")
+    r.call("POST", FD + "/aliases/runner-up/deletion-requests", 404, json={}, label="alias not set")
+    r.call("POST", FD + "/aliases/latest/deletion-requests", 400, json={}, spec_accepts=False)
+    r.call("POST", deletions, 413, data=padded({}, too_big), content_type=JSON)
+    r.call("GET", "/api/v1/inbox", 200, auth=u.carol)
+    r.call("POST", f"/api/v1/transition-requests/{gone}/cancel", 200, json={})
+
+
 def audit_and_deletes(r: Recorder, u: Users, approved_request: int) -> None:
-    # Deleting a version drops its aliases; its number is gone for good.
+    # Deleting a version drops its aliases; its number is gone for good. Version 3 serves Production, whose
+    # policy requires a review: only an admin's force deletes it.
     r.call("DELETE", FD + "/versions/3", 403, auth=u.bob, label="EDIT cannot delete versions")
-    r.call("DELETE", FD + "/versions/3", 204)
+    r.call("DELETE", FD + "/versions/3", 403, label="deleting what serves Production needs a review")
+    r.call("DELETE", FD + "/versions/3", 400, query=[("force", "yes")], spec_accepts=False)
+    r.call("DELETE", FD + "/versions/3", 204, query=[("force", "true")], auth=u.root, label="an admin forces it")
     r.call("DELETE", FD + "/versions/3", 404)
     r.call("DELETE", FD + "/versions/abc", 400, spec_accepts=False)
 
@@ -660,6 +717,7 @@ def audit_and_deletes(r: Recorder, u: Users, approved_request: int) -> None:
     r.call("GET", "/api/v1/audit-events", 400, query=[("since", "yesterday")], label="unparseable since")
 
     r.call("DELETE", model("churn"), 403, auth=u.bob)
+    r.call("DELETE", FD, 403, label="deleting a model that serves Production needs a review")
     r.call("DELETE", model("churn"), 204)
     r.call("DELETE", model("churn"), 404)
     r.call("DELETE", model("a:b"), 400, spec_accepts=False)
@@ -690,6 +748,7 @@ def run_scenario(r: Recorder, u: Users, admin_url: str) -> None:
     comments(r, u, too_big)
     permissions(r, u, too_big)
     aliases(r, u, too_big)
+    protected_aliases(r, u, too_big)
     audit_and_deletes(r, u, approved_request)
     unauthenticated(r)
 

@@ -81,8 +81,10 @@ def test_approval_required_error_names_the_policy_and_the_stage(model, deployer)
         transition_stage(deployer, "churn", 1, "Production")
 
     assert "this model's approval policy for Production requires 2 approval(s)" in raised.value.message
-    assert raised.value.details == {"model": "churn", "stage": "Production", "required_approvals": 2,
-                                    "policy": "model"}
+    assert raised.value.details == {
+        "model": "churn", "stage": "Production", "from_stage": "None", "required_approvals": 2, "policy": "model",
+        "policies": [{"stage": "Production", "required_approvals": 2, "creator_may_not_approve": False,
+                      "scope": "model"}]}
 
 
 def test_a_policy_on_one_stage_does_not_block_another(model, deployer):

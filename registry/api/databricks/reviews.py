@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...errors import ApprovalRequired, NotFound, PermissionDenied
 from ...schemas import databricks as wire
 from ...schemas.mlflow import model_version_json
-from ...services import comments, models, permissions, reviews, stages
+from ...services import comments, models, permissions, reviews, stage_reviews, stages
 from ..authn import current_actor
 from ..mlflow import ok
 from ..mlflow.wire import params
@@ -28,7 +28,7 @@ def approve_transition_request():
     """Approves the pending request(s) to that stage; ``archive_existing_versions`` is the approver's call."""
     p = params()
     archive = p.boolean("archive_existing_versions") if "archive_existing_versions" in p else None
-    review = reviews.approve_for_stage(current_actor(), p.required("name"), p.required("version"),
+    review = stage_reviews.approve_for_stage(current_actor(), p.required("name"), p.required("version"),
                                        p.required("stage"), archive_existing_versions=archive,
                                        comment=p.string("comment"))
     return ok({"activity": wire.activity_json(review.event)})
@@ -37,7 +37,7 @@ def approve_transition_request():
 @bp.post("/transition-requests/reject")
 def reject_transition_request():
     p = params()
-    review = reviews.reject_for_stage(current_actor(), p.required("name"), p.required("version"),
+    review = stage_reviews.reject_for_stage(current_actor(), p.required("name"), p.required("version"),
                                       p.required("stage"), comment=p.string("comment"))
     return ok({"activity": wire.activity_json(review.event)})
 
@@ -46,7 +46,7 @@ def reject_transition_request():
 def delete_transition_request():
     """Cancels ``creator``'s pending request (the SDK sends the parameters as a query string)."""
     p = params()
-    review = reviews.cancel_for_stage(current_actor(), p.required("name"), p.required("version"),
+    review = stage_reviews.cancel_for_stage(current_actor(), p.required("name"), p.required("version"),
                                       p.required("stage"), p.required("creator"), comment=p.string("comment"))
     return ok({"activity": wire.activity_json(review.event)})
 
@@ -55,7 +55,7 @@ def delete_transition_request():
 def list_transition_requests():
     """Open requests only, oldest first, as REQUESTED_TRANSITION activities."""
     p = params()
-    records = reviews.open_requests(current_actor(), p.required("name"), p.required("version"))
+    records = stage_reviews.open_requests(current_actor(), p.required("name"), p.required("version"))
     return ok({"requests": [wire.request_activity_json(r) for r in records]} if records else {})
 
 
@@ -125,7 +125,7 @@ def transition_stage_databricks():
         raise PermissionDenied(f"{exc.message} Create a transition request instead "
                                f"(transition-requests/create).", exc.details) from None
     level = permissions.my_level(actor, name)
-    open_requests = reviews.open_requests(actor, name, version)
+    open_requests = stage_reviews.open_requests(actor, name, version)
     # Both keys: SDK >= 0.58 reads model_version_databricks, older ones read model_version.
     return ok({"model_version_databricks": wire.version_databricks_json(record, level, open_requests),
                "model_version": model_version_json(record)})

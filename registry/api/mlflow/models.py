@@ -1,7 +1,7 @@
 """MLflow dialect: ``registered-models/*`` (models, their tags and aliases)."""
 from __future__ import annotations
 
-from ...errors import InvalidArgument, NotFound
+from ...errors import ApprovalRequired, InvalidArgument, NotFound
 from ...schemas.mlflow import model_version_json, registered_model_json
 from ...services import aliases, stages
 from ...services import models as svc
@@ -118,17 +118,31 @@ def delete_model_tag():
     return ok()
 
 
+def _needs_a_request(error: ApprovalRequired, where: str) -> ApprovalRequired:
+    """A protected alias changes through an approved alias request, which MLflow's API cannot file: say where."""
+    return ApprovalRequired(f"{error.message} MLflow's API has no requests: file one with the registry's "
+                            f"native API, POST {where}.", error.details)
+
+
 @bp.post("/registered-models/alias")
 def set_alias():
     p = params()
-    aliases.set_alias(current_actor(), p.required("name"), p.required("alias"), p.required("version"))
+    name, alias, version = p.required("name"), p.required("alias"), p.required("version")
+    try:
+        aliases.set_alias(current_actor(), name, alias, version)
+    except ApprovalRequired as error:
+        raise _needs_a_request(error, f"/api/v1/models/{name}/versions/{version}/alias-requests") from None
     return ok()
 
 
 @bp.delete("/registered-models/alias")
 def delete_alias():
     p = params()
-    aliases.delete_alias(current_actor(), p.required("name"), p.required("alias"))
+    name, alias = p.required("name"), p.required("alias")
+    try:
+        aliases.delete_alias(current_actor(), name, alias)
+    except ApprovalRequired as error:
+        raise _needs_a_request(error, f"/api/v1/models/{name}/aliases/{alias}/deletion-requests") from None
     return ok()
 
 

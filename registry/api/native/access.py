@@ -1,4 +1,5 @@
-"""/api/v1 access control: who am I, users, tokens, permissions, approval policies."""
+"""/api/v1 access control: who am I, users, tokens, permissions, approval policies (per stage, and per alias:
+"protected aliases")."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -93,7 +94,7 @@ def merge_registry_permissions():
 
 @bp.get("/models/<name>/approval-policies")
 def get_model_policies(name: str):
-    return jsonify({"policies": [wire.policy_json(p) for p in policies.get_model_policies(current_actor(), name)]})
+    return jsonify(wire.policies_json(policies.get_model_policies(current_actor(), name)))
 
 
 @bp.put("/models/<name>/approval-policies/<stage>")
@@ -104,9 +105,35 @@ def set_model_policy(name: str, stage: str):
         creator_may_not_approve=data["creator_may_not_approve"])))
 
 
+@bp.get("/models/<name>/approval-policies/aliases/<alias>")
+def get_model_alias_policy(name: str, alias: str):
+    return jsonify(wire.policy_json(policies.get_model_alias_policy(current_actor(), name, alias)))
+
+
+@bp.put("/models/<name>/approval-policies/aliases/<alias>")
+def set_model_alias_policy(name: str, alias: str):
+    data = body(wire.PolicyBody)
+    return jsonify(wire.policy_json(policies.set_model_alias_policy(
+        current_actor(), name, alias, required_approvals=data["required_approvals"],
+        creator_may_not_approve=data["creator_may_not_approve"])))
+
+
 @bp.get("/approval-policies")
 def get_registry_policies():
-    return jsonify({"policies": [wire.policy_json(p) for p in policies.get_registry_policies(current_actor())]})
+    return jsonify(wire.policies_json(policies.get_registry_policies(current_actor())))
+
+
+@bp.get("/approval-policies/aliases/<alias>")
+def get_registry_alias_policy(alias: str):
+    return jsonify(wire.policy_json(policies.get_registry_alias_policy(current_actor(), alias)))
+
+
+@bp.put("/approval-policies/aliases/<alias>")
+def set_registry_alias_policy(alias: str):
+    data = body(wire.PolicyBody)
+    return jsonify(wire.policy_json(policies.set_registry_alias_policy(
+        current_actor(), alias, required_approvals=data["required_approvals"],
+        creator_may_not_approve=data["creator_may_not_approve"])))
 
 
 @bp.put("/approval-policies/<stage>")

@@ -49,14 +49,15 @@ def update_model(name: str):
     data = body(wire.ModelUpdate)
     changes = {"description": data["description"]} if "description" in data else {}
     record = svc.update_model(
-        current_actor(), name, new_name=data.get("name"), expected_revision=expected_revision(), **changes
+        current_actor(), name, new_name=data.get("name"), expected_revision=expected_revision(),
+        force=data["force"], **changes
     )
     return with_etag(jsonify(wire.model_json(record)), record.revision)
 
 
 @bp.delete("/models/<name>")
 def delete_model(name: str):
-    svc.delete_model(current_actor(), name)
+    svc.delete_model(current_actor(), name, force=args(wire.ForceArgs)["force"])
     return "", 204
 
 

@@ -1,11 +1,12 @@
-"""/api/v1 review workflow: transition requests, approvals, the reviewer's inbox, comments."""
+"""/api/v1 review workflow: transition requests (stage transitions and alias changes), approvals, the
+reviewer's inbox, comments."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, url_for
 
 from ... import names
 from ...schemas import native as wire
-from ...services import audit_log, comments, reviews
+from ...services import alias_requests, audit_log, comments, reviews
 from .http import args, body, current_actor
 
 bp = Blueprint("native_reviews", __name__, url_prefix="/api/v1")
@@ -22,12 +23,30 @@ def _requests(page):
 @bp.post("/models/<name>/versions/<version>/transition-requests")
 def create_request(name: str, version: str):
     data = body(wire.RequestCreate)
-    record = reviews.create_request(current_actor(), name, version, data["stage"],
-                                    archive_existing_versions=data["archive_existing_versions"],
-                                    comment=data.get("comment"))
+    return _created(reviews.create_request(current_actor(), name, version, data["stage"],
+                                           archive_existing_versions=data["archive_existing_versions"],
+                                           comment=data.get("comment")))
+
+
+def _created(record):
     response, status = _request(record, 201)
     response.headers["Location"] = url_for(".get_request", request_id=record.id)
     return response, status
+
+
+@bp.post("/models/<name>/versions/<version>/alias-requests")
+def create_alias_request(name: str, version: str):
+    """Ask for an alias to point at this version; reviewed like a transition request."""
+    data = body(wire.AliasRequestCreate)
+    return _created(alias_requests.request_alias(current_actor(), name, version, data["alias"],
+                                                 comment=data.get("comment")))
+
+
+@bp.post("/models/<name>/aliases/<alias>/deletion-requests")
+def create_alias_deletion_request(name: str, alias: str):
+    """Ask for an alias to be deleted; reviewed like a transition request."""
+    data = body(wire.Review)
+    return _created(alias_requests.request_alias_deletion(current_actor(), name, alias, comment=data.get("comment")))
 
 
 @bp.get("/models/<name>/versions/<version>/transition-requests")

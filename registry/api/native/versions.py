@@ -68,7 +68,7 @@ def update_version(name: str, version: str):
 
 @bp.delete("/models/<name>/versions/<version>")
 def delete_version(name: str, version: str):
-    svc.delete_version(current_actor(), name, version)
+    svc.delete_version(current_actor(), name, version, force=args(wire.ForceArgs)["force"])
     return "", 204
 
 
@@ -102,10 +102,10 @@ def latest_versions(name: str):
 @bp.put("/models/<name>/aliases/<alias>")
 def set_alias(name: str, alias: str):
     data = body(wire.AliasSet)
-    return _version(aliases.set_alias(current_actor(), name, alias, data["version"]))
+    return _version(aliases.set_alias(current_actor(), name, alias, data["version"], force=data["force"]))
 
 
 @bp.delete("/models/<name>/aliases/<alias>")
 def delete_alias(name: str, alias: str):
-    aliases.delete_alias(current_actor(), name, alias)
+    aliases.delete_alias(current_actor(), name, alias, force=args(wire.ForceArgs)["force"])
     return "", 204

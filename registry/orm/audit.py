@@ -1,0 +1,58 @@
+"""The audit trail's rows (append-only: a trigger refuses UPDATE, DELETE and TRUNCATE)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+
+
+class AuditEvent(db.Model):
+    """Append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and hash-chained per model.
+
+    No foreign keys: events outlive the models they describe. ``chain_id`` is the model's id, which a
+    sequence never reuses, so a model's chain survives renames and deletion.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    seq: Mapped[int] = mapped_column(Integer, nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    actor: Mapped[str] = mapped_column(Text, nullable=False)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    model_id: Mapped[int | None] = mapped_column(BigInteger)
+    model_name: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int | None] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(Text)
+    from_stage: Mapped[str | None] = mapped_column(Text)
+    to_stage: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[int | None] = mapped_column(BigInteger)
+    details: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    prev_hash: Mapped[str | None] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("chain_id", "seq"),
+        Index("ix_audit_events_model_name_id", "model_name", "id"),
+        Index("ix_audit_events_model_id_id", "model_id", "id"),
+        Index("ix_audit_events_run_id_id", "run_id", "id", postgresql_where=text("run_id IS NOT NULL")),
+        Index("ix_audit_events_actor_id", "actor", "id"),
+        Index("ix_audit_events_action_id", "action", "id"),
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+    )
+
+
+# --- Identities, permissions and reviews -------------------------------------------------------------

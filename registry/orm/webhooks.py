@@ -1,0 +1,62 @@
+"""Registry webhooks (Databricks' registry-webhooks)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+
+if TYPE_CHECKING:  # relationships name their targets; SQLAlchemy resolves them in its registry
+    from .models import RegisteredModel
+
+
+WEBHOOK_STATUS_CHECK = "status IN ('ACTIVE', 'TEST_MODE', 'DISABLED')"
+
+
+class RegistryWebhook(db.Model):
+    """A subscription to registry events, on one model or (``model_id`` NULL) registry-wide.
+
+    Exactly one target: an HTTP URL or a job. The secret, the Authorization value and the job's access token
+    are write-only on the API; they are kept here because delivery needs them in clear (HMAC key, header).
+    """
+
+    __tablename__ = "registry_webhooks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE")
+    )
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="ACTIVE")
+    http_url: Mapped[str | None] = mapped_column(Text)
+    http_secret: Mapped[str | None] = mapped_column(Text)
+    http_authorization: Mapped[str | None] = mapped_column(Text)
+    enable_ssl_verification: Mapped[bool] = mapped_column(nullable=False, server_default=text("true"))
+    job_id: Mapped[str | None] = mapped_column(Text)
+    job_access_token: Mapped[str | None] = mapped_column(Text)
+    job_workspace_url: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+    model: Mapped[RegisteredModel | None] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint(WEBHOOK_STATUS_CHECK, name="status"),
+        CheckConstraint("(http_url IS NULL) <> (job_id IS NULL)", name="one_target"),
+        CheckConstraint("cardinality(events) > 0", name="events_not_empty"),
+        Index("ix_registry_webhooks_model_id_id", "model_id", "id"),
+    )
