@@ -5,8 +5,6 @@
   transaction in "create_savepoint" mode, so a commit releases a savepoint and nothing leaks between tests.
 * ``fresh_database_url``: a brand-new database cloned from a migrated template, for tests that need real
   commits seen by other connections or processes (concurrency, gunicorn, CLI).
-* ``registry_url``: a real gunicorn server with authentication on, over its own database, for the real MLflow
-  and Databricks clients (set it up with tests/clients.py).
 """
 from __future__ import annotations
 
@@ -156,17 +154,3 @@ def make_user(secure_app, db_session):
         return {"Authorization": f"Bearer {token}"}
 
     return make
-
-
-@pytest.fixture(scope="module")
-def registry_url(admin_url, template_database):
-    """A gunicorn server with authentication on, over its own database, shared by a module's tests (the real
-    MLflow client and databricks-sdk talk to it; tests/clients.py sets it up through the native API)."""
-    from tests.server import running_server
-
-    name = pg.create_database(admin_url, template=template_database)
-    try:
-        with running_server(pg.with_database(admin_url, name), extra_env={"REGISTRY_AUTH": "enabled"}) as url:
-            yield url
-    finally:
-        pg.drop_database(admin_url, name)

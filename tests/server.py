@@ -44,6 +44,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def cli_env(database_url: str) -> dict[str, str]:
+    """The environment of a ``registry ...`` command run by a test: this checkout's code, on ``database_url``."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "TEST_DATABASE_URL"}}
+    env["DATABASE_URL"] = database_url
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
 def server_env(database_url: str | None, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test's environment minus any database the outer test run was pointed at."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "TEST_DATABASE_URL"}}
@@ -52,6 +60,11 @@ def server_env(database_url: str | None, extra_env: Mapping[str, str] | None = N
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     env["REGISTRY_ADMIN_TOKEN"] = ADMIN_TOKEN
+    # The server runs the code under test (this checkout), whichever checkout the venv was installed from.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # Clients that keep idle keep-alive connections open make gunicorn 26 wait its whole graceful_timeout on
+    # SIGTERM (20 s): a short one keeps each stop at a second or two. No test depends on a longer drain.
+    env.setdefault("GUNICORN_CMD_ARGS", "--graceful-timeout 2")
     env.update(extra_env or {})
     return env
 

@@ -1,6 +1,6 @@
 """The world and the rules shared by the policy side-door matrices of the three dialects (native:
-tests/api/test_policy_side_doors.py, MLflow: tests/mlflow/test_policy_side_doors.py, Databricks:
-tests/databricks/test_policy_side_doors.py).
+tests/api/native/test_policy_side_doors.py, MLflow: tests/api/mlflow/test_policy_side_doors.py, Databricks:
+tests/api/databricks/test_policy_side_doors.py).
 
 The rule (DESIGN §4, issue "Trust the served answer", finding 4): any change that alters what a serving
 lookup for a policy-protected stage or alias returns needs the same review as a promotion. Expected outcomes

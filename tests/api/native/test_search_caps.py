@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import assert_error
+from tests.api.support import assert_error
 
 M = "/api/v1/models/m"
 

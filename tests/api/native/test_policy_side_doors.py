@@ -18,7 +18,7 @@ from tests.side_doors import (
     last_event,
 )
 
-from .support import assert_error
+from tests.api.support import assert_error
 
 M = f"/api/v1/models/{MODEL}"
 REVIEW = "/api/v1/transition-requests"

@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .support import assert_error, walk
+from tests.api.support import assert_error, walk
 
 ACTOR = {"X-Registry-Actor": "alice"}
 

@@ -38,7 +38,7 @@ from registry.extensions import db
 from registry.lifecycle import Permission, RequestStatus, Stage
 from tests import pg
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[3] / "openapi.yaml"
 # Flask answers HEAD and OPTIONS by itself for every rule. They are not part of the contract.
 CONTRACT_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _RULE_ARGUMENT = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")

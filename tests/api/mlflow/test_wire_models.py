@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mlflow.conftest import assert_mlflow_error
+from tests.api.mlflow.conftest import assert_mlflow_error
 
 
 # --- create / get: the wire shape -----------------------------------------------------------------------

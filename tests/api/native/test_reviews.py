@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .support import assert_error
+from tests.api.support import assert_error
 
 
 def ok(response, status: int = 200) -> dict:

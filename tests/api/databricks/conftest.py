@@ -107,26 +107,3 @@ class Team:
 @pytest.fixture
 def team(secure_client, make_user) -> Team:
     return Team(secure_client, make_user)
-
-
-# --- The real databricks-sdk, on the real server of ``registry_url`` (tests/conftest.py) -------------
-
-@pytest.fixture
-def sdk(monkeypatch, registry_url):
-    """``sdk(token)`` -> a WorkspaceClient on our server, as a user would build it; no DATABRICKS_* variable
-    of the machine running the tests can leak in (the SDK reads ~/.databrickscfg only for a named profile)."""
-    import os
-
-    from databricks.sdk import WorkspaceClient
-    from databricks.sdk.core import Config
-
-    for key in list(os.environ):
-        if key.startswith("DATABRICKS_"):
-            monkeypatch.delenv(key)
-
-    def make(token: str) -> WorkspaceClient:
-        # A short retry budget: a broken server fails the test quickly instead of being retried for 300 s.
-        config = Config(host=registry_url, token=token, auth_type="pat", retry_timeout_seconds=20)
-        return WorkspaceClient(config=config)
-
-    return make

@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from tests.mlflow.conftest import AJAX, API, Wire, assert_mlflow_error
+from tests.api.mlflow.conftest import AJAX, API, Wire, assert_mlflow_error
 
 
 @pytest.mark.parametrize("prefix", [API, AJAX], ids=["api", "ajax-api"])

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from registry import create_app
 from registry.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 IMAGE_ROOT = "/app"  # the Dockerfile's WORKDIR, where the repository's files are copied
 PLACEHOLDER_URL = "postgresql://registry@127.0.0.1:1/registry"  # never connected to

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from .support import assert_error
+from tests.api.support import assert_error
 
 
 def as_actor(name: str) -> dict:

@@ -5,7 +5,7 @@ import pytest
 
 from registry.auth import SYSTEM
 from registry.services import policies
-from tests.mlflow.conftest import assert_mlflow_error
+from tests.api.mlflow.conftest import assert_mlflow_error
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 fresh `registry serve` prints once."""
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from registry.auth import SYSTEM, Actor
 from registry.errors import Unauthenticated
 from registry.extensions import db
 from registry.services import identities
-from tests.server import server_process
+from tests.server import cli_env, server_process
 
 REGISTRY = Path(sys.executable).parent / "registry"
 TOKEN = re.compile(r"reg_[A-Za-z0-9_-]{20,}")
@@ -29,9 +28,7 @@ def authenticate(token: str) -> Actor:
 
 
 def registry(url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {"TEST_DATABASE_URL", "DATABASE_URL"}}
-    env["DATABASE_URL"] = url
-    return subprocess.run([str(REGISTRY), *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(REGISTRY), *args], env=cli_env(url), capture_output=True, text=True, timeout=120)
 
 
 def create(url: str, *args: str) -> str:

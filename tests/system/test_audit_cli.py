@@ -1,7 +1,6 @@
 """`registry audit verify` proves the trail intact, and names the first event that was altered or removed."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from registry import create_app
 from registry.auth import Actor
 from registry.extensions import db
 from registry.services import models, stages, versions
+from tests.server import cli_env
 
 REGISTRY = Path(sys.executable).parent / "registry"
 
@@ -31,9 +31,8 @@ def populated_url(fresh_database_url):
 
 
 def verify(url: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in {"TEST_DATABASE_URL"}}
-    env["DATABASE_URL"] = url
-    return subprocess.run([str(REGISTRY), "audit", "verify"], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([str(REGISTRY), "audit", "verify"], env=cli_env(url), capture_output=True, text=True,
+                          timeout=120)
 
 
 def tamper(url: str, statement: str) -> None:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from .support import assert_error
+from tests.api.support import assert_error
 
 M = "/api/v1/models/m"
 V = f"{M}/versions/1"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.mlflow.conftest import assert_mlflow_error
+from tests.api.mlflow.conftest import assert_mlflow_error
 
 PROMPT = [{"key": "mlflow.prompt.is_prompt", "value": "true"}]
 

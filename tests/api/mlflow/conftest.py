@@ -70,24 +70,3 @@ def admin_headers(make_user):
 def wire(secure_client, admin_headers) -> Wire:
     """An admin speaking the MLflow dialect."""
     return Wire(secure_client, admin_headers)
-
-
-# --- The unmodified MLflow client, on the real server of ``registry_url`` (tests/conftest.py) ----------
-
-@pytest.fixture
-def mlflow_env(monkeypatch, registry_url):
-    """Point the unmodified MLflow client at the server, as a user would: URIs and a token in the environment.
-
-    ``use(token)`` sets MLFLOW_TRACKING_TOKEN. The client would retry 5xx answers for minutes; with retries
-    off, a server error fails the test at once instead of hanging it (we never answer 5xx on purpose).
-    """
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry_url)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry_url)
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
-    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
-
-    def use(token: str) -> None:
-        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
-
-    return use

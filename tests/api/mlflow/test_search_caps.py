@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mlflow.conftest import assert_mlflow_error
+from tests.api.mlflow.conftest import assert_mlflow_error
 
 SEARCHES = ["/registered-models/search", "/model-versions/search"]
 

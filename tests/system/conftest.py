@@ -1,0 +1,65 @@
+"""Fixtures for tests that run real processes: a real gunicorn server for the unmodified MLflow client and
+databricks-sdk (``registry_url``, shared by a module's tests), and those clients pointed at it."""
+from __future__ import annotations
+
+import pytest
+
+from tests import pg
+
+
+@pytest.fixture(scope="module")
+def registry_url(admin_url, template_database):
+    """A gunicorn server with authentication on, over its own database, shared by a module's tests (the real
+    MLflow client and databricks-sdk talk to it; tests/clients.py sets it up through the native API)."""
+    from tests.server import running_server
+
+    name = pg.create_database(admin_url, template=template_database)
+    try:
+        with running_server(pg.with_database(admin_url, name), extra_env={"REGISTRY_AUTH": "enabled"}) as url:
+            yield url
+    finally:
+        pg.drop_database(admin_url, name)
+
+
+# --- The unmodified MLflow client, on the real server of ``registry_url`` (above) ----------
+
+@pytest.fixture
+def mlflow_env(monkeypatch, registry_url):
+    """Point the unmodified MLflow client at the server, as a user would: URIs and a token in the environment.
+
+    ``use(token)`` sets MLFLOW_TRACKING_TOKEN. The client would retry 5xx answers for minutes; with retries
+    off, a server error fails the test at once instead of hanging it (we never answer 5xx on purpose).
+    """
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry_url)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", registry_url)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+
+    def use(token: str) -> None:
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+
+    return use
+
+
+# --- The real databricks-sdk, on the real server of ``registry_url`` (above) -------------
+
+@pytest.fixture
+def sdk(monkeypatch, registry_url):
+    """``sdk(token)`` -> a WorkspaceClient on our server, as a user would build it; no DATABRICKS_* variable
+    of the machine running the tests can leak in (the SDK reads ~/.databrickscfg only for a named profile)."""
+    import os
+
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.core import Config
+
+    for key in list(os.environ):
+        if key.startswith("DATABRICKS_"):
+            monkeypatch.delenv(key)
+
+    def make(token: str) -> WorkspaceClient:
+        # A short retry budget: a broken server fails the test quickly instead of being retried for 300 s.
+        config = Config(host=registry_url, token=token, auth_type="pat", retry_timeout_seconds=20)
+        return WorkspaceClient(config=config)
+
+    return make
