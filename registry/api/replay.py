@@ -52,21 +52,46 @@ def about(model_id: int) -> None:
     request.environ[SCOPE] = model_id
 
 
+_MAX_ROUTES = 20_000  # remembered routings per process (a path is at most a few hundred bytes)
+
+
+def _router(app: Flask) -> Callable[[str, str], tuple[str, dict, Callable] | None]:
+    """(method, raw path) -> (endpoint, URL arguments, parse) of a replayable view, else None. Routing depends
+    on the method and path alone (no host or subdomain rules here), so its answers are remembered."""
+    adapter = app.url_map.bind("replay")
+    known: dict[tuple[str, str], tuple[str, dict, Callable] | None] = {}
+
+    def route(method: str, raw_path: str) -> tuple[str, dict, Callable] | None:
+        found = known.get((method, raw_path), False)
+        if found is not False:
+            return found
+        path = raw_path.encode("latin-1").decode("utf-8", "replace")
+        try:
+            endpoint, url_args = adapter.match(path, method)
+        except (HTTPException, RequestRedirect):
+            found = None
+        else:
+            parse = getattr(app.view_functions.get(endpoint), "replay_parse", None)
+            found = None if parse is None else (endpoint, url_args, parse)
+        if len(known) >= _MAX_ROUTES:
+            known.clear()
+        known[(method, raw_path)] = found
+        return found
+
+    return route
+
+
 def _request_key(app: Flask) -> Callable[[dict], Hashable | None]:
-    adapter = app.url_map.bind("replay")  # routing here depends on path and method only
+    route = _router(app)
 
     def key(environ: dict) -> Hashable | None:
         method = environ.get("REQUEST_METHOD")
         if method not in ("GET", "POST"):
             return None
-        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
-        try:
-            endpoint, url_args = adapter.match(path, method)
-        except (HTTPException, RequestRedirect):
+        routed = route(method, environ.get("PATH_INFO", ""))
+        if routed is None:
             return None
-        parse = getattr(app.view_functions.get(endpoint), "replay_parse", None)
-        if parse is None:
-            return None
+        endpoint, url_args, parse = routed
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:

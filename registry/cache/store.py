@@ -13,6 +13,7 @@ than an eighth of the budget is not cached at all.
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Hashable
 
@@ -37,7 +38,9 @@ class Store:
         self.bytes = 0
         self.evictions = 0
         self._lock = threading.Lock()
-        self._entries: dict[Hashable, Entry] = {}
+        # Oldest first; an OrderedDict evicts its oldest in O(1) (a plain dict's first item gets slower to
+        # reach as deletions pile up at its front).
+        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         # Scope -> the keys of its entries (a dict as an ordered set: removal is O(1) when one scope has many).
         self._by_scope: dict[Scope, dict[Hashable, None]] = {}
         hub.on_change(self._on_change)
@@ -61,7 +64,8 @@ class Store:
                 return False
             self._remove(key)
             while self._entries and self.bytes + size > self.max_bytes:
-                self._remove(next(iter(self._entries)))
+                old_key, old = self._entries.popitem(last=False)
+                self._unindex(old_key, old)
                 self.evictions += 1
             self._entries[key] = Entry(scope, label, payload, size)
             self._by_scope.setdefault(scope, {})[key] = None
@@ -74,8 +78,10 @@ class Store:
 
     def _remove(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
-        if entry is None:
-            return
+        if entry is not None:
+            self._unindex(key, entry)
+
+    def _unindex(self, key: Hashable, entry: Entry) -> None:
         self.bytes -= entry.size
         keys = self._by_scope.get(entry.scope)
         if keys is not None:
