@@ -62,9 +62,10 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .api import register
+    from . import api, web
 
-    register(app)
+    api.register(app)
+    web.register(app)
 
 
 def _register_cli(app: Flask) -> None:

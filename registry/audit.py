@@ -236,20 +236,23 @@ def _recompute(event: AuditEvent) -> str:
     return compute_hash(**{name: getattr(event, name) for name in HASHED_FIELDS})
 
 
-def _iter_events(session: Session) -> Iterator[AuditEvent]:
+def _iter_events(session: Session, chain_id: int | None) -> Iterator[AuditEvent]:
     stmt = select(AuditEvent).order_by(AuditEvent.chain_id, AuditEvent.seq).execution_options(yield_per=2000)
+    if chain_id is not None:
+        stmt = stmt.where(AuditEvent.chain_id == chain_id)
     yield from session.scalars(stmt)
 
 
-def verify_chain(session: Session) -> tuple[int, ChainBreak | None]:
-    """Walk every chain, then check each existing model's recorded head against the end of its chain;
-    return (events checked, first break or None)."""
+def verify_chain(session: Session, chain_id: int | None = None) -> tuple[int, ChainBreak | None]:
+    """Walk every chain (or the one given: a model's id), then check each existing model's recorded head
+    against the end of its chain; return (events checked, first break or None)."""
     checked = 0
     chain_id: int | None = None
     expected_seq = 1
     prev_hash: str | None = None
     ends: dict[int, tuple[int, str]] = {}
-    for event in _iter_events(session):
+    only = chain_id
+    for event in _iter_events(session, only):
         if event.chain_id != chain_id:
             chain_id, expected_seq, prev_hash = event.chain_id, 1, None
         if event.seq != expected_seq:
@@ -267,14 +270,15 @@ def verify_chain(session: Session) -> tuple[int, ChainBreak | None]:
         ends[event.chain_id] = (event.seq, event.hash)
         expected_seq += 1
         checked += 1
-    return checked, _check_heads(session, ends)
+    return checked, _check_heads(session, ends, only)
 
 
-def _check_heads(session: Session, ends: dict[int, tuple[int, str]]) -> ChainBreak | None:
+def _check_heads(session: Session, ends: dict[int, tuple[int, str]], chain_id: int | None) -> ChainBreak | None:
     """The chain alone cannot show that its *last* events were removed; the head on the model row can."""
-    heads = session.execute(
-        select(RegisteredModel.id, RegisteredModel.audit_seq, RegisteredModel.audit_hash).order_by(RegisteredModel.id)
-    )
+    stmt = select(RegisteredModel.id, RegisteredModel.audit_seq, RegisteredModel.audit_hash).order_by(RegisteredModel.id)
+    if chain_id is not None:
+        stmt = stmt.where(RegisteredModel.id == chain_id)
+    heads = session.execute(stmt)
     for model_id, seq, hash_ in heads:
         end_seq, end_hash = ends.get(model_id, (0, None))
         if (seq, hash_) != (end_seq, end_hash):

@@ -77,6 +77,11 @@ class Settings:
     # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
     cache_bytes: int = 64 * 1024 * 1024
     admin_token: str | None = None
+    # REGISTRY_SECRET_KEY: keys for what the server signs (the console's cookies); the first signs, all verify,
+    # so a key can be rotated. Empty: a key the installation makes for itself and keeps in the database.
+    secret_keys: tuple[str, ...] = ()
+    # How long a console sign-in lasts (never longer than the token it was made with).
+    console_session_hours: int = 12
     # The server (``registry serve``, ``deploy/gunicorn.conf.py``).
     bind: str = "127.0.0.1:8080"
     workers: int = 2
@@ -108,6 +113,9 @@ class Settings:
         admin_token = env.get("REGISTRY_ADMIN_TOKEN") or None
         if admin_token is not None and len(admin_token) < 20:
             raise ConfigError("REGISTRY_ADMIN_TOKEN must be at least 20 characters long")
+        secret_keys = tuple(k.strip() for k in (env.get("REGISTRY_SECRET_KEY") or "").split(",") if k.strip())
+        if any(len(k) < 32 for k in secret_keys):
+            raise ConfigError("REGISTRY_SECRET_KEY: each comma-separated key must be at least 32 characters long")
         threads = _int(env, "REGISTRY_THREADS", 32, 1, 1024)
         host = env.get("REGISTRY_HOST") or "127.0.0.1"
         bind = env.get("REGISTRY_BIND") or f"{host}:{_int(env, 'REGISTRY_PORT', 8080, 1, 65535)}"
@@ -124,6 +132,8 @@ class Settings:
             max_waiters=_int(env, "REGISTRY_MAX_WAITERS", max(1, threads - 8), 0, 4096),
             cache_bytes=_int(env, "REGISTRY_CACHE_MB", 64, 1, 65_536) * 1024 * 1024,
             admin_token=admin_token,
+            secret_keys=secret_keys,
+            console_session_hours=_int(env, "REGISTRY_CONSOLE_SESSION_HOURS", 12, 1, 24 * 30),
             database_url=normalise_database_url(url) if url else None,
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),
             max_body_bytes=_int(env, "REGISTRY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),

@@ -22,6 +22,7 @@ log = logging.getLogger("registry.auth")
 
 ACTOR_HEADER = "X-Registry-Actor"
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static"}
+CONSOLE_BLUEPRINT = "web"
 
 
 def current_actor() -> Actor:
@@ -30,7 +31,12 @@ def current_actor() -> Actor:
 
 def authenticate(header: str | None) -> Actor:
     """The actor an ``Authorization`` header names (Unauthenticated if none, unknown, expired or revoked)."""
-    token = token_from_authorization(header)
+    return authenticate_token(token_from_authorization(header))
+
+
+def authenticate_token(token: str) -> Actor:
+    """The actor a token belongs to (Unauthenticated if unknown, expired or revoked); the console's session
+    token goes through here too, so revoking it, or the token it was made with, ends the session at once."""
     current = caches()
     current.hub.ensure_listening()
     return remembered.actor(current.store, hash_token(token), lambda: identities.authenticate_with_expiry(token))
@@ -48,6 +54,8 @@ def install(app: Flask) -> None:
     def authenticate_request():
         if request.endpoint is None or request.endpoint in PUBLIC_ENDPOINTS:
             return  # unknown routes answer 404 without revealing anything; health checks stay open
+        if request.blueprint == CONSOLE_BLUEPRINT:
+            return  # the console signs its users in with a session cookie (registry/web/session.py)
         if enabled:
             g.actor = authenticate(request.headers.get("Authorization"))
         else:

@@ -81,3 +81,14 @@ class PermissionGrant(db.Model):
               postgresql_where=text("model_id IS NULL")),
         Index("ix_permission_grants_principal", "principal", "model_id"),
     )
+
+
+class InstanceSecret(db.Model):
+    """A secret this installation made for itself, shared by all its processes and hosts: the console's
+    cookie-signing key when ``REGISTRY_SECRET_KEY`` is not set. Never shown or audited."""
+
+    __tablename__ = "instance_secrets"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -12,7 +12,8 @@ from ..errors import InvalidArgument
 from ..lifecycle import Permission
 from ..orm import AuditEvent, RegisteredModel
 from ..auth import Actor
-from .access import holding, may_read_registry_grants
+from .access import holding, may_read_registry_grants, require_admin
+from ..db.loading import find_model
 from ..db.records import audit_record
 from ..db.unit_of_work import read_only, session
 
@@ -108,3 +109,11 @@ def search_events(actor: Actor, query: AuditQuery, max_results: int | None = Non
 @read_only
 def verify() -> tuple[int, ChainBreak | None]:
     return verify_chain(session())
+
+
+@read_only
+def verify_model(actor: Actor, model_name: str) -> tuple[int, ChainBreak | None]:
+    """Verify one model's chain (admins: it reads every event of the model, whoever may see them)."""
+    require_admin(actor, "Verifying an audit chain")
+    model = find_model(names.model_name(model_name))
+    return verify_chain(session(), model.id)

@@ -1,4 +1,5 @@
-"""Transition requests and their review: request, approve, reject, cancel, list, inbox (DESIGN §2).
+"""Transition requests and their review: request, approve, reject, cancel, list (DESIGN §2). What each reader
+sees of the requests (the inbox, their own, a version's) is ``review_queue``.
 
 A request is reviewed under the combined policy of the change it asks for (``lifecycle``): for a stage
 transition, every stage it changes (so leaving Production is reviewed like entering it); for an alias
@@ -34,7 +35,7 @@ from ..lifecycle import (
 )
 from ..orm import ModelVersion, RegisteredModel, TransitionApproval, TransitionRequest
 from ..db.loading import find_model, find_version, lock_model
-from .access import authorize, level, lock_parent, readable
+from .access import authorize, lock_parent, readable
 from .aliases import apply_alias_change
 from .policies import alias_review, transition_review
 from ..db.records import RequestRecord, request_record
@@ -107,7 +108,8 @@ def _close(request: TransitionRequest, status: RequestStatus, actor: Actor, comm
     request.updated_at = when
 
 
-def _needed_level(request: TransitionRequest) -> Permission:
+def review_level(request: TransitionRequest) -> Permission:
+    """The level a reviewer needs to approve or reject this request."""
     if request.alias is not None:
         return ALIAS_PERMISSION
     return TRANSITIONS[(Stage(request.from_stage), Stage(request.to_stage))]
@@ -120,10 +122,10 @@ def _what(request: TransitionRequest) -> str:
 
 
 def _authorize_review(actor: Actor, model: RegisteredModel, request: TransitionRequest, doing: str) -> None:
-    authorize(actor, model, _needed_level(request), f"{doing} {_what(request)}")
+    authorize(actor, model, review_level(request), f"{doing} {_what(request)}")
 
 
-def _required_review(model_id: int, request: TransitionRequest, archive_existing_versions: bool) -> RequiredReview:
+def required_review(model_id: int, request: TransitionRequest, archive_existing_versions: bool) -> RequiredReview:
     """The review the requested change needs, under the policies in force now."""
     if request.alias is not None:
         return alias_review(model_id, request.alias)
@@ -159,7 +161,7 @@ def approve(actor: Actor, request_id: int, comment: str | None = None, *,
     archive = request.archive_existing_versions if archive_existing_versions is None else archive_existing_versions
     if archive_existing_versions is not None and request.alias is None:
         check_transition(Stage(version.stage), Stage(request.to_stage), archive)
-    review = _required_review(model.id, request, archive)
+    review = required_review(model.id, request, archive)
     refusal = approval_refusal(review, reviewer=actor.name, requester=request.requested_by,
                                version_creator=version.created_by,
                                already_approved=any(a.approver == actor.name for a in request.approvals))
@@ -269,33 +271,3 @@ def list_requests(actor: Actor, query: RequestQuery, max_results: int | None = N
     rows = session().scalars(stmt.order_by(TransitionRequest.id.desc()).limit(limit + 1)).all()
     token = pagination.next_id_token(rows, limit, fp)
     return pagination.Page([request_record(r) for r in rows[:limit]], token)
-
-
-@read_only
-def inbox(actor: Actor, max_results: int | None = None) -> list[RequestRecord]:
-    """Everything pending that ``actor`` may approve right now, oldest first."""
-    limit = pagination.page_size(max_results)
-    s = session()
-    rows = s.scalars(
-        select(TransitionRequest)
-        .where(TransitionRequest.status == RequestStatus.PENDING.value,
-               TransitionRequest.requested_by != actor.name,
-               readable(actor, TransitionRequest.model_id))
-        .order_by(TransitionRequest.id)
-    ).all()
-    result: list[RequestRecord] = []
-    levels: dict[int, int] = {}
-    for request in rows:
-        held = levels.setdefault(request.model_id, level(actor, request.model_id))
-        if held < _needed_level(request):
-            continue
-        version = s.get(ModelVersion, request.version_id)
-        refusal = approval_refusal(
-            _required_review(request.model_id, request, request.archive_existing_versions), reviewer=actor.name,
-            requester=request.requested_by, version_creator=version.created_by,
-            already_approved=any(a.approver == actor.name for a in request.approvals))
-        if refusal is None:
-            result.append(request_record(request))
-            if len(result) == limit:
-                break
-    return result

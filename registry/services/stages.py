@@ -18,12 +18,20 @@ from ..lifecycle import (
     refusal_details,
 )
 from ..db.loading import find_model, find_version, highest_per_stage, lock_model
-from .access import authorize
+from .access import authorize, level
 from .policies import transition_review
 from .transitions import apply_transition
 from ..db.records import VersionRecord, version_record
 from ..db.queueing import one_writer_per_model
 from ..db.unit_of_work import now, read_only, session, use_case
+
+
+def _direct(model_id: int, current: Stage, target: Stage, archive_existing_versions: bool):
+    """What a direct transition needs: the stage permission, the review the policies ask for, and the policy's
+    refusal of a direct move (None: allowed without review)."""
+    needed = check_transition(current, target, archive_existing_versions)
+    review = transition_review(model_id, current, target, archive_existing_versions)
+    return needed, review, direct_transition_refusal(review, current, target)
 
 
 @one_writer_per_model
@@ -53,11 +61,9 @@ def transition_stage(
     authorize(actor, model, Permission.READ, "Reading")
     mv = find_version(model, number)
     current = Stage(mv.stage)
-    needed = check_transition(current, target, archive_existing_versions)
+    needed, review, refusal = _direct(model.id, current, target, archive_existing_versions)
     authorize(actor, model, needed, f"Transitioning a version to {target.value}")
     check_force(force, actor.is_admin, "a transition")
-    review = transition_review(model.id, current, target, archive_existing_versions)
-    refusal = direct_transition_refusal(review, current, target)
     if refusal and not force:
         raise ApprovalRequired(refusal, {"model": model.name, "stage": target.value, "from_stage": current.value,
                                          **refusal_details(review)})
@@ -91,3 +97,21 @@ def latest_versions(actor: Actor, model_name: str, stages: list[str] | tuple[str
     authorize(actor, model, Permission.READ, "Reading")
     by_stage = {row.stage: row for row in highest_per_stage([model.id], [s.value for s in wanted])}
     return LatestVersions(model.id, tuple(version_record(by_stage[s.value]) for s in wanted if s.value in by_stage))
+
+
+@read_only
+def direct_targets(actor: Actor, model_name: str, version: int | str) -> tuple[Stage, ...]:
+    """The stages ``actor`` may move the version to right now without a review (``transition_stage`` without
+    archiving, evaluated without acting): what the console offers as "transition now"."""
+    model = find_model(names.model_name(model_name))
+    authorize(actor, model, Permission.READ, "Reading")
+    current = Stage(find_version(model, names.version_number(version)).stage)
+    held = level(actor, model.id)
+    allowed = []
+    for target in ALL_STAGES:
+        if target is current:
+            continue
+        needed, _, refusal = _direct(model.id, current, target, False)
+        if held >= needed and refusal is None:
+            allowed.append(target)
+    return tuple(allowed)

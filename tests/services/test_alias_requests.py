@@ -18,7 +18,8 @@ from registry.services.policies import (
     set_model_alias_policy,
     set_registry_alias_policy,
 )
-from registry.services.reviews import RequestQuery, approve, cancel, get_request, inbox, list_requests, reject
+from registry.services.review_queue import inbox
+from registry.services.reviews import RequestQuery, approve, cancel, get_request, list_requests, reject
 from registry.services.stages import transition_stage
 from registry.services.versions import create_version, delete_version
 
@@ -281,12 +282,12 @@ def test_alias_requests_are_listed_and_in_the_inbox_of_those_who_may_approve(rea
     request = request_alias(reader, "churn", 2, "champion")
 
     assert [r.id for r in list_requests(ROOT, RequestQuery(model_name="churn")).items] == [request.id]
-    assert [r.id for r in inbox(reviewers[0])] == [request.id]
+    assert [s.request.id for s in inbox(reviewers[0])] == [request.id]
     assert inbox(person("stager", "MANAGE_STAGING")) == []
-    assert [r.id for r in inbox(MAKER)] == [request.id]  # maker created version 1, not the target 2
+    assert [s.request.id for s in inbox(MAKER)] == [request.id]  # maker created version 1, not the target 2
     create_version(MAKER, "churn", "s3://4")
     request_alias(reader, "churn", 4, "champion")
-    assert [r.id for r in inbox(MAKER)] == [request.id]  # but may not approve a move onto their own version
+    assert [s.request.id for s in inbox(MAKER)] == [request.id]  # but may not approve a move onto their own version
 
 
 def test_direct_changes_stay_refused_while_a_request_is_pending(reader):

@@ -18,10 +18,10 @@ from registry.services.reviews import (
     cancel,
     create_request,
     get_request,
-    inbox,
     list_requests,
     reject,
 )
+from registry.services.review_queue import inbox
 from registry.services.stages import transition_stage
 from registry.services.versions import create_version, delete_version, get_version
 
@@ -496,7 +496,7 @@ def test_a_no_op_transition_leaves_requests_pending(reader):
 # --- inbox --------------------------------------------------------------------------------------------
 
 def inbox_ids(actor: Actor) -> list[int]:
-    return [r.id for r in inbox(actor)]
+    return [state.request.id for state in inbox(actor)]
 
 
 def test_inbox_lists_pending_requests_the_reviewer_may_approve_oldest_first(reader, reviewers):

@@ -14,7 +14,8 @@ from registry.errors import ApprovalRequired, NotFound, PermissionDenied
 from registry.services.aliases import delete_alias, get_version_by_alias, set_alias
 from registry.services.models import create_model, delete_model, get_model, update_model
 from registry.services.policies import set_model_alias_policy, set_model_policy, set_registry_policy
-from registry.services.reviews import approve, create_request, inbox, reject
+from registry.services.review_queue import inbox
+from registry.services.reviews import approve, create_request, reject
 from registry.services import serving
 from registry.services.stages import transition_stage
 from registry.services.versions import create_version, delete_version, get_version
@@ -179,11 +180,11 @@ def test_the_inbox_counts_the_leaving_policy(model, reviewers):
     request = create_request(person("reader"), "churn", 1, "Archived")
     maker = person("maker3", "MANAGE_PRODUCTION")
 
-    assert [r.id for r in inbox(reviewers[0])] == [request.id]
+    assert [s.request.id for s in inbox(reviewers[0])] == [request.id]
     approve(reviewers[0], request.id)
     assert inbox(reviewers[0]) == []  # already approved
-    assert [r.id for r in inbox(reviewers[1])] == [request.id]  # one more is needed
-    assert [r.id for r in inbox(maker)] == [request.id]
+    assert [s.request.id for s in inbox(reviewers[1])] == [request.id]  # one more is needed
+    assert [s.request.id for s in inbox(maker)] == [request.id]
 
 
 def test_a_promotion_between_protected_stages_needs_the_stricter_count(model, reviewers):

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, url_for
 
 from ... import names
 from ...schemas import native as wire
-from ...services import alias_requests, audit_log, comments, reviews
+from ...services import alias_requests, audit_log, comments, review_queue, reviews
 from .http import args, body, current_actor
 
 bp = Blueprint("native_reviews", __name__, url_prefix="/api/v1")
@@ -95,7 +95,8 @@ def cancel(request_id: int):
 @bp.get("/inbox")
 def inbox():
     q = args(wire.InboxArgs)
-    return jsonify({"requests": [wire.request_json(r) for r in reviews.inbox(current_actor(), q.get("max_results"))]})
+    states = review_queue.inbox(current_actor(), q.get("max_results"))
+    return jsonify({"requests": [wire.request_json(state.request) for state in states]})
 
 
 @bp.post("/models/<name>/versions/<version>/comments")

@@ -1,0 +1,98 @@
+"""The console's forms: each POST calls one use case, then redirects to the page that shows its result
+(post/redirect/get). A refusal is the use case's own error, shown with the API's status code."""
+from __future__ import annotations
+
+from flask import flash, g, redirect, request, url_for
+
+from ..services import alias_requests, aliases, comments, reviews, stages
+from . import bp
+from .session import safe_next, signed_in
+
+
+def _text(field: str) -> str:
+    return request.form.get(field, "").strip()
+
+
+def _checked(field: str) -> bool:
+    return request.form.get(field) in ("on", "true", "1")
+
+
+def _to_version(name: str, number: int, anchor: str | None = None):
+    return redirect(url_for("web.version_page", name=name, number=number, _anchor=anchor))
+
+
+@bp.post("/models/<name>/versions/<int:number>/requests")
+@signed_in
+def request_transition(name: str, number: int):
+    record = reviews.create_request(g.actor, name, number, _text("stage"),
+                                    archive_existing_versions=_checked("archive_existing_versions"),
+                                    comment=_text("comment"))
+    flash(f"Requested {record.from_stage} → {record.to_stage} (request {record.id}).")
+    return _to_version(name, number, f"request-{record.id}")
+
+
+@bp.post("/models/<name>/versions/<int:number>/transition")
+@signed_in
+def transition(name: str, number: int):
+    record = stages.transition_stage(g.actor, name, number, _text("stage"),
+                                     archive_existing_versions=_checked("archive_existing_versions"),
+                                     comment=_text("comment"))
+    flash(f"Version {record.version} is now in {record.stage}.")
+    return _to_version(name, number)
+
+
+@bp.post("/requests/<int:request_id>/<any(approve, reject, cancel):decision>")
+@signed_in
+def review(request_id: int, decision: str):
+    act = {"approve": reviews.approve, "reject": reviews.reject, "cancel": reviews.cancel}[decision]
+    record = act(g.actor, request_id, _text("comment"))
+    done = {"approve": "Approved", "reject": "Rejected", "cancel": "Cancelled"}[decision]
+    flash(f"{done} request {record.id}; it is now {record.status}.")
+    return _to_version(record.model_name, record.version, f"request-{record.id}")
+
+
+@bp.post("/models/<name>/versions/<int:number>/alias")
+@signed_in
+def alias(name: str, number: int):
+    wanted = _text("alias")
+    if _text("mode") == "request":
+        record = alias_requests.request_alias(g.actor, name, number, wanted, comment=_text("comment"))
+        flash(f"Requested alias {record.alias} → v{record.version} (request {record.id}).")
+        return _to_version(name, number, f"request-{record.id}")
+    aliases.set_alias(g.actor, name, wanted, number)
+    flash(f"Alias {wanted} now points at version {number}.")
+    return _to_version(name, number)
+
+
+@bp.post("/models/<name>/aliases/<alias_name>/delete")
+@signed_in
+def delete_alias(name: str, alias_name: str):
+    if _text("mode") == "request":
+        record = alias_requests.request_alias_deletion(g.actor, name, alias_name, comment=_text("comment"))
+        flash(f"Requested removal of alias {alias_name} (request {record.id}).")
+        return _to_version(record.model_name, record.version, f"request-{record.id}")
+    aliases.delete_alias(g.actor, name, alias_name)
+    flash(f"Alias {alias_name} removed.")
+    return redirect(url_for("web.model_page", name=name))
+
+
+@bp.post("/models/<name>/versions/<int:number>/comments")
+@signed_in
+def add_comment(name: str, number: int):
+    record = comments.create_comment(g.actor, name, number, _text("comment"))
+    return _to_version(name, number, f"comment-{record.id}")
+
+
+@bp.post("/comments/<int:comment_id>/edit")
+@signed_in
+def edit_comment(comment_id: int):
+    record = comments.update_comment(g.actor, comment_id, _text("comment"))
+    return _to_version(record.model_name, record.version, f"comment-{record.id}")
+
+
+@bp.post("/comments/<int:comment_id>/delete")
+@signed_in
+def delete_comment(comment_id: int):
+    comments.delete_comment(g.actor, comment_id)
+    flash("Comment deleted.")
+    return redirect(safe_next(request.form.get("back")))
