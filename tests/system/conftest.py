@@ -63,3 +63,47 @@ def sdk(monkeypatch, registry_url):
         return WorkspaceClient(config=config)
 
     return make
+
+
+# --- A real Chromium (tests/system/browser.py), for the console's browser tests -------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so a fixture can tell that its test failed."""
+    outcome = yield
+    setattr(item, f"report_{call.when}", outcome.get_result())
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.system.browser import chromium_or_skip
+
+    executable = chromium_or_skip()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser, request):
+    """``new_page(viewport=None)``: a page in its own context (its own cookies: one person each). When the test
+    fails, every page it opened is saved as a screenshot (the path is printed)."""
+    from tests.system.browser import failure_screenshot
+
+    contexts = []
+
+    def make(viewport: dict | None = None):
+        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 900})
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    report = getattr(request.node, "report_call", None)
+    for i, context in enumerate(contexts):
+        if report is not None and report.failed:
+            for page in context.pages:
+                print(f"screenshot: {failure_screenshot(page, f'{request.node.name}-{i}')}")
+        context.close()
