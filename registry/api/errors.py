@@ -66,7 +66,7 @@ def _validation_error(error: ValidationError):
     return jsonify(error_json("INVALID_ARGUMENT", "The request is not valid.", {"fields": messages})), 400
 
 
-def _http_error(error: HTTPException):
+def http_error(error: HTTPException):
     status = error.code or 500
     message = error.description or error.name
     if is_mlflow_path(request.path):
@@ -103,6 +103,6 @@ def _unexpected(error: Exception):
 def register(app: Flask) -> None:
     app.register_error_handler(errors.RegistryError, _registry_error)
     app.register_error_handler(ValidationError, _validation_error)
-    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(OperationalError, _operational_error)
     app.register_error_handler(Exception, _unexpected)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import NotFound
 
 from . import rendering, session as console_session
 
@@ -50,3 +51,5 @@ def register(app: Flask) -> None:
     console_session.configure(app)
     csrf.init_app(app)
     app.register_blueprint(bp)
+    # A URL that matches no route belongs to no blueprint: outside the APIs, answer it as a console page.
+    app.register_error_handler(NotFound, rendering.not_found_anywhere)

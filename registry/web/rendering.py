@@ -93,6 +93,16 @@ def _http_error(error):
     return render_error(status, _TITLES.get(status, error.name), error.description or error.name)
 
 
+def not_found_anywhere(error):
+    """An unknown URL: the API's error shape under the API prefixes, a console page elsewhere."""
+    from ..api.errors import http_error
+    from .session import is_api_path
+
+    if is_api_path(request.path):
+        return http_error(error)
+    return _http_error(error)
+
+
 def _operational_error(error: OperationalError):
     if isinstance(error.orig, QueryCanceled):
         return render_error(503, "Busy", "The database did not answer in time; try again, or narrow the search.")

@@ -32,11 +32,15 @@ SESSION_TOKEN_DESCRIPTION = "console session"
 _API_PREFIXES = ("/api/", "/ajax-api/", "/healthz", "/readyz")
 
 
+def is_api_path(path: str) -> bool:
+    return path.startswith(_API_PREFIXES)
+
+
 class ConsoleSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie session, for console pages only, with the signing key loaded on first use."""
 
     def open_session(self, app: Flask, request):
-        if request.path.startswith(_API_PREFIXES):
+        if is_api_path(request.path):
             return None  # the API: no cookie is read (and no serializer built on the hot path)
         _ensure_key(app)
         return super().open_session(app, request)

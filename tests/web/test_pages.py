@@ -153,3 +153,13 @@ def test_only_admins_verify_chains(world, browser_for, who, status):
     assert response.status_code == status
     if status == 200:
         assert "verified" in text(response) and "events intact" in text(response)
+
+
+def test_an_unknown_console_url_is_a_console_404_and_an_unknown_api_url_stays_json(world, browser_for):
+    console = browser_for(world.reader)
+    page = console.get("/no-such-page")
+    assert page.status_code == 404 and "<h1>Not found" in text(page)
+    api = console.get("/api/v1/no-such-route")
+    assert api.status_code == 404 and api.get_json()["error"]["code"] == "NOT_FOUND"
+    mlflow = console.get("/api/2.0/mlflow/no-such-route")
+    assert mlflow.status_code == 404 and mlflow.get_json()["error_code"] == "ENDPOINT_NOT_FOUND"
