@@ -7,6 +7,9 @@ budget (issue "Trust the served answer", finding 3: the cache is bounded in byte
 
 The models carry ~500 KB of tags each, so their answers together (200 x 2 dialects x ~500 KB = ~200 MB) are
 far larger than the budget; a distinct If-None-Match per request makes a distinct key per request.
+
+RSS growth is the cache plus what serving 500 KB bodies costs anyway (a run with `--cache-mb 1`, where no such
+answer is cached, is the control). Bounded means: it stops growing (compare `--duration 20` with 60).
 """
 from __future__ import annotations
 
@@ -62,10 +65,11 @@ def seed(base: str, models: int, tag_kb: int) -> str:
 
 
 def workers(server: RegistryServer) -> list[dict]:
+    """The gunicorn workers: the leaves of the server's process tree (``registry serve`` may exec gunicorn, so
+    the process started may itself be the gunicorn master)."""
     master = psutil.Process(server.process.pid)
-    gunicorn = [p for p in master.children(recursive=True) if "gunicorn" in " ".join(p.cmdline())]
-    root = min(gunicorn, key=lambda p: p.pid) if gunicorn else master
-    return [m for m in tree_memory(root.pid) if m["pid"] != root.pid]
+    leaves = {p.pid for p in master.children(recursive=True) if not p.children()}
+    return [m for m in tree_memory(master.pid) if m["pid"] in leaves]
 
 
 def run(args) -> int:
@@ -95,7 +99,7 @@ def run(args) -> int:
         growth = after.get(pid, 0) - before[pid]
         rows.append({"pid": pid, "rss_before_mib": round(before[pid] / MIB, 1),
                      "rss_after_mib": round(after.get(pid, 0) / MIB, 1), "growth_mib": round(growth / MIB, 1),
-                     "within_budget": growth <= budget})
+                     "growth_per_budget": round(growth / budget, 2)})
     summary = {"wrk": wrk_version(binary), "cache_mb": args.cache_mb, "models": args.models, "tag_kb": args.tag_kb,
                "duration_s": args.duration, "connections": args.connections,
                "requests": result.get("requests"), "statuses": result.get("statuses"), "workers": rows}
@@ -103,10 +107,10 @@ def run(args) -> int:
           f"statuses {summary['statuses']}; budget {args.cache_mb} MiB per worker")
     for row in rows:
         print(f"  worker {row['pid']}: RSS {row['rss_before_mib']} -> {row['rss_after_mib']} MiB "
-              f"(+{row['growth_mib']} MiB) {'within' if row['within_budget'] else 'OVER'} the budget")
+              f"(+{row['growth_mib']} MiB, {row['growth_per_budget']} x the budget)")
     if args.out:
         Path(args.out).write_text(json.dumps(summary, indent=2))
-    return 0 if all(r["within_budget"] for r in rows) else 1
+    return 0
 
 
 if __name__ == "__main__":
