@@ -31,45 +31,64 @@ def _scope(model_id: int | None):
     return PolicyRow.model_id.is_(None) if model_id is None else PolicyRow.model_id == model_id
 
 
-def _chosen(rows: list[PolicyRow]) -> tuple[PolicyRow | None, str]:
-    """The model's own row if any, else the registry-wide one, else none ("default")."""
-    own = next((r for r in rows if r.model_id is not None), None)
-    chosen = own or next(iter(rows), None)
-    return chosen, "model" if own else ("registry" if chosen else "default")
+class PolicyBook:
+    """The policy rows that apply to some models (theirs and the registry-wide ones), read in one query, and
+    the policies and reviews they give. Every policy answer comes from here: one model's, or a page of
+    requests' worth at once (the inbox)."""
+
+    def __init__(self, model_ids):
+        ids = list(set(model_ids))
+        self._rows: dict[tuple[int | None, str | None, str | None], PolicyRow] = {
+            (row.model_id, row.stage, row.alias): row
+            for row in session().scalars(select(PolicyRow).where(
+                PolicyRow.model_id.in_(ids) | PolicyRow.model_id.is_(None)))}
+
+    def _chosen(self, model_id: int, stage: str | None, alias: str | None) -> tuple[PolicyRow | None, str]:
+        """The model's own row if any, else the registry-wide one, else none ("default")."""
+        own = self._rows.get((model_id, stage, alias))
+        if own is not None:
+            return own, "model"
+        shared = self._rows.get((None, stage, alias))
+        return shared, "registry" if shared is not None else "default"
+
+    def stage(self, model_id: int, stage) -> ApprovalPolicy:
+        """The model's own policy for the stage, else the registry-wide one, else "no approvals needed"."""
+        stage = parse_stage(stage)
+        chosen, scope = self._chosen(model_id, stage.value, None)
+        if chosen is None:
+            return ApprovalPolicy(stage)
+        return ApprovalPolicy(stage, chosen.required_approvals, chosen.creator_may_not_approve, scope)
+
+    def alias(self, model_id: int, alias: str) -> ApprovalPolicy:
+        """The model's own policy for the alias, else the registry-wide one, else "unprotected"."""
+        chosen, scope = self._chosen(model_id, None, alias)
+        if chosen is None:
+            return ApprovalPolicy(None, alias=alias)
+        return ApprovalPolicy(None, chosen.required_approvals, chosen.creator_may_not_approve, scope, alias=alias)
+
+    def transition_review(self, model_id: int, current: Stage, target: Stage,
+                          archive_existing_versions: bool) -> RequiredReview:
+        """What moving a version from ``current`` to ``target`` needs: every stage it changes has a say."""
+        return combine(self.stage(model_id, s) for s in stages_changed(current, target, archive_existing_versions))
+
+    def alias_review(self, model_id: int, alias: str) -> RequiredReview:
+        return combine([self.alias(model_id, alias)])
 
 
 def effective_policy(model_id: int, stage) -> ApprovalPolicy:
-    """The model's own policy for the stage, else the registry-wide one, else "no approvals needed"."""
-    stage = parse_stage(stage)
-    rows = session().scalars(
-        select(PolicyRow).where(PolicyRow.stage == stage.value,
-                                (PolicyRow.model_id == model_id) | PolicyRow.model_id.is_(None))
-    ).all()
-    chosen, scope = _chosen(rows)
-    if chosen is None:
-        return ApprovalPolicy(stage)
-    return ApprovalPolicy(stage, chosen.required_approvals, chosen.creator_may_not_approve, scope)
+    return PolicyBook([model_id]).stage(model_id, stage)
 
 
 def alias_policy(model_id: int, alias: str) -> ApprovalPolicy:
-    """The model's own policy for the alias, else the registry-wide one, else "unprotected"."""
-    rows = session().scalars(
-        select(PolicyRow).where(PolicyRow.alias == alias,
-                                (PolicyRow.model_id == model_id) | PolicyRow.model_id.is_(None))
-    ).all()
-    chosen, scope = _chosen(rows)
-    if chosen is None:
-        return ApprovalPolicy(None, alias=alias)
-    return ApprovalPolicy(None, chosen.required_approvals, chosen.creator_may_not_approve, scope, alias=alias)
+    return PolicyBook([model_id]).alias(model_id, alias)
 
 
 def transition_review(model_id: int, current: Stage, target: Stage, archive_existing_versions: bool) -> RequiredReview:
-    """What moving a version from ``current`` to ``target`` needs: every stage it changes has a say."""
-    return combine(effective_policy(model_id, s) for s in stages_changed(current, target, archive_existing_versions))
+    return PolicyBook([model_id]).transition_review(model_id, current, target, archive_existing_versions)
 
 
 def alias_review(model_id: int, alias: str) -> RequiredReview:
-    return combine([alias_policy(model_id, alias)])
+    return PolicyBook([model_id]).alias_review(model_id, alias)
 
 
 def serving_review(model_id: int, versions: list[ModelVersion] | None) -> RequiredReview:
@@ -84,7 +103,8 @@ def serving_review(model_id: int, versions: list[ModelVersion] | None) -> Requir
         alias_scope = ModelAlias.version_id.in_([v.id for v in versions])
     stages = [stage for stage in ALL_STAGES if stage.value in set(held)]
     aliases = s.scalars(select(ModelAlias.alias).where(alias_scope).order_by(ModelAlias.alias)).all()
-    return combine([*(effective_policy(model_id, st) for st in stages), *(alias_policy(model_id, a) for a in aliases)])
+    book = PolicyBook([model_id])
+    return combine([*(book.stage(model_id, st) for st in stages), *(book.alias(model_id, a) for a in aliases)])
 
 
 def _record(policy: ApprovalPolicy) -> PolicyRecord:
@@ -104,8 +124,9 @@ def get_model_policies(actor: Actor, model_name: str) -> list[PolicyRecord]:
     """Every stage's effective policy, in stage order, then every alias policy that applies, by alias."""
     model = find_model(names.model_name(model_name))
     authorize(actor, model, Permission.READ, "Reading approval policies")
-    return ([_record(effective_policy(model.id, stage)) for stage in ALL_STAGES]
-            + [_record(alias_policy(model.id, alias)) for alias in _policy_aliases(model.id)])
+    book = PolicyBook([model.id])
+    return ([_record(book.stage(model.id, stage)) for stage in ALL_STAGES]
+            + [_record(book.alias(model.id, alias)) for alias in _policy_aliases(model.id)])
 
 
 @read_only

@@ -19,7 +19,8 @@ from ..db.records import RequestRecord, request_record
 from ..db.unit_of_work import read_only, session
 from ..lifecycle import Permission, RequestStatus, approval_refusal, approvals_needed
 from ..orm import ModelVersion, TransitionRequest
-from .access import authorize, level, readable
+from .access import authorize, levels, readable
+from .policies import PolicyBook
 from .reviews import required_review, review_level
 
 # Pending requests an inbox looks at, at most: an inbox longer than this is a queue nobody reads.
@@ -39,33 +40,30 @@ class ReviewState:
 
 
 class _Judge:
-    """Evaluates requests for one reader, remembering levels and policies per model within one read."""
+    """Evaluates requests for one reader: the levels and policies of all their models are read up front, in
+    one query each, so a page of a thousand requests costs a handful of queries."""
 
-    def __init__(self, actor: Actor):
+    def __init__(self, actor: Actor, requests: list[TransitionRequest]):
         self.actor = actor
-        self._levels: dict[int, int] = {}
-        self._reviews: dict[tuple, object] = {}
+        model_ids = {r.model_id for r in requests}
+        self._levels = levels(actor, model_ids)
+        self._book = PolicyBook(model_ids)
 
     def state(self, request: TransitionRequest, version: ModelVersion | None) -> ReviewState:
         actor = self.actor
-        held = self._levels.setdefault(request.model_id, level(actor, request.model_id))
-        key = (request.model_id, request.from_stage, request.to_stage, request.archive_existing_versions,
-               request.alias)
-        review = self._reviews.get(key)
-        if review is None:
-            review = self._reviews[key] = required_review(request.model_id, request, request.archive_existing_versions)
+        held = self._levels[request.model_id]
+        review = required_review(request.model_id, request, request.archive_existing_versions, self._book)
         pending = request.status == RequestStatus.PENDING.value
         needed = review_level(request)
         own = actor.name == request.requested_by
         why_not = None
         if pending:
-            if held < needed:
+            why_not = approval_refusal(
+                review, reviewer=actor.name, requester=request.requested_by,
+                version_creator=version.created_by if version is not None else "",
+                already_approved=any(a.approver == actor.name for a in request.approvals))
+            if why_not is None and held < needed:
                 why_not = f"Reviewing this request needs {needed.name} on the model."
-            else:
-                why_not = approval_refusal(
-                    review, reviewer=actor.name, requester=request.requested_by,
-                    version_creator=version.created_by if version is not None else "",
-                    already_approved=any(a.approver == actor.name for a in request.approvals))
         return ReviewState(
             request=request_record(request),
             required_approvals=approvals_needed(review),
@@ -98,7 +96,7 @@ def inbox(actor: Actor, max_results: int | None = None) -> list[ReviewState]:
                TransitionRequest.requested_by != actor.name,
                readable(actor, TransitionRequest.model_id))
         .order_by(TransitionRequest.id).limit(INBOX_SCAN_LIMIT))
-    judge, versions = _Judge(actor), _versions(rows)
+    judge, versions = _Judge(actor, rows), _versions(rows)
     result: list[ReviewState] = []
     for request in rows:
         state = judge.state(request, versions.get(request.version_id))
@@ -122,7 +120,7 @@ def my_requests(actor: Actor, max_results: int | None = None,
         stmt = stmt.where(TransitionRequest.id < after)
     rows = _loaded(stmt.order_by(TransitionRequest.id.desc()).limit(limit + 1))
     token = pagination.next_id_token(rows, limit, fp)
-    judge, versions = _Judge(actor), _versions(rows[:limit])
+    judge, versions = _Judge(actor, rows[:limit]), _versions(rows[:limit])
     return pagination.Page([judge.state(r, versions.get(r.version_id)) for r in rows[:limit]], token)
 
 
@@ -134,5 +132,5 @@ def version_requests(actor: Actor, model_name: str, version: int | str, max_resu
     mv = find_version(model, names.version_number(version))
     rows = _loaded(select(TransitionRequest).where(TransitionRequest.version_id == mv.id)
                    .order_by(TransitionRequest.id.desc()).limit(pagination.page_size(max_results)))
-    judge = _Judge(actor)
+    judge = _Judge(actor, rows)
     return [judge.state(r, mv) for r in rows]

@@ -37,7 +37,7 @@ from ..orm import ModelVersion, RegisteredModel, TransitionApproval, TransitionR
 from ..db.loading import find_model, find_version, lock_model
 from .access import authorize, lock_parent, readable
 from .aliases import apply_alias_change
-from .policies import alias_review, transition_review
+from .policies import PolicyBook
 from ..db.records import RequestRecord, request_record
 from .transitions import apply_transition, request_subject
 from ..db.unit_of_work import now, read_only, session, use_case
@@ -125,11 +125,14 @@ def _authorize_review(actor: Actor, model: RegisteredModel, request: TransitionR
     authorize(actor, model, review_level(request), f"{doing} {_what(request)}")
 
 
-def required_review(model_id: int, request: TransitionRequest, archive_existing_versions: bool) -> RequiredReview:
-    """The review the requested change needs, under the policies in force now."""
+def required_review(model_id: int, request: TransitionRequest, archive_existing_versions: bool,
+                    book: PolicyBook | None = None) -> RequiredReview:
+    """The review the requested change needs, under the policies in force now (``book``: already read)."""
+    book = book or PolicyBook([model_id])
     if request.alias is not None:
-        return alias_review(model_id, request.alias)
-    return transition_review(model_id, Stage(request.from_stage), Stage(request.to_stage), archive_existing_versions)
+        return book.alias_review(model_id, request.alias)
+    return book.transition_review(model_id, Stage(request.from_stage), Stage(request.to_stage),
+                                  archive_existing_versions)
 
 
 def _apply(actor: Actor, model: RegisteredModel, request: TransitionRequest, version: ModelVersion, when) -> None:
