@@ -17,6 +17,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
 
+# The actions the serving-history indexes cover, as SQL lists (also used verbatim by db/history.py's queries:
+# a partial index serves a query only when the planner can prove the query's WHERE implies the index's).
+SERVING_CHANGES = ("'model.created', 'model.renamed', 'version.transitioned', 'version.deleted', "
+                   "'alias.set', 'alias.deleted'")
+VERSION_CHANGES = "'version.created', 'version.transitioned', 'version.deleted'"
+
 
 class AuditEvent(db.Model):
     """Append-only (a trigger refuses UPDATE, DELETE and TRUNCATE) and hash-chained per model.
@@ -52,6 +58,19 @@ class AuditEvent(db.Model):
         Index("ix_audit_events_actor_id", "actor", "id"),
         Index("ix_audit_events_action_id", "action", "id"),
         Index("ix_audit_events_occurred_at", "occurred_at"),
+        # The serving history ("what was in Production at t?", the stage/alias timeline: db/history.py).
+        # Partial, so they hold only the events that change what a serving lookup returns: a model with
+        # 100,000 versions and a long trail is answered without reading its other events.
+        Index("ix_audit_events_serving_history", "model_id", "occurred_at", "seq",
+              postgresql_where=text(f"action IN ({SERVING_CHANGES})")),
+        Index("ix_audit_events_version_history", "model_id", "version", "seq",
+              postgresql_where=text(f"action IN ({VERSION_CHANGES})")),
+        Index("ix_audit_events_stage_entries", "model_id", "to_stage", "version", "seq",
+              postgresql_where=text("action = 'version.transitioned'")),
+        Index("ix_audit_events_stage_exits", "model_id", "from_stage", "seq", "version",
+              postgresql_where=text("action IN ('version.transitioned', 'version.deleted')")),
+        Index("ix_audit_events_alias_history", "model_id", text("(details ->> 'alias')"), "seq",
+              postgresql_where=text("action IN ('alias.set', 'alias.deleted')")),
     )
 
 

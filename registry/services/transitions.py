@@ -11,6 +11,7 @@ from ..audit import Action, record
 from ..auth import Actor
 from ..lifecycle import RequestStatus, Stage, is_superseded, stage_to_archive
 from ..orm import ModelVersion, RegisteredModel, TransitionRequest
+from ..db.history import serving_details
 from ..db.loading import touch
 
 
@@ -38,24 +39,30 @@ def apply_transition(
                    ModelVersion.id != version.id)
             .order_by(ModelVersion.version)
         ))
-        for other in archived:
-            record(session, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
-                   version=other.version, run_id=other.run_id, from_stage=other.stage,
-                   to_stage=Stage.ARCHIVED.value, request_id=request_id,
-                   details={"reason": "archive_existing_versions", "promoted_version": version.version}, now=when)
-            other.stage = Stage.ARCHIVED.value
-            touch(other, when)
     if current == target and not archived:
         return []
+    left = [(other, other.stage) for other in archived]
+    for other in archived:
+        other.stage = Stage.ARCHIVED.value
+        touch(other, when)
+    version.stage = target.value
+    touch(version, when)
+    session.flush()
+    # Each event records what every stage serves once the change is made (db/history.py reads the past from
+    # it: "what was in Staging at t" then costs an index probe, not a count of everything that passed).
+    serving = serving_details(model.id)
+    for other, stage in left:
+        record(session, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
+               version=other.version, run_id=other.run_id, from_stage=stage,
+               to_stage=Stage.ARCHIVED.value, request_id=request_id,
+               details={"reason": "archive_existing_versions", "promoted_version": version.version, **serving},
+               now=when)
     record(session, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
            version=version.version, run_id=version.run_id, from_stage=current.value, to_stage=target.value,
            request_id=request_id,
            details={"archive_existing_versions": archive_existing_versions,
-                    "archived_versions": [v.version for v in archived], **(details or {})},
+                    "archived_versions": [v.version for v in archived], **(details or {}), **serving},
            now=when)
-    version.stage = target.value
-    touch(version, when)
-    session.flush()
     supersede_moot_requests(actor, model, [version, *archived], when=when, session=session,
                             reason=f"version moved to {target.value}")
     return [v.version for v in archived]

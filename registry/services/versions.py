@@ -12,6 +12,7 @@ from ..auth import Actor
 from ..errors import ApprovalRequired, PreconditionFailed, RegistryError
 from ..lifecycle import Permission, check_force, deletion_refusal, forced_details, parse_stage, refusal_details
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
+from ..db.history import serving_details
 from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, touch
 from .access import authorize, readable
 from .policies import serving_review
@@ -264,11 +265,13 @@ def delete_version(actor: Actor, model_name: str, version: int | str, *, force: 
         s.delete(alias)
         supersede_alias_requests(actor, model, alias.alias, when=when, session=s,
                                  reason=f"alias {alias.alias} removed with version {mv.version}")
-    details = {"source": mv.source, **(forced_details(review) if refusal else {})}
-    record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
-           run_id=mv.run_id, from_stage=mv.stage, details=details, now=when)
+    number, run_id, stage, source = mv.version, mv.run_id, mv.stage, mv.source
     s.delete(mv)
     s.flush()
+    # What every stage serves without it, for the serving history (as transitions record it).
+    details = {"source": source, **(forced_details(review) if refusal else {}), **serving_details(model.id)}
+    record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=number,
+           run_id=run_id, from_stage=stage, details=details, now=when)
 
 
 @use_case

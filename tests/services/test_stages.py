@@ -80,7 +80,10 @@ def test_archive_existing_records_each_archival_as_its_own_event(model, alice, b
         ("bob", "version.transitioned", "churn", 2, "run-2", "Staging", "Archived"),
         ("bob", "version.transitioned", "churn", 4, "run-4", "None", "Staging"),
     ]
-    assert new[-1].details == {"archive_existing_versions": True, "archived_versions": [1, 2]}
+    # Each records what every stage serves afterwards (for the serving history, services/history.py).
+    serving = {"None": None, "Staging": 4, "Production": 3, "Archived": 2}
+    assert new[-1].details == {"archive_existing_versions": True, "archived_versions": [1, 2], "serving": serving}
+    assert [e.details["serving"] for e in new] == [serving] * 3
 
 
 @pytest.mark.parametrize("target", ["None", "Archived", "archived"])
