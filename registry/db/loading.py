@@ -1,7 +1,8 @@
 """Shared lookups for use cases: find or lock a model and its versions, raising NotFound in one wording."""
 from __future__ import annotations
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import BigInteger, Text, func, select, true
+from sqlalchemy.dialects.postgresql import array as sa_array
 
 from .. import audit
 from ..errors import NotFound
@@ -95,11 +96,14 @@ def touch(row: RegisteredModel | ModelVersion, when) -> None:
 def highest_per_stage(model_ids: list[int], stages: list[str]) -> list[ModelVersion]:
     """The current version of each (model, stage): the highest version number in it (MLflow's rule). One
     query for any number of models; the serving path has its own single-row statement (services/serving.py)."""
-    highest = (
-        select(ModelVersion.model_id, ModelVersion.stage, func.max(ModelVersion.version))
-        .where(ModelVersion.model_id.in_(model_ids), ModelVersion.stage.in_(stages))
-        .group_by(ModelVersion.model_id, ModelVersion.stage)
-    )
-    return list(session().scalars(
-        select(ModelVersion).where(tuple_(ModelVersion.model_id, ModelVersion.stage, ModelVersion.version).in_(highest))
-    ))
+    if not model_ids or not stages:
+        return []
+    # One probe of the (model_id, stage, version) index per pair, newest first, LIMIT 1: a GROUP BY would
+    # aggregate every version of the model (100,000 index entries for a big one) and mislead the planner.
+    pairs = select(func.unnest(sa_array(list(model_ids), type_=BigInteger)).label("model_id")).subquery("m")
+    wanted = select(func.unnest(sa_array(list(stages), type_=Text)).label("stage")).subquery("s")
+    top = (select(ModelVersion.id).where(ModelVersion.model_id == pairs.c.model_id,
+                                         ModelVersion.stage == wanted.c.stage)
+           .order_by(ModelVersion.version.desc()).limit(1).lateral("top"))
+    ids = select(top.c.id).select_from(pairs).join(wanted, true()).join(top, true())
+    return list(session().scalars(select(ModelVersion).where(ModelVersion.id.in_(ids))))

@@ -60,5 +60,6 @@ def model_page(name: str):
         stage_filter=stage, stage_filters=STAGE_FILTERS, versions=listed,
         policies=policies.get_model_policies(g.actor, name), grants=grants,
         latest={v.stage: v for v in summary.latest_versions},
-        history=history_view.for_model(g.actor, name, request.args.get("as_of")),
+        history=history_view.for_model(g.actor, name, request.args.get("as_of"),
+                                       everything=request.args.get("history") == "all"),
     )

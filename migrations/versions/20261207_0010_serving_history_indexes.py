@@ -1,8 +1,8 @@
 """serving history: partial indexes on audit_events for "what was served when"
 
 Revision ID: 0010
-Revises: 0008
-Create Date: 2026-12-08 10:00:00
+Revises: 0009
+Create Date: 2026-12-07 11:30:00
 
 The as-of answer (``GET .../stages/{stage}?as_of=``) and the stage/alias timeline replay a model's audit
 trail (``registry/db/history.py``). Five partial indexes hold only the events that change what a serving
@@ -19,15 +19,13 @@ lookup returns, so a model with 100,000 versions and a long trail is answered fr
   stage's answer last changed because a version left it;
 * ``ix_audit_events_alias_history`` (model_id, details->>'alias', seq) over alias.set/deleted.
 
-Revision 0010 follows 0008 on this branch; the console's 0009 (instance_secrets) was written at the same
-time on main and touches no table here, so when both meet, this one's ``down_revision`` becomes '0009'.
 Building them takes a SHARE lock on audit_events (writes wait, reads do not) for about one pass over it.
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
