@@ -54,6 +54,8 @@ class AuditEvent(db.Model):
         UniqueConstraint("chain_id", "seq"),
         Index("ix_audit_events_model_name_id", "model_name", "id"),
         Index("ix_audit_events_model_id_id", "model_id", "id"),
+        # One version's events (its history on the console's version page) without reading the model's all.
+        Index("ix_audit_events_model_id_version_id", "model_id", "version", "id"),
         Index("ix_audit_events_run_id_id", "run_id", "id", postgresql_where=text("run_id IS NOT NULL")),
         Index("ix_audit_events_actor_id", "actor", "id"),
         Index("ix_audit_events_action_id", "action", "id"),

@@ -81,8 +81,15 @@ def search_events(actor: Actor, query: AuditQuery, max_results: int | None = Non
     stmt = select(AuditEvent).where(visible_events(actor))
     if query.model_name is not None:
         name = names.model_name(query.model_name, "model")
-        current_id = select(RegisteredModel.id).where(RegisteredModel.name == name).scalar_subquery()
-        stmt = stmt.where(or_(AuditEvent.model_name == name, AuditEvent.model_id == current_id))
+        current_id = session().scalar(select(RegisteredModel.id).where(RegisteredModel.name == name))
+        if current_id is None:
+            stmt = stmt.where(AuditEvent.model_name == name)
+        else:
+            # The model's own events by id (an index range, its version too when asked), plus any recorded
+            # under this name by other models (renamed away or deleted): two index scans, not a filter over
+            # every event of a big model.
+            stmt = stmt.where(or_(AuditEvent.model_id == current_id,
+                                  and_(AuditEvent.model_name == name, AuditEvent.model_id != current_id)))
     if query.version is not None:
         stmt = stmt.where(AuditEvent.version == query.version)
     if query.run_id is not None:

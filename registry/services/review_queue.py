@@ -25,6 +25,7 @@ from .reviews import required_review, review_level
 
 # Pending requests an inbox looks at, at most: an inbox longer than this is a queue nobody reads.
 INBOX_SCAN_LIMIT = 5000
+_INBOX_CHUNK = 200
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class _Judge:
         self._levels = levels(actor, model_ids)
         self._book = PolicyBook(model_ids)
 
-    def state(self, request: TransitionRequest, version: ModelVersion | None) -> ReviewState:
+    def state(self, request: TransitionRequest, creator: str | None) -> ReviewState:
         actor = self.actor
         held = self._levels[request.model_id]
         review = required_review(request.model_id, request, request.archive_existing_versions, self._book)
@@ -60,7 +61,7 @@ class _Judge:
         if pending:
             why_not = approval_refusal(
                 review, reviewer=actor.name, requester=request.requested_by,
-                version_creator=version.created_by if version is not None else "",
+                version_creator=creator or "",
                 already_approved=any(a.approver == actor.name for a in request.approvals))
             if why_not is None and held < needed:
                 why_not = f"Reviewing this request needs {needed.name} on the model."
@@ -74,11 +75,12 @@ class _Judge:
         )
 
 
-def _versions(requests: list[TransitionRequest]) -> dict[int, ModelVersion]:
+def _creators(requests: list[TransitionRequest]) -> dict[int, str]:
+    """version id -> who created it (all a review rule needs of the version)."""
     ids = {r.version_id for r in requests}
     if not ids:
         return {}
-    return {v.id: v for v in session().scalars(select(ModelVersion).where(ModelVersion.id.in_(ids)))}
+    return dict(session().execute(select(ModelVersion.id, ModelVersion.created_by).where(ModelVersion.id.in_(ids))).all())
 
 
 def _loaded(stmt):
@@ -88,22 +90,29 @@ def _loaded(stmt):
 
 @read_only
 def inbox(actor: Actor, max_results: int | None = None) -> list[ReviewState]:
-    """Everything pending that ``actor`` may approve right now, oldest first."""
+    """Everything pending that ``actor`` may approve right now, oldest first. Read a chunk at a time, so a
+    long queue costs what the page shows, not what the queue holds."""
     limit = pagination.page_size(max_results)
-    rows = _loaded(
-        select(TransitionRequest)
-        .where(TransitionRequest.status == RequestStatus.PENDING.value,
-               TransitionRequest.requested_by != actor.name,
-               readable(actor, TransitionRequest.model_id))
-        .order_by(TransitionRequest.id).limit(INBOX_SCAN_LIMIT))
-    judge, versions = _Judge(actor, rows), _versions(rows)
     result: list[ReviewState] = []
-    for request in rows:
-        state = judge.state(request, versions.get(request.version_id))
-        if state.may_approve:
-            result.append(state)
-            if len(result) == limit:
-                break
+    after, scanned = 0, 0
+    while len(result) < limit and scanned < INBOX_SCAN_LIMIT:
+        rows = _loaded(
+            select(TransitionRequest)
+            .where(TransitionRequest.status == RequestStatus.PENDING.value,
+                   TransitionRequest.requested_by != actor.name,
+                   TransitionRequest.id > after,
+                   readable(actor, TransitionRequest.model_id))
+            .order_by(TransitionRequest.id).limit(_INBOX_CHUNK))
+        if not rows:
+            break
+        judge, creators = _Judge(actor, rows), _creators(rows)
+        for request in rows:
+            state = judge.state(request, creators.get(request.version_id))
+            if state.may_approve:
+                result.append(state)
+                if len(result) == limit:
+                    break
+        after, scanned = rows[-1].id, scanned + len(rows)
     return result
 
 
@@ -120,8 +129,8 @@ def my_requests(actor: Actor, max_results: int | None = None,
         stmt = stmt.where(TransitionRequest.id < after)
     rows = _loaded(stmt.order_by(TransitionRequest.id.desc()).limit(limit + 1))
     token = pagination.next_id_token(rows, limit, fp)
-    judge, versions = _Judge(actor, rows[:limit]), _versions(rows[:limit])
-    return pagination.Page([judge.state(r, versions.get(r.version_id)) for r in rows[:limit]], token)
+    judge, creators = _Judge(actor, rows[:limit]), _creators(rows[:limit])
+    return pagination.Page([judge.state(r, creators.get(r.version_id)) for r in rows[:limit]], token)
 
 
 @read_only
@@ -133,4 +142,4 @@ def version_requests(actor: Actor, model_name: str, version: int | str, max_resu
     rows = _loaded(select(TransitionRequest).where(TransitionRequest.version_id == mv.id)
                    .order_by(TransitionRequest.id.desc()).limit(pagination.page_size(max_results)))
     judge = _Judge(actor, rows)
-    return [judge.state(r, mv) for r in rows]
+    return [judge.state(r, mv.created_by) for r in rows]

@@ -190,12 +190,17 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
     limit = pagination.page_size(max_results, maximum=max_page_size)
     names.filter_text(query.run_id, "run_id")
     stage = parse_stage(query.stage).value if query.stage else None
-    fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage})
+    # One model's versions page by version number (its unique index, read backwards); across models by id.
+    per_model = query.model_name is not None and not query.sort
+    fp = pagination.fingerprint({"kind": "versions", **query.__dict__, "stage": stage,
+                                 "key": "version" if per_model else "id"})
     # First, before any SQL: the conditions' caps refuse a search that would tie up the database.
     clauses = filters.version_clauses(query.conditions + filters.tag_equals(query.tags))
     stmt = _version_rows().where(readable(actor, ModelVersion.model_id), *clauses)
     if query.model_name is not None:
-        stmt = stmt.where(RegisteredModel.name == names.model_name(query.model_name))
+        # By id (an InitPlan), not by the joined name: the planner then reads one model's rows by index.
+        stmt = stmt.where(ModelVersion.model_id == select(RegisteredModel.id).where(
+            RegisteredModel.name == names.model_name(query.model_name)).scalar_subquery())
     if query.run_id is not None:
         stmt = stmt.where(ModelVersion.run_id == query.run_id)
     if stage is not None:
@@ -205,12 +210,13 @@ def search_versions(actor: Actor, query: VersionQuery, max_results: int | None =
                                           page_token=page_token, fingerprint=fp, session=session(),
                                           core_rows=True)
         return pagination.Page([version_record_from_row(v) for v in rows], token)
+    key = ModelVersion.version if per_model else ModelVersion.id
     after = pagination.decode_id(page_token, fp)
     if after is not None:
-        stmt = stmt.where(ModelVersion.id < after)
-    rows = session().execute(stmt.order_by(ModelVersion.id.desc()).limit(limit + 1)).all()
+        stmt = stmt.where(key < after)
+    rows = session().execute(stmt.order_by(key.desc()).limit(limit + 1)).all()
     items = [version_record_from_row(v) for v in rows[:limit]]
-    token = pagination.next_id_token(rows, limit, fp)
+    token = pagination.encode([getattr(rows[limit - 1], key.key)], fp) if len(rows) > limit else None
     return pagination.Page(items, token)
 
 
