@@ -75,6 +75,13 @@ def test_a_request_is_filed_reviewed_by_two_and_served_from_production(registry_
     second.goto(f"{url}/models/fraud")
     production = second.locator(".card", has=second.locator(".stage-production"))
     assert production.locator(".big").inner_text() == "v2"
+    lane = second.locator(".lane", has=second.locator("h3 .stage-production"))
+    assert lane.locator("li.current").inner_text().startswith("v2")  # the timeline's current segment
+    assert "by wanda" in lane.locator("li.current").inner_text()
+    assert lane.locator("li").nth(1).inner_text().startswith("v1")  # what it served before
+    second.get_by_label("Served at (UTC)").fill("2020-01-01T00:00:00")
+    second.get_by_role("button", name="Show").click()
+    assert "the model did not exist yet" in second.locator("section", has_text="What was served when").inner_text()
     served = requests.get(f"{url}/api/v1/models/fraud/stages/Production",
                           headers={"Authorization": f"Bearer {people['req']}"}, timeout=10).json()
     assert served["version"] == 2
