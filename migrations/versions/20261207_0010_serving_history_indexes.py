@@ -10,13 +10,13 @@ lookup returns, so a model with 100,000 versions and a long trail is answered fr
 
 * ``ix_audit_events_serving_history`` (model_id, occurred_at, seq) over model.created/renamed,
   version.transitioned/deleted, alias.set/deleted: the point in the chain that an instant falls on, the
-  model's name then, and the timeline's window of changes;
+  model's name then, the last transition before it (whose ``details.serving`` says what each stage
+  served), and the timeline's window of changes;
 * ``ix_audit_events_version_history`` (model_id, version, seq) over version.created/transitioned/deleted:
-  where one version stood at a point in the chain (and when each version was created);
-* ``ix_audit_events_stage_entries`` (model_id, to_stage, version, seq) over transitions: the highest
-  versions that ever entered a stage, tried from the top;
-* ``ix_audit_events_stage_exits`` (model_id, from_stage, seq) over transitions and deletions: when a
-  stage's answer last changed because a version left it;
+  where one version stood at a point in the chain, and when each version was created;
+* ``ix_audit_events_stage_entries`` (model_id, to_stage, version, seq) and ``ix_audit_events_stage_exits``
+  (model_id, from_stage, seq, version) over transitions (and deletions, for exits): when a stage's answer
+  fell to a lower version, and the replay of trails recorded before transitions wrote ``details.serving``;
 * ``ix_audit_events_alias_history`` (model_id, details->>'alias', seq) over alias.set/deleted.
 
 Building them takes a SHARE lock on audit_events (writes wait, reads do not) for about one pass over it.

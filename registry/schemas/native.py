@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from ..pagination import MAX_PAGE_SIZE
-from .timestamps import epoch_ms, from_epoch_ms
+from .timestamps import epoch_ms, from_epoch_ms, parse_instant
 from ..db.records import (
     AuditRecord,
     CommentRecord,
@@ -187,6 +187,35 @@ class _Instant(fields.Field):
                 raise ValidationError("Not an ISO 8601 timestamp or epoch milliseconds.") from None
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
         raise ValidationError("Not an ISO 8601 timestamp or epoch milliseconds.")
+
+
+class _AsOf(fields.Field):
+    """An instant in the past or present: RFC 3339 with an offset, or epoch milliseconds (the end of that
+    millisecond: an event shown at that time has happened by then). See ``timestamps.parse_instant``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            try:
+                return parse_instant(value, datetime.now(timezone.utc))
+            except ValueError:
+                pass
+        raise ValidationError("Not an RFC 3339 date-time with an offset (2026-11-03T14:00:00Z) or epoch "
+                              "milliseconds.")
+
+
+MAX_WAIT_SECONDS = 60
+
+
+class ServingArgs(StrictSchema):
+    """``GET .../stages/{stage}`` and ``.../aliases/{alias}``: a long-poll, or the answer as of an instant."""
+
+    wait = fields.Float(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS))
+    as_of = _AsOf()
+
+
+class TimelineArgs(StrictSchema):
+    since = _AsOf()
+    until = _AsOf()
 
 
 class AuditListArgs(_Page):

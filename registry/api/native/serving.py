@@ -4,45 +4,48 @@
 * ``ETag`` is strong and changes with the model's generation; ``If-None-Match`` with it gives 304, no body;
 * ``?wait=<seconds>`` (at most 60) with ``If-None-Match``: if the answer still matches, hold the request until
   it changes (woken by PostgreSQL NOTIFY) or the time is up (then 304); if it already differs, answer now;
-* a model with nothing in that stage answers 404, with an ETag too, so a client can wait for a first version.
+* a model with nothing in that stage answers 404, with an ETag too, so a client can wait for a first version;
+* ``?as_of=<instant>`` answers what was served then instead (``history.py``): never from the caches nor
+  replayed (``ServingRead.replayable``), no ETag and no long-poll (``wait`` with it is a 400).
 """
 from __future__ import annotations
 
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Blueprint, jsonify, make_response
-from marshmallow import fields, validate
 
+from ...errors import InvalidArgument
 from ...extensions import caches
-from ...schemas.native import StrictSchema, current_version_json, error_json
+from ...schemas.native import ServingArgs, current_version_json, error_json
 from ...services import serving
 from ..replay import about, replayable
+from .history import serve_as_of
 from .http import args, current_actor
 
 bp = Blueprint("native_serving", __name__, url_prefix="/api/v1")
 
-MAX_WAIT_SECONDS = 60
 _SERVING_ETAG = re.compile(r'^(?:W/)?"(\d{1,19})\.(\d{1,19})"$')
-
-
-class ServingArgs(StrictSchema):
-    wait = fields.Float(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS))
-
 
 @dataclass(frozen=True)
 class ServingRead:
-    """A serving request, parsed: the answer's cache key (validated, stage canonical), the client's ETags
-    and the long-poll wait."""
+    """A serving request, parsed: the answer's cache key (validated, stage canonical), the client's ETags,
+    the long-poll wait, and the instant of a question about the past. ``as_of`` is part of the replay key
+    too (every field is), but such a request is never replayed at all."""
 
     key: tuple[str, str, str]
     etags: frozenset[str]
     wait: float | None
+    as_of: datetime | None = None
 
     @property
     def replayable(self) -> bool:
-        return not self.wait  # a long-poll's answer depends on how the wait went
+        # A long-poll's answer depends on how the wait went. A past answer is read from the trail each time:
+        # the current answer's caches know nothing of it, and "as of a moment ago" may still gain an event
+        # stamped before that moment whose transaction was committing as we read.
+        return not self.wait and self.as_of is None
 
     def resolve(self, actor, *, fresh: bool = False) -> serving.Answer:
         kind, name, selector = self.key
@@ -55,8 +58,12 @@ def _parse(req, name: str, stage: str | None = None, alias: str | None = None) -
     header = req.headers.get("If-None-Match", "")
     etags = frozenset(tag.strip() for tag in header.split(",") if tag.strip())
     # No query string, no arguments: skipping the schema saves most of this parse on the hottest path.
-    wait = args(ServingArgs, req).get("wait") if req.query_string else None
-    return ServingRead(serving.answer_key(name, stage=stage, alias=alias), etags, wait)
+    query = args(ServingArgs, req) if req.query_string else {}
+    wait, as_of = query.get("wait"), query.get("as_of")
+    if wait is not None and as_of is not None:
+        raise InvalidArgument("wait cannot be combined with as_of: long-polls wait for the current answer to "
+                              "change, and as_of asks about the past.", {"field": "wait"})
+    return ServingRead(serving.answer_key(name, stage=stage, alias=alias), etags, wait, as_of)
 
 
 def _matches(answer: serving.Answer, etags: frozenset[str]) -> bool:
@@ -120,10 +127,10 @@ def _serve(read: ServingRead):
 @bp.get("/models/<name>/stages/<stage>")
 @replayable(lambda req, name, stage: _parse(req, name, stage=stage))
 def current_in_stage(read: ServingRead):
-    return _serve(read)
+    return _serve(read) if read.as_of is None else serve_as_of(read.key, read.as_of)
 
 
 @bp.get("/models/<name>/aliases/<alias>")
 @replayable(lambda req, name, alias: _parse(req, name, alias=alias))
 def current_by_alias(read: ServingRead):
-    return _serve(read)
+    return _serve(read) if read.as_of is None else serve_as_of(read.key, read.as_of)

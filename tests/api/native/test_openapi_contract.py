@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -479,6 +480,18 @@ def stages_and_policies(r: Recorder, u: Users, too_big: int) -> None:
     r.call("GET", FD + "/stages/Staging", 404, label="empty stage")
     r.call("GET", FD + "/stages/Gold", 400, spec_accepts=False)
     r.call("GET", FD + "/stages/production", 400, query=[("wait", "61")], spec_accepts=False)
+    now = str(int(time.time() * 1000))
+    r.call("GET", FD + "/stages/production", 200, query=[("as_of", now)], auth=u.bob, label="as of an instant")
+    r.call("GET", FD + "/stages/production", 404, query=[("as_of", "1970-01-01T00:00:00Z")],
+           label="before the model existed")
+    r.call("GET", FD + "/stages/production", 400, query=[("as_of", "yesterday")], spec_accepts=False)
+    r.call("GET", FD + "/stages/production", 400, query=[("as_of", "2999-01-01T00:00:00Z")], label="future as_of")
+    r.call("GET", FD + "/stages/production", 400, query=[("as_of", now), ("wait", "5")], label="as_of with wait")
+    r.call("GET", FD + "/timeline", 200)
+    r.call("GET", FD + "/timeline", 200, query=[("since", "0"), ("until", now)], auth=u.bob)
+    r.call("GET", FD + "/timeline", 400, query=[("since", "last week")], spec_accepts=False)
+    r.call("GET", FD + "/timeline", 400, query=[("since", now), ("until", "0")], label="since after until")
+    r.call("GET", model("nope") + "/timeline", 404)
 
     policy = FD + "/approval-policies/production"
     r.call("PUT", policy, 200, json={"required_approvals": 1, "creator_may_not_approve": True})
@@ -629,6 +642,7 @@ def aliases(r: Recorder, u: Users, too_big: int) -> None:
     resolved = r.call("GET", FD + "/aliases/champion", 200, auth=u.bob)
     r.call("GET", FD + "/aliases/champion", 304, headers={"If-None-Match": resolved.headers["ETag"]})
     r.call("GET", FD + "/aliases/latest", 200)
+    r.call("GET", FD + "/aliases/champion", 200, query=[("as_of", str(int(time.time() * 1000)))])
     r.call("GET", FD + "/aliases/runner-up", 404)
     r.call("GET", FD + "/aliases/bad.alias", 400, spec_accepts=False)
     r.call("DELETE", FD + "/aliases/champion", 403, auth=u.bob)
