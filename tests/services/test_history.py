@@ -208,7 +208,7 @@ def test_a_model_the_actor_may_not_read_is_not_found_like_a_missing_one(ctx):
 
 @pytest.mark.parametrize("lookup", [
     {"as_of": datetime(2026, 1, 1)},  # naive
-    {"as_of": datetime.now(timezone.utc) + timedelta(minutes=1)},  # the future
+    {"as_of": datetime.now(timezone.utc) + timedelta(days=1)},  # the future (computed at collection: a day ahead)
     {"as_of": datetime.now(timezone.utc), "alias": "champion"},  # both a stage and an alias
     {"as_of": datetime.now(timezone.utc), "stage": None},  # neither
     {"as_of": datetime.now(timezone.utc), "stage": "Canary"},
