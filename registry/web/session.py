@@ -29,7 +29,9 @@ from ..services.instance_secrets import shared_secret
 
 COOKIE = "registry_console"
 SESSION_TOKEN_DESCRIPTION = "console session"
-_API_PREFIXES = ("/api/", "/ajax-api/", "/healthz", "/readyz")
+# Machine-read paths: errors in the API's shape, never a console page or cookie. ``/.well-known/`` is probed
+# by clients (databricks-sdk asks for ``databricks-config`` at start-up and expects a JSON 404).
+_API_PREFIXES = ("/api/", "/ajax-api/", "/healthz", "/readyz", "/.well-known/")
 
 
 def is_api_path(path: str) -> bool:
