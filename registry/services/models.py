@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -22,7 +22,7 @@ from ..lifecycle import (
     rename_refusal,
 )
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
-from ..db.loading import find_model, highest_per_stage, lock_model, touch
+from ..db.loading import find_model, highest_per_stage, lock_model, revise, touch
 from .access import authorize, authorize_registry, grant_creator, readable
 from .policies import serving_review
 from ..db.records import ModelRecord, VersionRecord, model_record, version_record
@@ -171,6 +171,10 @@ def _rename(actor: Actor, model: RegisteredModel, new_name: str, when, details: 
     except IntegrityError:
         # A concurrent create/rename took the name between our check and our write.
         raise _already_exists(new_name) from None
+    # Every version's name changed with it: MLflow counts that as an update of each version.
+    s.execute(update(ModelVersion).where(ModelVersion.model_id == model.id)
+              .values(updated_at=when, revision=ModelVersion.revision + 1)
+              .execution_options(synchronize_session="fetch"))
     record(s, actor, Action.MODEL_RENAMED, model_id=model.id, model_name=new_name,
            details={"from": old_name, "to": new_name, **details}, now=when)
 
@@ -217,7 +221,7 @@ def set_model_tag(actor: Actor, name: str, key: str, value: str | None) -> Model
         model.tags[key] = RegisteredModelTag(model_id=model.id, key=key, value=value)
     else:
         existing.value = value
-    touch(model, when)
+    revise(model)
     record(s, actor, Action.MODEL_TAG_SET, model_id=model.id, model_name=model.name,
            details={"key": key, "value": value, "previous": previous}, now=when)
     s.flush()
@@ -234,7 +238,7 @@ def delete_model_tag(actor: Actor, name: str, key: str) -> None:
     if existing is None:
         return
     when = now()
-    touch(model, when)
+    revise(model)
     record(session(), actor, Action.MODEL_TAG_DELETED, model_id=model.id, model_name=model.name,
            details={"key": key, "previous": existing.value}, now=when)
     session().flush()

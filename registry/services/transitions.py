@@ -55,6 +55,7 @@ def apply_transition(
            now=when)
     version.stage = target.value
     touch(version, when)
+    touch(model, when)  # MLflow counts a transition as an update of the model: pollers by timestamp see it
     session.flush()
     supersede_moot_requests(actor, model, [version, *archived], when=when, session=session,
                             reason=f"version moved to {target.value}")

@@ -12,7 +12,7 @@ from ..auth import Actor
 from ..errors import ApprovalRequired, PreconditionFailed, RegistryError
 from ..lifecycle import Permission, check_force, deletion_refusal, forced_details, parse_stage, refusal_details
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
-from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, touch
+from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, revise, touch
 from .access import authorize, readable
 from .policies import serving_review
 from .transitions import supersede_alias_requests, supersede_moot_requests
@@ -267,6 +267,7 @@ def delete_version(actor: Actor, model_name: str, version: int | str, *, force: 
     details = {"source": mv.source, **(forced_details(review) if refusal else {})}
     record(s, actor, Action.VERSION_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
            run_id=mv.run_id, from_stage=mv.stage, details=details, now=when)
+    touch(model, when)  # MLflow counts a deleted version as an update of its model
     s.delete(mv)
     s.flush()
 
@@ -284,7 +285,7 @@ def set_version_tag(actor: Actor, model_name: str, version: int | str, key: str,
     else:
         existing.value = value
     when = now()
-    touch(mv, when)
+    revise(mv)
     record(session(), actor, Action.VERSION_TAG_SET, model_id=model.id, model_name=model.name,
            version=mv.version, run_id=mv.run_id, details={"key": key, "value": value, "previous": previous},
            now=when)
@@ -303,7 +304,7 @@ def delete_version_tag(actor: Actor, model_name: str, version: int | str, key: s
     if existing is None:
         return
     when = now()
-    touch(mv, when)
+    revise(mv)
     record(session(), actor, Action.VERSION_TAG_DELETED, model_id=model.id, model_name=model.name,
            version=mv.version, run_id=mv.run_id, details={"key": key, "previous": existing.value}, now=when)
     session().flush()
