@@ -135,7 +135,7 @@ class TokenCreate(StrictSchema):
 
 
 class AliasSet(StrictSchema):
-    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2_147_483_647))
     force = _JsonBoolean(load_default=False)
 
 

@@ -159,7 +159,7 @@ def test_a_stage_with_surrounding_spaces_is_refused(client, model):
     with stages_api():
         error = error_of(lambda: client.transition_model_version_stage(model, "1", " staging "))
     assert error.error_code == "INVALID_PARAMETER_VALUE"
-    assert error.message.startswith("Invalid Model Version stage:  staging .")
+    assert "Invalid Model Version stage:  staging ." in error.message
     assert client.get_model_version(model, "1").current_stage == "None"
 
 

@@ -71,10 +71,18 @@ def test_get_unknown_version_is_resource_does_not_exist(wire, model):
     assert message == "Model Version (name=churn, version=9) not found"
 
 
-@pytest.mark.parametrize("version", ["abc", "-1", "0", "1.5"])
+@pytest.mark.parametrize("version", ["abc", "1.5", "1e3"])
 def test_non_integer_version_is_invalid(wire, model, version):
     assert_mlflow_error(wire.get("/model-versions/get", {"name": model, "version": version}), 400,
                         "INVALID_PARAMETER_VALUE")
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "2147483648"])
+def test_a_version_no_version_can_have_is_not_found_as_in_mlflow(wire, model, version):
+    wire.create_version(model)
+    message = assert_mlflow_error(wire.get("/model-versions/get", {"name": model, "version": version}), 404,
+                                  "RESOURCE_DOES_NOT_EXIST")
+    assert message == f"Model Version (name=churn, version={int(version)}) not found"
 
 
 def test_version_sent_as_a_json_number_is_invalid_as_in_mlflow(wire, model):
@@ -165,10 +173,14 @@ def test_archive_existing_into_an_inactive_stage_is_a_400_not_mlflows_500(wire, 
     assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
 
 
-def test_transition_to_an_unknown_stage_is_invalid(wire, model):
+@pytest.mark.parametrize("stage", ["prod", " staging ", "Staging "])
+def test_transition_to_an_unknown_stage_is_invalid(wire, model, stage):
     wire.create_version(model)
-    response = wire.post("/model-versions/transition-stage", {"name": model, "version": "1", "stage": "prod"})
-    assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+    response = wire.post("/model-versions/transition-stage", {"name": model, "version": "1", "stage": stage})
+    message = assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+    assert message == f"Invalid Model Version stage: {stage}. Value must be one of None, Staging, Production, Archived."
+    assert wire.ok(wire.get("/model-versions/get", {"name": model, "version": "1"}))["model_version"][
+        "current_stage"] == "None"
 
 
 def test_archive_existing_sent_as_a_string_is_invalid(wire, model):

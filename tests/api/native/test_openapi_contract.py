@@ -430,7 +430,8 @@ def versions(r: Recorder, u: Users, too_big: int) -> None:
 
     v1 = r.call("GET", FD + "/versions/1", 200)
     r.call("GET", FD + "/versions/abc", 400, spec_accepts=False)
-    r.call("GET", FD + "/versions/0", 400, spec_accepts=False)
+    r.call("GET", FD + "/versions/0", 404)  # an integer no version has: not found, as in MLflow
+    r.call("GET", FD + "/versions/1.5", 400, spec_accepts=False)
     r.call("GET", FD + "/versions/99", 404)
     r.call("GET", model("nope") + "/versions/1", 404)
     r.call("PATCH", FD + "/versions/1", 200, json={"description": "the baseline"},
