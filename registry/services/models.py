@@ -210,12 +210,16 @@ def delete_model(actor: Actor, name: str, *, force: bool = False) -> None:
 
 @use_case
 def set_model_tag(actor: Actor, name: str, key: str, value: str | None) -> ModelRecord:
+    """An upsert. Setting a tag to the value it has changes nothing and records nothing (MLflow 3.18's client
+    sends a tag set again when its answer was lost), so it answers the same, with no new revision."""
     model = lock_model(names.model_name(name))
     authorize(actor, model, Permission.EDIT, "Setting a tag")
     key, value = names.tag_key(key), names.tag_value(value)
     when = now()
     s = session()
     existing = model.tags.get(key)
+    if existing is not None and existing.value == value:
+        return model_record(model)
     previous = existing.value if existing else None
     if existing is None:
         model.tags[key] = RegisteredModelTag(model_id=model.id, key=key, value=value)

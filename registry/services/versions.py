@@ -274,11 +274,14 @@ def delete_version(actor: Actor, model_name: str, version: int | str, *, force: 
 
 @use_case
 def set_version_tag(actor: Actor, model_name: str, version: int | str, key: str, value: str | None) -> VersionRecord:
+    """An upsert; setting a tag to the value it has changes and records nothing (see ``set_model_tag``)."""
     model = lock_model(names.model_name(model_name))
     authorize(actor, model, Permission.EDIT, "Setting a tag")
     mv = find_version(model, names.version_number(version))
     key, value = names.tag_key(key), names.tag_value(value)
     existing = mv.tags.get(key)
+    if existing is not None and existing.value == value:
+        return version_record(mv)
     previous = existing.value if existing else None
     if existing is None:
         mv.tags[key] = ModelVersionTag(version_id=mv.id, key=key, value=value)
