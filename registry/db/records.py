@@ -13,6 +13,7 @@ class ModelRecord:
     id: int
     name: str
     description: str
+    created_by: str | None
     tags: dict[str, str]
     last_version: int
     revision: int
@@ -63,6 +64,7 @@ def model_record(model: RegisteredModel) -> ModelRecord:
         id=model.id,
         name=model.name,
         description=model.description,
+        created_by=model.created_by,
         tags={key: tag.value for key, tag in sorted(model.tags.items())},
         last_version=model.last_version,
         revision=model.revision,

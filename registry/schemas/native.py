@@ -218,6 +218,7 @@ def model_json(m: ModelRecord) -> dict[str, Any]:
         "description": m.description,
         "tags": m.tags,
         "last_version": m.last_version,
+        "created_by": m.created_by,
         "revision": m.revision,
         "created_at": epoch_ms(m.created_at),
         "updated_at": epoch_ms(m.updated_at),

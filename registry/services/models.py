@@ -56,7 +56,7 @@ def create_model(
     # clean AlreadyExists, never an IntegrityError.
     model_id = s.execute(
         insert(RegisteredModel)
-        .values(name=name, description=description, created_at=when, updated_at=when)
+        .values(name=name, description=description, created_by=actor.name, created_at=when, updated_at=when)
         .on_conflict_do_nothing(index_elements=["name"])
         .returning(RegisteredModel.id)
     ).scalar_one_or_none()
