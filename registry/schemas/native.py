@@ -58,6 +58,7 @@ class VersionCreate(StrictSchema):
     run_link = fields.String(allow_none=True)
     description = fields.String(allow_none=True)
     tags = _Tags()
+    model_id = fields.String(allow_none=True)
 
 
 class VersionUpdate(StrictSchema):
@@ -234,6 +235,7 @@ def current_version_json(model_name: str, generation: int, v: Any) -> dict[str, 
         "stage": v.stage,
         "status": v.status,
         "source": v.source,
+        "storage_location": v.storage_location,
         "run_id": v.run_id,
         "run_link": v.run_link,
         "aliases": list(v.aliases),
@@ -250,6 +252,7 @@ def version_json(v: VersionRecord) -> dict[str, Any]:
         "stage": v.stage,
         "status": v.status,
         "source": v.source,
+        "storage_location": v.download_uri,
         "run_id": v.run_id,
         "run_link": v.run_link,
         "description": v.description,

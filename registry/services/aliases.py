@@ -120,6 +120,12 @@ def get_version_by_alias(actor: Actor, model_name: str, alias: str) -> VersionRe
     alias = names.alias_name(alias, for_write=False)
     model = find_model(names.model_name(model_name))
     authorize(actor, model, Permission.READ, "Reading")
+    return version_record(alias_target(model, alias))
+
+
+def alias_target(model: RegisteredModel, alias: str) -> ModelVersion:
+    """The version ``alias`` (validated) points at, ``latest`` being the highest; NotFound if none. Not a use
+    case: the caller's transaction reads it (a read, or a write resolving ``models:/<name>@<alias>``)."""
     s = session()
     if names.is_latest_alias(alias):
         mv = s.scalars(
@@ -128,8 +134,8 @@ def get_version_by_alias(actor: Actor, model_name: str, alias: str) -> VersionRe
         ).first()
         if mv is None:
             raise alias_not_found(model.name, alias)
-        return version_record(mv)
+        return mv
     found = s.get(ModelAlias, (model.id, alias))
     if found is None:
         raise alias_not_found(model.name, alias)
-    return version_record(found.version)
+    return found.version

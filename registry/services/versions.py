@@ -1,12 +1,12 @@
 """Model versions: create (atomic numbering), read, search, update, delete, tags."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from sqlalchemy import func, select, text
 
-from .. import audit, names, pagination
+from .. import audit, names, pagination, sources
 from ..audit import Action, record
 from ..auth import Actor
 from ..errors import ApprovalRequired, PreconditionFailed, RegistryError
@@ -20,6 +20,8 @@ from ..db.records import VersionRecord, version_record, version_record_from_row
 from ..db import filters
 from ..db.queueing import Batcher
 from ..db.unit_of_work import now, read_only, session, use_case
+from ..extensions import settings
+from . import lineage
 
 
 # The hottest write. A batch of new versions of one model in one statement: take the model row lock and the
@@ -34,14 +36,14 @@ WITH allocated AS (
     WHERE name = :name
     RETURNING id, last_version - :n AS before, audit_seq, audit_hash
 ), created AS (
-    INSERT INTO model_versions (model_id, version, source, run_id, run_link, description, status, stage,
-                                created_by, revision, created_at, updated_at)
-    SELECT a.id, a.before + v.ord, v.source, v.run_id, v.run_link, v.description, 'READY', 'None', v.actor, 1,
-           :when, :when
+    INSERT INTO model_versions (model_id, version, source, storage_location, run_id, run_link, description,
+                                status, stage, created_by, revision, created_at, updated_at)
+    SELECT a.id, a.before + v.ord, v.source, v.storage_location, v.run_id, v.run_link, v.description, 'READY',
+           'None', v.actor, 1, :when, :when
     FROM allocated a,
-         unnest(CAST(:sources AS text[]), CAST(:run_ids AS text[]), CAST(:run_links AS text[]),
-                CAST(:descriptions AS text[]), CAST(:actors AS text[]))
-         WITH ORDINALITY AS v(source, run_id, run_link, description, actor, ord)
+         unnest(CAST(:sources AS text[]), CAST(:storage_locations AS text[]), CAST(:run_ids AS text[]),
+                CAST(:run_links AS text[]), CAST(:descriptions AS text[]), CAST(:actors AS text[]))
+         WITH ORDINALITY AS v(source, storage_location, run_id, run_link, description, actor, ord)
     RETURNING id, version
 ), tagged AS (
     INSERT INTO model_version_tags (version_id, key, value)
@@ -64,6 +66,12 @@ class _NewVersion:
     run_link: str | None
     description: str
     tags: dict[str, str]
+    storage_location: str | None = None
+    # A source naming another version, resolved in the write's transaction (services/lineage.py), with the
+    # run and logged model as sent (None: not sent).
+    reference: sources.VersionReference | None = None
+    run_id_sent: str | None = None
+    model_id: str | None = None
 
 
 def create_version(
@@ -75,21 +83,44 @@ def create_version(
     run_link: str | None = None,
     description: str | None = None,
     tags: dict[str, str] | None = None,
+    model_id: str | None = None,
 ) -> VersionRecord:
     """Register a new version numbered last_version + 1.
+
+    The source must pass MLflow's rules (``registry/sources.py``); one naming another registered version is
+    recorded as MLflow records it (``services/lineage.py``). ``run_id``: None when not sent; ``model_id``: an
+    MLflow logged model's id, checked against a ``models:/<model_id>`` source, not stored.
 
     Creates of one model that arrive while another is being written are written together in the next
     transaction (``queueing.Batcher``): the same numbers, versions and audit events as one by one, for one
     row lock and one commit. Each create is still all or nothing: a refused one takes no number."""
+    source = names.bounded_text(source, "source", names.MAX_SOURCE, required=True)
+    run_id = names.bounded_text(run_id, "run_id", names.MAX_RUN_ID)
+    model_id = names.bounded_text(model_id, "model_id", names.MAX_RUN_ID) or None
+    tags = names.tags(tags)
+    reference = sources.check_source(source, run_id=run_id, model_id=model_id, tags=tags,
+                                     allow_local=settings().allow_local_sources)
     item = _NewVersion(
         actor=actor,
-        source=names.bounded_text(source, "source", names.MAX_SOURCE, required=True),
-        run_id=names.bounded_text(run_id, "run_id", names.MAX_RUN_ID) or None,
+        source=source,
+        run_id=run_id or None,
         run_link=names.bounded_text(run_link, "run_link", names.MAX_RUN_LINK) or None,
         description=names.bounded_text(description, "description", names.MAX_DESCRIPTION) or "",
-        tags=names.tags(tags),
+        tags=tags,
+        reference=reference,
+        run_id_sent=run_id,
+        model_id=model_id,
     )
     return _CREATES.submit(names.model_name(model_name), item, scope=session().get_bind())
+
+
+def _resolved(item: _NewVersion) -> _NewVersion:
+    if item.reference is None:
+        return item
+    found = lineage.resolve(item.actor, item.source, item.reference, run_id=item.run_id_sent,
+                            model_id=item.model_id)
+    return replace(item, source=found.source, storage_location=found.storage_location, run_id=found.run_id,
+                   reference=None)
 
 
 @use_case
@@ -104,6 +135,13 @@ def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionR
                 authorize(item.actor, model, Permission.EDIT, "Creating a version")
             except RegistryError as error:
                 outcomes[i] = error
+    items = list(items)
+    for i, item in enumerate(items):
+        if outcomes[i] is None:
+            try:
+                items[i] = _resolved(item)
+            except RegistryError as error:
+                outcomes[i] = error
     accepted = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if not accepted:
         return outcomes
@@ -112,7 +150,8 @@ def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionR
     tag_items = [n for n, item in enumerate(batch, start=1) for _ in item.tags]
     rows = s.execute(_ALLOCATE_AND_INSERT, {
         "name": model_name, "when": when, "n": len(batch),
-        "sources": [item.source for item in batch], "run_ids": [item.run_id for item in batch],
+        "sources": [item.source for item in batch],
+        "storage_locations": [item.storage_location for item in batch], "run_ids": [item.run_id for item in batch],
         "run_links": [item.run_link for item in batch], "descriptions": [item.description for item in batch],
         "actors": [item.actor.name for item in batch],
         "tag_items": tag_items, "tag_keys": [k for item in batch for k in item.tags],
@@ -124,10 +163,12 @@ def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionR
     for i, item, row in zip(accepted, batch, rows, strict=True):
         record(s, item.actor, Action.VERSION_CREATED, model_id=row.model_id, model_name=model_name,
                version=row.version, run_id=item.run_id, to_stage="None",
-               details={"source": item.source, "run_link": item.run_link, "tags": item.tags}, now=when)
+               details={"source": item.source, "run_link": item.run_link, "tags": item.tags,
+                        **({"storage_location": item.storage_location} if item.storage_location else {})},
+               now=when)
         outcomes[i] = VersionRecord(
             id=row.version_id, model_id=row.model_id, model_name=model_name, version=row.version, source=item.source,
-            run_id=item.run_id, run_link=item.run_link, description=item.description, status="READY",
+            storage_location=item.storage_location, run_id=item.run_id, run_link=item.run_link, description=item.description, status="READY",
             stage="None", created_by=item.actor.name, tags=dict(sorted(item.tags.items())), aliases=(),
             revision=1, created_at=when, updated_at=when,
         )
@@ -173,7 +214,7 @@ def _version_rows():
     )
     return select(
         ModelVersion.id, ModelVersion.model_id, RegisteredModel.name.label("model_name"), ModelVersion.version, ModelVersion.source,
-        ModelVersion.run_id, ModelVersion.run_link, ModelVersion.description, ModelVersion.status,
+        ModelVersion.storage_location, ModelVersion.run_id, ModelVersion.run_link, ModelVersion.description, ModelVersion.status,
         ModelVersion.stage, ModelVersion.created_by, tags.label("tags"), aliases.label("aliases"),
         ModelVersion.revision, ModelVersion.created_at, ModelVersion.updated_at,
     ).join_from(ModelVersion, RegisteredModel, ModelVersion.model_id == RegisteredModel.id)

@@ -20,7 +20,7 @@ def model(ctx, alice):
 
 def versions(alice, count: int) -> None:
     for i in range(count):
-        create_version(alice, "churn", f"s3://{i + 1}", run_id=f"run-{i + 1}")
+        create_version(alice, "churn", f"s3://bucket/{i + 1}", run_id=f"run-{i + 1}")
 
 
 def stages(actor) -> dict[int, str]:

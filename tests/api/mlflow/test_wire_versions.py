@@ -34,13 +34,29 @@ def test_create_version_renders_run_tags_and_description(wire, model):
     assert body["tags"] == [{"key": "framework", "value": "sklearn"}]
 
 
-def test_create_version_accepts_a_local_directory_source(wire, model):
-    assert wire.create_version(model, "/srv/models/churn/1")["source"] == "/srv/models/churn/1"
+@pytest.mark.parametrize("source, fields", [
+    ("/srv/models/churn/1", {}), ("file:///srv/models/churn/1", {}), ("churn/1", {}), ("s3://b/../x", {}),
+    ("runs:/run-b/model", {"run_id": "run-a"}), ("models:/m-123", {"model_id": "m-456"}),
+], ids=["local", "file", "relative", "dot-dot", "other-run", "other-logged-model"])
+def test_create_version_refuses_what_a_registry_only_mlflow_refuses(wire, model, source, fields):
+    response = wire.post("/model-versions/create", {"name": model, "source": source, **fields})
+    assert assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE").startswith(
+        f"Invalid model version source: '{source}'.")
 
 
-def test_create_version_ignores_mlflow3_model_id(wire, model):
-    body = wire.create_version(model, "s3://b/1", model_id="m-123")
-    assert "model_id" not in body
+def test_create_version_checks_and_does_not_render_mlflow3_model_id(wire, model):
+    body = wire.create_version(model, "models:/m-123", model_id="m-123")
+    assert "model_id" not in body and body["source"] == "models:/m-123"
+
+
+def test_download_uri_of_a_copy_is_the_copied_versions_storage(wire, model):
+    wire.create_version(model, "s3://b/1", run_id="r1")
+    wire.create_model("copies")
+    copy = wire.create_version("copies", f"models:/{model}@latest")
+    assert (copy["source"], copy["run_id"]) == (f"models:/{model}/1", "r1")
+    wire.ok(wire.delete("/registered-models/delete", {"name": model}))
+    body = wire.ok(wire.get("/model-versions/get-download-uri", {"name": "copies", "version": "1"}))
+    assert body == {"artifact_uri": "s3://b/1"}
 
 
 def test_create_version_of_an_unknown_model_is_resource_does_not_exist(wire):

@@ -33,7 +33,7 @@ def raw(data, content_type="application/json") -> dict:
 BODY_ROUTES = [
     ("POST", "/api/v1/models", {"name": "new"}),
     ("PATCH", M, {"description": "d"}),
-    ("POST", f"{M}/versions", {"source": "s"}),
+    ("POST", f"{M}/versions", {"source": "s3://b/s"}),
     ("PATCH", V, {"description": "d"}),
     ("PUT", f"{M}/tags/k", {"value": "v"}),
     ("PUT", f"{V}/tags/k", {"value": "v"}),
@@ -127,9 +127,9 @@ WRONG_TYPES = {
     "source-int": ("POST", f"{M}/versions", {"source": 5}),
     "source-empty": ("POST", f"{M}/versions", {"source": ""}),
     "source-null": ("POST", f"{M}/versions", {"source": None}),
-    "run-id-list": ("POST", f"{M}/versions", {"source": "s", "run_id": ["r"]}),
-    "run-link-int": ("POST", f"{M}/versions", {"source": "s", "run_link": 1}),
-    "version-tags-list": ("POST", f"{M}/versions", {"source": "s", "tags": [["k", "v"]]}),
+    "run-id-list": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_id": ["r"]}),
+    "run-link-int": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_link": 1}),
+    "version-tags-list": ("POST", f"{M}/versions", {"source": "s3://b/s", "tags": [["k", "v"]]}),
     "version-description-object": ("PATCH", V, {"description": {}}),
     "tag-value-int": ("PUT", f"{M}/tags/k", {"value": 5}),
     "tag-value-null": ("PUT", f"{V}/tags/k", {"value": None}),
@@ -179,7 +179,7 @@ MODEL_ROUTES = [
     ("PATCH", "", {"json": {"description": "d"}}),
     ("DELETE", "", {}),
     ("GET", "/versions", {}),
-    ("POST", "/versions", {"json": {"source": "s"}}),
+    ("POST", "/versions", {"json": {"source": "s3://b/s"}}),
     ("GET", "/versions/1", {}),
     ("GET", "/stages/Production", {}),
     ("GET", "/latest-versions", {}),
@@ -372,7 +372,7 @@ FORGED_KEYS = {
 ])
 def test_forged_page_token_is_400(seeded, path, key):
     seeded.post("/api/v1/models", json={"name": "m2"})
-    seeded.post(f"{M}/versions", json={"source": "s"})
+    seeded.post(f"{M}/versions", json={"source": "s3://b/s"})
     sep = "&" if "?" in path else "?"
     token = seeded.get(f"{path}{sep}max_results=1").get_json()["next_page_token"]
     assert token is not None
@@ -388,10 +388,10 @@ NUL_BODIES = {
     "rename": ("PATCH", M, {"name": "a\x00"}),
     "patch-description": ("PATCH", M, {"description": "\x00"}),
     "source": ("POST", f"{M}/versions", {"source": "s\x00"}),
-    "run-id": ("POST", f"{M}/versions", {"source": "s", "run_id": "r\x00"}),
-    "run-link": ("POST", f"{M}/versions", {"source": "s", "run_link": "l\x00"}),
+    "run-id": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_id": "r\x00"}),
+    "run-link": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_link": "l\x00"}),
     "version-description": ("PATCH", V, {"description": "d\x00"}),
-    "version-tag-value-body": ("POST", f"{M}/versions", {"source": "s", "tags": {"k": "\x00"}}),
+    "version-tag-value-body": ("POST", f"{M}/versions", {"source": "s3://b/s", "tags": {"k": "\x00"}}),
     "model-tag-put": ("PUT", f"{M}/tags/k", {"value": "\x00"}),
     "version-tag-put": ("PUT", f"{V}/tags/k", {"value": "\x00"}),
 }
