@@ -210,5 +210,24 @@ def test_a_lost_answer_to_a_tag_or_alias_set_is_retried_and_recorded_once(client
     assert [trail.count(a) for a in ("model.tag_set", "version.tag_set", "alias.set")] == [1, 1, 1]
 
 
+@pytest.mark.skipif(mlflow.__version__ < "3.18", reason="before 3.18 the client resends every write after a "
+                                                         "lost answer, creates included")
+def test_a_lost_answer_to_a_create_is_not_resent_and_the_version_exists_once(client, model, registry_url,
+                                                                           monkeypatch):
+    """3.18 resends a create only after 408/429 or a connection that failed before sending (so we never
+    answer those after committing one: tests/api/test_retry_statuses.py); a lost answer surfaces instead."""
+    from tests.system.lossy_proxy import lossy_proxy
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    with lossy_proxy(registry_url, drop_first=("/model-versions/create",)) as proxy:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", proxy.url)
+        monkeypatch.setenv("MLFLOW_REGISTRY_URI", proxy.url)
+        with pytest.raises(Exception):
+            MlflowClient().create_model_version(model, "s3://bucket/parity/2")
+    versions = client.search_model_versions(f"name = '{model}'")
+    assert sorted(v.version for v in versions) == ["1", "2"]
+
+
 def test_the_client_under_test_is_a_supported_version():
     assert mlflow.__version__ in {"3.17.2", "3.18.0"}

@@ -137,3 +137,20 @@ def test_prompt_versions_take_a_placeholder_source_only(tags):
     with pytest.raises(InvalidArgument, match="Invalid prompt source"):
         check("s3://bucket/prompt", tags=tags)
     assert "Local paths" in refused("dummy-source", tags={"mlflow.prompt.is_prompt": "false"})
+
+
+def test_every_source_in_the_readme_and_the_contract_is_valid_by_default():
+    """The examples must work on a registry with default settings (REGISTRY_ALLOW_LOCAL_SOURCES unset)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "README.md").read_text() + (root / "openapi.yaml").read_text()
+    found = re.findall(r"""["']?source["']?\s*[:=]\s*["']?([^"',\s}]+)""", text)
+    examples = [s for s in found if "://" in s or s.startswith(("/", "runs:", "models:", "file:"))]
+    assert len(examples) >= 3, found
+    for source in examples:
+        run_id = source.split("/")[1] if source.startswith("runs:/") else None
+        if source.startswith("models:/"):
+            continue  # names another version: checked when registered (tests/services/test_version_sources.py)
+        assert check(source, run_id=run_id) is None, source
