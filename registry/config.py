@@ -72,6 +72,9 @@ class Settings:
     statement_timeout_ms: int = 30_000
     log_level: str = "INFO"
     auth_enabled: bool = True
+    # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host
+    # or shared-filesystem setups). Off, as in a registry-only MLflow: registry/sources.py says why.
+    allow_local_sources: bool = False
     # Long-polls waiting at once per process; the rest of the threads stay free for other requests.
     max_waiters: int = 24
     # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
@@ -129,6 +132,7 @@ class Settings:
             preload=_flag(env, "REGISTRY_PRELOAD"),
             access_log=env.get("REGISTRY_ACCESS_LOG") or None,
             auth_enabled=auth == "enabled",
+            allow_local_sources=_flag(env, "REGISTRY_ALLOW_LOCAL_SOURCES"),
             max_waiters=_int(env, "REGISTRY_MAX_WAITERS", max(1, threads - 8), 0, 4096),
             cache_bytes=_int(env, "REGISTRY_CACHE_MB", 64, 1, 65_536) * 1024 * 1024,
             admin_token=admin_token,

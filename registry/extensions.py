@@ -27,6 +27,16 @@ def caches():
     return current_app.extensions.get(CACHES_KEY) if has_app_context() else None
 
 
+def settings():
+    """The current app's ``config.Settings`` (the defaults outside an app context): like ``caches()``, so the
+    use cases read an operator setting without importing Flask."""
+    from flask import current_app, has_app_context
+
+    from .config import Settings
+
+    return current_app.config["REGISTRY_SETTINGS"] if has_app_context() else Settings()
+
+
 def install_caches(app) -> None:
     from .cache import Caches
 

@@ -29,15 +29,17 @@ _BY_LOWER = {stage.value.lower(): stage for stage in Stage}
 
 
 def parse_stage(raw: object) -> Stage:
-    """Stage names are case-insensitive on input and canonical on output ("production" -> Production)."""
+    """Stage names are case-insensitive on input and canonical on output ("production" -> Production), and
+    otherwise exact: MLflow refuses " staging ", so a padded stage is refused here too, in MLflow's words."""
     if isinstance(raw, Stage):
         return raw
     if isinstance(raw, str):
-        stage = _BY_LOWER.get(raw.strip().lower())
+        stage = _BY_LOWER.get(raw.lower())
         if stage is not None:
             return stage
+    shown = raw if isinstance(raw, str) else repr(raw)
     raise InvalidArgument(
-        f"Invalid stage {raw!r}: must be one of None, Staging, Production, Archived.",
+        f"Invalid Model Version stage: {shown}. Value must be one of None, Staging, Production, Archived.",
         {"field": "stage", "allowed": [s.value for s in Stage]},
     )
 

@@ -107,20 +107,19 @@ def bounded_text(value: object, field: str, maximum: int, *, required: bool = Fa
     return value
 
 
+# An integer as MLflow's int() reads one (sign, surrounding spaces), in ASCII digits only: str.isdigit() and
+# int() also take characters such as '²' or '٣'. At most 18 digits: any such number fits PostgreSQL's bigint.
+_INTEGER = re.compile(r"\s*[+-]?[0-9]{1,18}\s*\Z")
+
+
 def version_number(raw: object, field: str = "version") -> int:
-    """Versions are positive integers; MLflow sends them as strings."""
-    if isinstance(raw, bool):
-        raise InvalidArgument(f"Parameter '{field}' must be an integer, got {raw!r}.", {"field": field})
-    if isinstance(raw, int):
-        value = raw
-    # isascii: str.isdigit() also accepts characters such as '²' that int() then refuses.
-    elif isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
-        value = int(raw.strip())
-    else:
-        raise InvalidArgument(f"Parameter '{field}' must be an integer, got {raw!r}.", {"field": field})
-    if not 1 <= value <= 2_147_483_647:
-        raise InvalidArgument(f"Parameter '{field}' must be a positive integer, got {value}.", {"field": field})
-    return value
+    """A version number, sent as a string by MLflow. Any integer is a version number: one that no version
+    can have (0, negative, past the column's range) is simply not found, as in MLflow (404, not 400)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) < 10**18:
+        return raw
+    if isinstance(raw, str) and _INTEGER.match(raw):
+        return int(raw)
+    raise InvalidArgument(f"Parameter '{field}' must be an integer, got {raw!r}.", {"field": field})
 
 
 def filter_text(value: str | None, field: str) -> str | None:

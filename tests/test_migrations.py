@@ -97,6 +97,21 @@ def test_upgrade_replaces_the_prefix_of_env_admin_tokens(empty_app):
     assert [tuple(r) for r in rows] == [("REGISTRY_ADMIN_TOKEN", "env"), ("laptop", "reg_Abc123")]
 
 
+def test_upgrade_names_each_existing_models_creator_from_its_audit_chain(empty_app):
+    upgrade(revision="0009")
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("INSERT INTO registered_models (id, name, created_at, updated_at) "
+                                   "VALUES (1, 'm', now(), now()), (2, 'n', now(), now())")
+        connection.exec_driver_sql(
+            "INSERT INTO audit_events (chain_id, seq, occurred_at, actor, action, model_id, model_name, hash) "
+            "VALUES (1, 1, now(), 'carol', 'model.created', 1, 'm', 'h1'), "
+            "(1, 2, now(), 'dave', 'model.tag_set', 1, 'm', 'h2')")
+    upgrade()
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT name, created_by FROM registered_models ORDER BY id").all()
+    assert [tuple(r) for r in rows] == [("m", "carol"), ("n", None)]
+
+
 def _violates(connection, statement: str) -> bool:
     from sqlalchemy.exc import IntegrityError
 

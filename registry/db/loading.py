@@ -89,7 +89,18 @@ def find_version_by_name(name: str, version: int) -> ModelVersion:
 
 
 def touch(row: RegisteredModel | ModelVersion, when) -> None:
+    """An update as MLflow counts one: ``updated_at`` (its ``last_updated_timestamp``) moves, and the revision.
+
+    MLflow moves a model's timestamp when a version is created, transitioned or deleted, and when the model's
+    description changes or it is renamed; a version's when it is transitioned (or archived by another's
+    transition), its description changes or its model is renamed. Nothing else moves them: see ``revise``."""
     row.updated_at = when
+    revise(row)
+
+
+def revise(row: RegisteredModel | ModelVersion) -> None:
+    """The representation changed (a tag, an alias) but MLflow counts no update: only the revision (the
+    native API's ETag) moves, so timestamps mean in our API what they mean in MLflow's."""
     row.revision = row.revision + 1
 
 

@@ -13,6 +13,7 @@ class ModelRecord:
     id: int
     name: str
     description: str
+    created_by: str | None
     tags: dict[str, str]
     last_version: int
     revision: int
@@ -27,6 +28,7 @@ class VersionRecord:
     model_name: str
     version: int
     source: str
+    storage_location: str | None  # None: the source itself (see orm.ModelVersion.storage_location)
     run_id: str | None
     run_link: str | None
     description: str
@@ -38,6 +40,11 @@ class VersionRecord:
     revision: int
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def download_uri(self) -> str:
+        """Where the artifacts are: what MLflow's get-download-uri answers (``storage_location or source``)."""
+        return self.storage_location or self.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,7 @@ def model_record(model: RegisteredModel) -> ModelRecord:
         id=model.id,
         name=model.name,
         description=model.description,
+        created_by=model.created_by,
         tags={key: tag.value for key, tag in sorted(model.tags.items())},
         last_version=model.last_version,
         revision=model.revision,
@@ -78,6 +86,7 @@ def version_record(version: ModelVersion) -> VersionRecord:
         model_name=version.model.name,
         version=version.version,
         source=version.source,
+        storage_location=version.storage_location,
         run_id=version.run_id,
         run_link=version.run_link,
         description=version.description,
@@ -103,6 +112,7 @@ def version_record_from_row(row) -> VersionRecord:
         model_name=row.model_name,
         version=row.version,
         source=row.source,
+        storage_location=row.storage_location,
         run_id=row.run_id,
         run_link=row.run_link,
         description=row.description,

@@ -28,6 +28,8 @@ class RegisteredModel(db.Model):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    # Who created it (Databricks' ``user_id``). NULL only for a model whose creation left no audit event.
+    created_by: Mapped[str | None] = mapped_column(Text)
     # Counter for version numbers: incremented under the row lock, never decremented, so numbers are
     # never reused after a delete (MLflow's behaviour).
     last_version: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
@@ -82,6 +84,10 @@ class ModelVersion(db.Model):
     )
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     source: Mapped[str] = mapped_column(Text, nullable=False)
+    # Where the artifacts are when ``source`` only names another version (``models:/<name>/<version>``): that
+    # version's own storage location, resolved when this one was registered, as MLflow does, so this version
+    # outlives the one it was copied from. NULL: ``source`` itself is where they are.
+    storage_location: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(Text)
     run_link: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")

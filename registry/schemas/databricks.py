@@ -107,6 +107,8 @@ def model_databricks_json(model: ModelRecord, latest: Iterable[VersionRecord], l
     }
     if model.description:
         out["description"] = model.description
+    if model.created_by:
+        out["user_id"] = model.created_by  # Databricks: "the username of the user that created the object"
     versions = [model_version_json(v, with_aliases=False) for v in latest]
     if versions:
         out["latest_versions"] = versions

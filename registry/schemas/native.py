@@ -58,6 +58,7 @@ class VersionCreate(StrictSchema):
     run_link = fields.String(allow_none=True)
     description = fields.String(allow_none=True)
     tags = _Tags()
+    model_id = fields.String(allow_none=True)
 
 
 class VersionUpdate(StrictSchema):
@@ -135,7 +136,7 @@ class TokenCreate(StrictSchema):
 
 
 class AliasSet(StrictSchema):
-    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2_147_483_647))
     force = _JsonBoolean(load_default=False)
 
 
@@ -247,6 +248,7 @@ def model_json(m: ModelRecord) -> dict[str, Any]:
         "description": m.description,
         "tags": m.tags,
         "last_version": m.last_version,
+        "created_by": m.created_by,
         "revision": m.revision,
         "created_at": epoch_ms(m.created_at),
         "updated_at": epoch_ms(m.updated_at),
@@ -262,6 +264,7 @@ def current_version_json(model_name: str, generation: int, v: Any) -> dict[str, 
         "stage": v.stage,
         "status": v.status,
         "source": v.source,
+        "storage_location": v.storage_location,
         "run_id": v.run_id,
         "run_link": v.run_link,
         "aliases": list(v.aliases),
@@ -278,6 +281,7 @@ def version_json(v: VersionRecord) -> dict[str, Any]:
         "stage": v.stage,
         "status": v.status,
         "source": v.source,
+        "storage_location": v.download_uri,
         "run_id": v.run_id,
         "run_link": v.run_link,
         "description": v.description,

@@ -21,7 +21,7 @@ from ..lifecycle import (
     refusal_details,
 )
 from ..orm import ModelAlias, ModelVersion, RegisteredModel
-from ..db.loading import alias_not_found, find_model, find_version, lock_model, touch
+from ..db.loading import alias_not_found, find_model, find_version, lock_model, revise
 from .access import authorize
 from .policies import alias_review
 from .transitions import supersede_alias_requests
@@ -40,7 +40,7 @@ def apply_alias_change(actor: Actor, model: RegisteredModel, alias: str, target:
         if existing is None:
             return False
         mv = existing.version
-        touch(mv, when)
+        revise(mv)
         record(session, actor, Action.ALIAS_DELETED, model_id=model.id, model_name=model.name, version=mv.version,
                run_id=mv.run_id, request_id=request_id, details={"alias": alias, **extra}, now=when)
         session.delete(existing)
@@ -52,9 +52,9 @@ def apply_alias_change(actor: Actor, model: RegisteredModel, alias: str, target:
             session.add(ModelAlias(model_id=model.id, alias=alias, version_id=target.id))
         else:
             # The version it leaves shows one alias fewer: its representation (and ETag) changes too.
-            touch(existing.version, when)
+            revise(existing.version)
             existing.version_id = target.id
-        touch(target, when)
+        revise(target)
         record(session, actor, Action.ALIAS_SET, model_id=model.id, model_name=model.name, version=target.version,
                run_id=target.run_id, request_id=request_id,
                details={"alias": alias, "previous_version": previous, **extra}, now=when)
@@ -120,6 +120,12 @@ def get_version_by_alias(actor: Actor, model_name: str, alias: str) -> VersionRe
     alias = names.alias_name(alias, for_write=False)
     model = find_model(names.model_name(model_name))
     authorize(actor, model, Permission.READ, "Reading")
+    return version_record(alias_target(model, alias))
+
+
+def alias_target(model: RegisteredModel, alias: str) -> ModelVersion:
+    """The version ``alias`` (validated) points at, ``latest`` being the highest; NotFound if none. Not a use
+    case: the caller's transaction reads it (a read, or a write resolving ``models:/<name>@<alias>``)."""
     s = session()
     if names.is_latest_alias(alias):
         mv = s.scalars(
@@ -128,8 +134,8 @@ def get_version_by_alias(actor: Actor, model_name: str, alias: str) -> VersionRe
         ).first()
         if mv is None:
             raise alias_not_found(model.name, alias)
-        return version_record(mv)
+        return mv
     found = s.get(ModelAlias, (model.id, alias))
     if found is None:
         raise alias_not_found(model.name, alias)
-    return version_record(found.version)
+    return found.version

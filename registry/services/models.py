@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -22,7 +22,7 @@ from ..lifecycle import (
     rename_refusal,
 )
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
-from ..db.loading import find_model, highest_per_stage, lock_model, touch
+from ..db.loading import find_model, highest_per_stage, lock_model, revise, touch
 from .access import authorize, authorize_registry, grant_creator, readable
 from .policies import serving_review
 from ..db.records import ModelRecord, VersionRecord, model_record, version_record
@@ -56,7 +56,7 @@ def create_model(
     # clean AlreadyExists, never an IntegrityError.
     model_id = s.execute(
         insert(RegisteredModel)
-        .values(name=name, description=description, created_at=when, updated_at=when)
+        .values(name=name, description=description, created_by=actor.name, created_at=when, updated_at=when)
         .on_conflict_do_nothing(index_elements=["name"])
         .returning(RegisteredModel.id)
     ).scalar_one_or_none()
@@ -171,6 +171,10 @@ def _rename(actor: Actor, model: RegisteredModel, new_name: str, when, details: 
     except IntegrityError:
         # A concurrent create/rename took the name between our check and our write.
         raise _already_exists(new_name) from None
+    # Every version's name changed with it: MLflow counts that as an update of each version.
+    s.execute(update(ModelVersion).where(ModelVersion.model_id == model.id)
+              .values(updated_at=when, revision=ModelVersion.revision + 1)
+              .execution_options(synchronize_session="fetch"))
     record(s, actor, Action.MODEL_RENAMED, model_id=model.id, model_name=new_name,
            details={"from": old_name, "to": new_name, **details}, now=when)
 
@@ -206,18 +210,22 @@ def delete_model(actor: Actor, name: str, *, force: bool = False) -> None:
 
 @use_case
 def set_model_tag(actor: Actor, name: str, key: str, value: str | None) -> ModelRecord:
+    """An upsert. Setting a tag to the value it has changes nothing and records nothing (MLflow 3.18's client
+    sends a tag set again when its answer was lost), so it answers the same, with no new revision."""
     model = lock_model(names.model_name(name))
     authorize(actor, model, Permission.EDIT, "Setting a tag")
     key, value = names.tag_key(key), names.tag_value(value)
     when = now()
     s = session()
     existing = model.tags.get(key)
+    if existing is not None and existing.value == value:
+        return model_record(model)
     previous = existing.value if existing else None
     if existing is None:
         model.tags[key] = RegisteredModelTag(model_id=model.id, key=key, value=value)
     else:
         existing.value = value
-    touch(model, when)
+    revise(model)
     record(s, actor, Action.MODEL_TAG_SET, model_id=model.id, model_name=model.name,
            details={"key": key, "value": value, "previous": previous}, now=when)
     s.flush()
@@ -234,7 +242,7 @@ def delete_model_tag(actor: Actor, name: str, key: str) -> None:
     if existing is None:
         return
     when = now()
-    touch(model, when)
+    revise(model)
     record(session(), actor, Action.MODEL_TAG_DELETED, model_id=model.id, model_name=model.name,
            details={"key": key, "previous": existing.value}, now=when)
     session().flush()

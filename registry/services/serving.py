@@ -22,7 +22,8 @@ from .access import may_read
 
 _COLUMNS = """
     m.id AS model_id, m.name AS model_name, m.generation,
-    v.version, v.stage, v.status, v.source, v.run_id, v.run_link, v.created_at, v.updated_at,
+    v.version, v.stage, v.status, v.source, coalesce(v.storage_location, v.source) AS storage_location,
+    v.run_id, v.run_link, v.created_at, v.updated_at,
     CASE WHEN v.id IS NULL THEN NULL
          ELSE ARRAY(SELECT a.alias FROM model_aliases a WHERE a.version_id = v.id ORDER BY a.alias) END AS aliases
 """
@@ -62,6 +63,7 @@ class CurrentVersion:
     stage: str
     status: str
     source: str
+    storage_location: str  # where the artifacts are: the source, or what a models:/ source resolved to
     run_id: str | None
     run_link: str | None
     created_at: Any
@@ -98,8 +100,9 @@ def _read(kind: str, name: str, selector: str) -> Answer | None:
         return None
     version = None
     if row["version"] is not None:
-        version = CurrentVersion(row["version"], row["stage"], row["status"], row["source"], row["run_id"],
-                                 row["run_link"], row["created_at"], row["updated_at"], tuple(row["aliases"] or ()))
+        version = CurrentVersion(row["version"], row["stage"], row["status"], row["source"], row["storage_location"],
+                                 row["run_id"], row["run_link"], row["created_at"], row["updated_at"],
+                                 tuple(row["aliases"] or ()))
     return Answer(row["model_id"], row["model_name"], row["generation"], version)
 
 

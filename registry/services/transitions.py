@@ -63,6 +63,13 @@ def apply_transition(
            details={"archive_existing_versions": archive_existing_versions,
                     "archived_versions": [v.version for v in archived], **(details or {}), **serving},
            now=when)
+<<<<<<< HEAD
+=======
+    version.stage = target.value
+    touch(version, when)
+    touch(model, when)  # MLflow counts a transition as an update of the model: pollers by timestamp see it
+    session.flush()
+>>>>>>> parity
     supersede_moot_requests(actor, model, [version, *archived], when=when, session=session,
                             reason=f"version moved to {target.value}")
     return [v.version for v in archived]

@@ -1,19 +1,19 @@
 """Model versions: create (atomic numbering), read, search, update, delete, tags."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 from sqlalchemy import func, select, text
 
-from .. import audit, names, pagination
+from .. import audit, names, pagination, sources
 from ..audit import Action, record
 from ..auth import Actor
 from ..errors import ApprovalRequired, PreconditionFailed, RegistryError
 from ..lifecycle import Permission, check_force, deletion_refusal, forced_details, parse_stage, refusal_details
 from ..orm import ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel
 from ..db.history import serving_details
-from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, touch
+from ..db.loading import find_version, find_version_by_name, lock_model, model_not_found, revise, touch
 from .access import authorize, readable
 from .policies import serving_review
 from .transitions import supersede_alias_requests, supersede_moot_requests
@@ -21,6 +21,8 @@ from ..db.records import VersionRecord, version_record, version_record_from_row
 from ..db import filters
 from ..db.queueing import Batcher
 from ..db.unit_of_work import now, read_only, session, use_case
+from ..extensions import settings
+from . import lineage
 
 
 # The hottest write. A batch of new versions of one model in one statement: take the model row lock and the
@@ -35,14 +37,14 @@ WITH allocated AS (
     WHERE name = :name
     RETURNING id, last_version - :n AS before, audit_seq, audit_hash
 ), created AS (
-    INSERT INTO model_versions (model_id, version, source, run_id, run_link, description, status, stage,
-                                created_by, revision, created_at, updated_at)
-    SELECT a.id, a.before + v.ord, v.source, v.run_id, v.run_link, v.description, 'READY', 'None', v.actor, 1,
-           :when, :when
+    INSERT INTO model_versions (model_id, version, source, storage_location, run_id, run_link, description,
+                                status, stage, created_by, revision, created_at, updated_at)
+    SELECT a.id, a.before + v.ord, v.source, v.storage_location, v.run_id, v.run_link, v.description, 'READY',
+           'None', v.actor, 1, :when, :when
     FROM allocated a,
-         unnest(CAST(:sources AS text[]), CAST(:run_ids AS text[]), CAST(:run_links AS text[]),
-                CAST(:descriptions AS text[]), CAST(:actors AS text[]))
-         WITH ORDINALITY AS v(source, run_id, run_link, description, actor, ord)
+         unnest(CAST(:sources AS text[]), CAST(:storage_locations AS text[]), CAST(:run_ids AS text[]),
+                CAST(:run_links AS text[]), CAST(:descriptions AS text[]), CAST(:actors AS text[]))
+         WITH ORDINALITY AS v(source, storage_location, run_id, run_link, description, actor, ord)
     RETURNING id, version
 ), tagged AS (
     INSERT INTO model_version_tags (version_id, key, value)
@@ -65,6 +67,12 @@ class _NewVersion:
     run_link: str | None
     description: str
     tags: dict[str, str]
+    storage_location: str | None = None
+    # A source naming another version, resolved in the write's transaction (services/lineage.py), with the
+    # run and logged model as sent (None: not sent).
+    reference: sources.VersionReference | None = None
+    run_id_sent: str | None = None
+    model_id: str | None = None
 
 
 def create_version(
@@ -76,21 +84,44 @@ def create_version(
     run_link: str | None = None,
     description: str | None = None,
     tags: dict[str, str] | None = None,
+    model_id: str | None = None,
 ) -> VersionRecord:
     """Register a new version numbered last_version + 1.
+
+    The source must pass MLflow's rules (``registry/sources.py``); one naming another registered version is
+    recorded as MLflow records it (``services/lineage.py``). ``run_id``: None when not sent; ``model_id``: an
+    MLflow logged model's id, checked against a ``models:/<model_id>`` source, not stored.
 
     Creates of one model that arrive while another is being written are written together in the next
     transaction (``queueing.Batcher``): the same numbers, versions and audit events as one by one, for one
     row lock and one commit. Each create is still all or nothing: a refused one takes no number."""
+    source = names.bounded_text(source, "source", names.MAX_SOURCE, required=True)
+    run_id = names.bounded_text(run_id, "run_id", names.MAX_RUN_ID)
+    model_id = names.bounded_text(model_id, "model_id", names.MAX_RUN_ID) or None
+    tags = names.tags(tags)
+    reference = sources.check_source(source, run_id=run_id, model_id=model_id, tags=tags,
+                                     allow_local=settings().allow_local_sources)
     item = _NewVersion(
         actor=actor,
-        source=names.bounded_text(source, "source", names.MAX_SOURCE, required=True),
-        run_id=names.bounded_text(run_id, "run_id", names.MAX_RUN_ID) or None,
+        source=source,
+        run_id=run_id or None,
         run_link=names.bounded_text(run_link, "run_link", names.MAX_RUN_LINK) or None,
         description=names.bounded_text(description, "description", names.MAX_DESCRIPTION) or "",
-        tags=names.tags(tags),
+        tags=tags,
+        reference=reference,
+        run_id_sent=run_id,
+        model_id=model_id,
     )
     return _CREATES.submit(names.model_name(model_name), item, scope=session().get_bind())
+
+
+def _resolved(item: _NewVersion) -> _NewVersion:
+    if item.reference is None:
+        return item
+    found = lineage.resolve(item.actor, item.source, item.reference, run_id=item.run_id_sent,
+                            model_id=item.model_id)
+    return replace(item, source=found.source, storage_location=found.storage_location, run_id=found.run_id,
+                   reference=None)
 
 
 @use_case
@@ -105,6 +136,13 @@ def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionR
                 authorize(item.actor, model, Permission.EDIT, "Creating a version")
             except RegistryError as error:
                 outcomes[i] = error
+    items = list(items)
+    for i, item in enumerate(items):
+        if outcomes[i] is None:
+            try:
+                items[i] = _resolved(item)
+            except RegistryError as error:
+                outcomes[i] = error
     accepted = [i for i, outcome in enumerate(outcomes) if outcome is None]
     if not accepted:
         return outcomes
@@ -113,7 +151,8 @@ def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionR
     tag_items = [n for n, item in enumerate(batch, start=1) for _ in item.tags]
     rows = s.execute(_ALLOCATE_AND_INSERT, {
         "name": model_name, "when": when, "n": len(batch),
-        "sources": [item.source for item in batch], "run_ids": [item.run_id for item in batch],
+        "sources": [item.source for item in batch],
+        "storage_locations": [item.storage_location for item in batch], "run_ids": [item.run_id for item in batch],
         "run_links": [item.run_link for item in batch], "descriptions": [item.description for item in batch],
         "actors": [item.actor.name for item in batch],
         "tag_items": tag_items, "tag_keys": [k for item in batch for k in item.tags],
@@ -125,10 +164,12 @@ def _create_versions(model_name: str, items: list[_NewVersion]) -> list[VersionR
     for i, item, row in zip(accepted, batch, rows, strict=True):
         record(s, item.actor, Action.VERSION_CREATED, model_id=row.model_id, model_name=model_name,
                version=row.version, run_id=item.run_id, to_stage="None",
-               details={"source": item.source, "run_link": item.run_link, "tags": item.tags}, now=when)
+               details={"source": item.source, "run_link": item.run_link, "tags": item.tags,
+                        **({"storage_location": item.storage_location} if item.storage_location else {})},
+               now=when)
         outcomes[i] = VersionRecord(
             id=row.version_id, model_id=row.model_id, model_name=model_name, version=row.version, source=item.source,
-            run_id=item.run_id, run_link=item.run_link, description=item.description, status="READY",
+            storage_location=item.storage_location, run_id=item.run_id, run_link=item.run_link, description=item.description, status="READY",
             stage="None", created_by=item.actor.name, tags=dict(sorted(item.tags.items())), aliases=(),
             revision=1, created_at=when, updated_at=when,
         )
@@ -174,7 +215,7 @@ def _version_rows():
     )
     return select(
         ModelVersion.id, ModelVersion.model_id, RegisteredModel.name.label("model_name"), ModelVersion.version, ModelVersion.source,
-        ModelVersion.run_id, ModelVersion.run_link, ModelVersion.description, ModelVersion.status,
+        ModelVersion.storage_location, ModelVersion.run_id, ModelVersion.run_link, ModelVersion.description, ModelVersion.status,
         ModelVersion.stage, ModelVersion.created_by, tags.label("tags"), aliases.label("aliases"),
         ModelVersion.revision, ModelVersion.created_at, ModelVersion.updated_at,
     ).join_from(ModelVersion, RegisteredModel, ModelVersion.model_id == RegisteredModel.id)
@@ -272,6 +313,7 @@ def delete_version(actor: Actor, model_name: str, version: int | str, *, force: 
         supersede_alias_requests(actor, model, alias.alias, when=when, session=s,
                                  reason=f"alias {alias.alias} removed with version {mv.version}")
     number, run_id, stage, source = mv.version, mv.run_id, mv.stage, mv.source
+    touch(model, when)  # MLflow counts a deleted version as an update of its model
     s.delete(mv)
     s.flush()
     # What every stage serves without it, for the serving history (as transitions record it).
@@ -282,18 +324,21 @@ def delete_version(actor: Actor, model_name: str, version: int | str, *, force: 
 
 @use_case
 def set_version_tag(actor: Actor, model_name: str, version: int | str, key: str, value: str | None) -> VersionRecord:
+    """An upsert; setting a tag to the value it has changes and records nothing (see ``set_model_tag``)."""
     model = lock_model(names.model_name(model_name))
     authorize(actor, model, Permission.EDIT, "Setting a tag")
     mv = find_version(model, names.version_number(version))
     key, value = names.tag_key(key), names.tag_value(value)
     existing = mv.tags.get(key)
+    if existing is not None and existing.value == value:
+        return version_record(mv)
     previous = existing.value if existing else None
     if existing is None:
         mv.tags[key] = ModelVersionTag(version_id=mv.id, key=key, value=value)
     else:
         existing.value = value
     when = now()
-    touch(mv, when)
+    revise(mv)
     record(session(), actor, Action.VERSION_TAG_SET, model_id=model.id, model_name=model.name,
            version=mv.version, run_id=mv.run_id, details={"key": key, "value": value, "previous": previous},
            now=when)
@@ -312,7 +357,7 @@ def delete_version_tag(actor: Actor, model_name: str, version: int | str, key: s
     if existing is None:
         return
     when = now()
-    touch(mv, when)
+    revise(mv)
     record(session(), actor, Action.VERSION_TAG_DELETED, model_id=model.id, model_name=model.name,
            version=mv.version, run_id=mv.run_id, details={"key": key, "previous": existing.value}, now=when)
     session().flush()

@@ -20,7 +20,7 @@ def test_native_and_mlflow_render_the_same_milliseconds(client, monkeypatch, whe
     monkeypatch.setattr(models, "now", lambda: when)
     monkeypatch.setattr(versions, "now", lambda: when)
     assert client.post("/api/v1/models", json={"name": "m"}, headers=ACTOR).status_code == 201
-    assert client.post("/api/v1/models/m/versions", json={"source": "s"}, headers=ACTOR).status_code == 201
+    assert client.post("/api/v1/models/m/versions", json={"source": "s3://b/s"}, headers=ACTOR).status_code == 201
 
     native_model = client.get("/api/v1/models/m", headers=ACTOR).get_json()
     native_version = client.get("/api/v1/models/m/versions/1", headers=ACTOR).get_json()

@@ -34,9 +34,9 @@ def model(ctx):
     """churn: versions 1 (by ``maker``), 2 and 3; champion -> 1, protected by 2 approvals, creator barred."""
     create_model(ROOT, "churn")
     maker = person("maker", "MANAGE_PRODUCTION")
-    create_version(maker, "churn", "s3://1", run_id="run-1")
-    create_version(ROOT, "churn", "s3://2", run_id="run-2")
-    create_version(ROOT, "churn", "s3://3", run_id="run-3")
+    create_version(maker, "churn", "s3://bucket/1", run_id="run-1")
+    create_version(ROOT, "churn", "s3://bucket/2", run_id="run-2")
+    create_version(ROOT, "churn", "s3://bucket/3", run_id="run-3")
     set_alias(ROOT, "churn", "champion", 1)
     set_model_alias_policy(ROOT, "churn", "champion", required_approvals=2, creator_may_not_approve=True)
     return "churn"
@@ -174,7 +174,7 @@ def test_the_same_reviewer_cannot_count_twice(reader, reviewers):
 
 def test_the_creator_of_the_target_version_may_not_approve_when_the_alias_policy_says_so(reader, reviewers):
     request = request_alias(reader, "churn", 2, "champion")
-    create_version(MAKER, "churn", "s3://4")
+    create_version(MAKER, "churn", "s3://bucket/4")
     own = request_alias(reader, "churn", 4, "champion")
 
     with pytest.raises(PermissionDenied) as raised:
@@ -285,7 +285,7 @@ def test_alias_requests_are_listed_and_in_the_inbox_of_those_who_may_approve(rea
     assert [s.request.id for s in inbox(reviewers[0])] == [request.id]
     assert inbox(person("stager", "MANAGE_STAGING")) == []
     assert [s.request.id for s in inbox(MAKER)] == [request.id]  # maker created version 1, not the target 2
-    create_version(MAKER, "churn", "s3://4")
+    create_version(MAKER, "churn", "s3://bucket/4")
     request_alias(reader, "churn", 4, "champion")
     assert [s.request.id for s in inbox(MAKER)] == [request.id]  # but may not approve a move onto their own version
 

@@ -15,7 +15,7 @@ from .support import events, events_after, last_event_id, summary
 def model(ctx, alice):
     create_model(alice, "churn")
     for i in range(3):
-        create_version(alice, "churn", f"s3://{i + 1}", run_id=f"run-{i + 1}")
+        create_version(alice, "churn", f"s3://bucket/{i + 1}", run_id=f"run-{i + 1}")
     return "churn"
 
 

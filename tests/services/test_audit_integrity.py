@@ -20,8 +20,8 @@ def trail(ctx, alice, bob):
     """Two models' chains; returns model "a"'s events, oldest first."""
     create_model(alice, "a")
     create_model(bob, "b")
-    create_version(alice, "a", "s3://a1", run_id="r1")
-    create_version(bob, "b", "s3://b1")
+    create_version(alice, "a", "s3://bucket/a1", run_id="r1")
+    create_version(bob, "b", "s3://bucket/b1")
     transition_stage(alice, "a", 1, "Staging")
     set_model_tag(bob, "a", "team", "x")
     return events(model_name="a")
@@ -131,7 +131,7 @@ def test_verify_reports_events_removed_from_the_end_of_a_chain(trail, db_session
 def test_the_next_event_continues_the_chain_from_the_recorded_head(trail, alice):
     # The head comes from the model row read under its lock (no query of the chain): the next event must
     # still link to the true last event, and the whole trail must verify.
-    create_version(alice, "a", "s3://a2")
+    create_version(alice, "a", "s3://bucket/a2")
     transition_stage(alice, "a", 2, "Production", archive_existing_versions=True)
     after = events(model_name="a")
     assert [e.seq for e in after] == list(range(1, len(after) + 1))

@@ -19,8 +19,8 @@ from .support import events, events_after, last_event_id, summary, walk
 def seeded(ctx, alice):
     """Model "m" (tag team=x) with v1 (run r1, Production, tag k=v, alias champion) and v2 (run r2, None)."""
     create_model(alice, "m", tags={"team": "x"})
-    create_version(alice, "m", "s3://1", run_id="r1", tags={"k": "v"})
-    create_version(alice, "m", "s3://2", run_id="r2")
+    create_version(alice, "m", "s3://bucket/1", run_id="r1", tags={"k": "v"})
+    create_version(alice, "m", "s3://bucket/2", run_id="r2")
     transition_stage(alice, "m", 1, "Production")
     aliases.set_alias(alice, "m", "champion", 1)
 
@@ -64,7 +64,7 @@ USE_CASES = {
         ],
     ),
     "create_version": (
-        lambda bob: versions.create_version(bob, "m", "s3://3", run_id="r3"),
+        lambda bob: versions.create_version(bob, "m", "s3://bucket/3", run_id="r3"),
         [("bob", "version.created", "m", 3, "r3", None, "None")],
     ),
     "update_version": (
@@ -155,9 +155,9 @@ def history(ctx, alice, bob):
     """Two models, two actors, two runs; returns every event, oldest first."""
     create_model(alice, "a")
     create_model(bob, "b")
-    create_version(alice, "a", "s3://a1", run_id="r1")
-    create_version(bob, "b", "s3://b1", run_id="r1")
-    create_version(bob, "a", "s3://a2", run_id="r2")
+    create_version(alice, "a", "s3://bucket/a1", run_id="r1")
+    create_version(bob, "b", "s3://bucket/b1", run_id="r1")
+    create_version(bob, "a", "s3://bucket/a2", run_id="r2")
     transition_stage(alice, "a", 2, "Production")
     transition_stage(bob, "b", 1, "Staging")
     models.set_model_tag(alice, "b", "team", "x")
@@ -235,12 +235,12 @@ def test_failed_create_version_leaves_no_event_and_no_version(ctx, alice):
     marker = last_event_id()
 
     with pytest.raises(InvalidArgument):
-        create_version(alice, "m", "s3://1", tags={"bad..key": "v"})
+        create_version(alice, "m", "s3://bucket/1", tags={"bad..key": "v"})
 
     assert events_after(marker) == []
     assert get_model(alice, "m") == created
     assert search_versions(alice, VersionQuery(model_name="m")).items == []
-    assert create_version(alice, "m", "s3://1").version == 1  # the number was not consumed
+    assert create_version(alice, "m", "s3://bucket/1").version == 1  # the number was not consumed
 
 
 def test_failed_transition_leaves_no_event_and_no_change(seeded, alice, bob):

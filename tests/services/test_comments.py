@@ -16,8 +16,8 @@ from .support import ROOT, events_after, last_event_id, person, summary
 @pytest.fixture
 def model(ctx):
     create_model(ROOT, "churn")
-    create_version(ROOT, "churn", "s3://1", run_id="run-1")
-    create_version(ROOT, "churn", "s3://2", run_id="run-2")
+    create_version(ROOT, "churn", "s3://bucket/1", run_id="run-1")
+    create_version(ROOT, "churn", "s3://bucket/2", run_id="run-2")
     return "churn"
 
 

@@ -114,7 +114,7 @@ def test_mixed_writers_on_one_model_never_deadlock_and_keep_the_chain_valid(live
 
 def test_chain_sequence_has_no_duplicates_after_concurrent_writes(live_app):
     in_app(live_app, lambda: models.create_model(ADMIN, "seq"))
-    run_at_once(live_app, 20, lambda i: versions.create_version(Actor(f"w{i}"), "seq", f"s3://{i}"))
+    run_at_once(live_app, 20, lambda i: versions.create_version(Actor(f"w{i}"), "seq", f"s3://bucket/{i}"))
 
     def duplicates():
         return db.session.execute(text(
@@ -129,7 +129,7 @@ def test_a_session_never_reuses_a_chain_head_from_an_earlier_transaction(live_ap
     # may append to the chain, and the next event must follow that one.
     with live_app.app_context():
         models.create_model(ADMIN, "heads")
-        versions.create_version(ADMIN, "heads", "s3://1")
+        versions.create_version(ADMIN, "heads", "s3://bucket/1")
         in_app(live_app, lambda: models.set_model_tag(ADMIN, "heads", "owner", "someone else"))
         versions.set_version_tag(ADMIN, "heads", 1, "checked", "yes")
         stages.transition_stage(ADMIN, "heads", 1, "Staging")

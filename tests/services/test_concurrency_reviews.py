@@ -36,7 +36,7 @@ def live_app(fresh_database_url):
 
 def add_versions(app, count: int) -> None:
     for i in range(count):
-        in_app(app, lambda i=i: versions.create_version(ADMIN, "race", f"s3://{i}", run_id=f"run-{i}"))
+        in_app(app, lambda i=i: versions.create_version(ADMIN, "race", f"s3://bucket/{i}", run_id=f"run-{i}"))
 
 
 def stages(app) -> dict[int, str]:

@@ -214,8 +214,8 @@ def test_update_model_changes_description(ctx, alice, bob):
 
 def test_rename_keeps_versions_aliases_and_tags(ctx, alice):
     create_model(alice, "old", tags={"team": "x"})
-    create_version(alice, "old", "s3://one")
-    create_version(alice, "old", "s3://two")
+    create_version(alice, "old", "s3://bucket/one")
+    create_version(alice, "old", "s3://bucket/two")
     set_alias(alice, "old", "champion", 1)
 
     renamed = update_model(alice, "old", new_name="new")
@@ -229,7 +229,7 @@ def test_rename_keeps_versions_aliases_and_tags(ctx, alice):
 
 def test_audit_search_by_new_name_returns_events_recorded_under_old_name(ctx, alice):
     create_model(alice, "old")
-    create_version(alice, "old", "s3://one")
+    create_version(alice, "old", "s3://bucket/one")
 
     update_model(alice, "old", new_name="new")
 
@@ -268,8 +268,8 @@ def test_update_with_current_revision_succeeds(ctx, alice):
 
 def test_delete_model_removes_versions_tags_and_aliases(ctx, alice):
     create_model(alice, "churn", tags={"team": "x"})
-    create_version(alice, "churn", "s3://one")
-    create_version(alice, "churn", "s3://two")
+    create_version(alice, "churn", "s3://bucket/one")
+    create_version(alice, "churn", "s3://bucket/two")
     set_version_tag(alice, "churn", 1, "k", "v")
     set_alias(alice, "churn", "champion", 2)
 
@@ -283,8 +283,8 @@ def test_delete_model_removes_versions_tags_and_aliases(ctx, alice):
 
 def test_delete_model_keeps_audit_events_and_records_each_version(ctx, alice, bob):
     create_model(alice, "churn")
-    create_version(alice, "churn", "s3://one", run_id="r1")
-    create_version(alice, "churn", "s3://two", run_id="r2")
+    create_version(alice, "churn", "s3://bucket/one", run_id="r1")
+    create_version(alice, "churn", "s3://bucket/two", run_id="r2")
     transition_stage(alice, "churn", 2, "Production")
     before = [e.id for e in events(model_name="churn")]
 

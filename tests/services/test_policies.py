@@ -16,7 +16,7 @@ from .support import ROOT, events_after, last_event_id, person, summary
 @pytest.fixture
 def model(ctx):
     create_model(ROOT, "churn")
-    create_version(ROOT, "churn", "s3://1", run_id="run-1")
+    create_version(ROOT, "churn", "s3://bucket/1", run_id="run-1")
     return "churn"
 
 

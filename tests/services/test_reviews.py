@@ -40,7 +40,7 @@ def history(request_id: int) -> list[tuple]:
 def model(ctx):
     create_model(ROOT, "churn")
     for i in range(3):
-        create_version(ROOT, "churn", f"s3://{i + 1}", run_id=f"run-{i + 1}")
+        create_version(ROOT, "churn", f"s3://bucket/{i + 1}", run_id=f"run-{i + 1}")
     return "churn"
 
 
@@ -358,7 +358,7 @@ def test_the_same_reviewer_cannot_approve_twice(reader, reviewers):
 def carols_version(model):
     """Version 4, created by carol, who may also approve promotions."""
     carol = person("carol", "MANAGE_PRODUCTION")
-    create_version(carol, "churn", "s3://4", run_id="run-4")
+    create_version(carol, "churn", "s3://bucket/4", run_id="run-4")
     return carol
 
 
@@ -551,7 +551,7 @@ def test_inbox_is_empty_for_readers(reader):
 
 def test_inbox_follows_per_model_grants(model):
     create_model(ROOT, "fraud")
-    create_version(ROOT, "fraud", "s3://f1")
+    create_version(ROOT, "fraud", "s3://bucket/f1")
     asker = person("asker")
     churn = create_request(asker, "churn", 1, "Production")
     create_request(asker, "fraud", 1, "Production")

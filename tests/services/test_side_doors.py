@@ -29,9 +29,9 @@ def model(ctx):
     versions 2 and 3 are in None; alias scratch (unprotected) points at version 3."""
     create_model(ROOT, "churn")
     maker = person("maker", "EDIT")
-    create_version(maker, "churn", "s3://1", run_id="run-1")
-    create_version(ROOT, "churn", "s3://2", run_id="run-2")
-    create_version(ROOT, "churn", "s3://3", run_id="run-3")
+    create_version(maker, "churn", "s3://bucket/1", run_id="run-1")
+    create_version(ROOT, "churn", "s3://bucket/2", run_id="run-2")
+    create_version(ROOT, "churn", "s3://bucket/3", run_id="run-3")
     transition_stage(ROOT, "churn", 1, "Production")
     set_alias(ROOT, "churn", "champion", 1)
     set_alias(ROOT, "churn", "scratch", 3)
@@ -123,7 +123,7 @@ def test_leaving_an_unprotected_stage_needs_no_review(deployer):
 def test_a_registry_wide_production_policy_guards_the_exit_too(model, deployer):
     # churn has a Production policy of its own, which overrides the registry's: use a model without one.
     create_model(ROOT, "fraud")
-    create_version(ROOT, "fraud", "s3://f1")
+    create_version(ROOT, "fraud", "s3://bucket/f1")
     transition_stage(ROOT, "fraud", 1, "Production")
     set_registry_policy(ROOT, "Production", required_approvals=1)
 
@@ -157,7 +157,7 @@ def test_a_leave_production_request_cannot_be_approved_by_its_requester(model, r
 
 def test_the_production_creator_rule_applies_to_leaving_production(model, reviewers):
     maker = person("maker2", "MANAGE_PRODUCTION")
-    create_version(maker, "churn", "s3://4")
+    create_version(maker, "churn", "s3://bucket/4")
     transition_stage(ROOT, "churn", 4, "Production", force=True)
     request = create_request(person("reader"), "churn", 4, "Staging")
 

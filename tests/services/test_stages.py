@@ -20,7 +20,7 @@ def model(ctx, alice):
 
 def versions(alice, count: int) -> None:
     for i in range(count):
-        create_version(alice, "churn", f"s3://{i + 1}", run_id=f"run-{i + 1}")
+        create_version(alice, "churn", f"s3://bucket/{i + 1}", run_id=f"run-{i + 1}")
 
 
 def stages(actor) -> dict[int, str]:
@@ -39,12 +39,20 @@ def test_transition_moves_version_and_records_from_and_to(model, alice, bob):
     ]
 
 
-@pytest.mark.parametrize("spelling", ["production", "PRODUCTION", "pRoDuCtIoN", " Production "])
+@pytest.mark.parametrize("spelling", ["production", "PRODUCTION", "pRoDuCtIoN"])
 def test_stage_names_are_case_insensitive_and_stored_canonically(model, alice, spelling):
     versions(alice, 1)
 
     assert transition_stage(alice, "churn", 1, spelling).stage == "Production"
     assert get_version(alice, "churn", 1).stage == "Production"
+
+
+def test_a_padded_stage_is_refused_as_mlflow_refuses_it(model, alice):
+    versions(alice, 1)
+
+    with pytest.raises(InvalidArgument, match="Invalid Model Version stage:  Production ."):
+        transition_stage(alice, "churn", 1, " Production ")
+    assert get_version(alice, "churn", 1).stage == "None"
 
 
 def test_transition_to_unknown_stage_raises_invalid_argument(model, alice):

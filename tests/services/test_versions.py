@@ -33,7 +33,7 @@ def found(actor, query: VersionQuery, page_size: int = 1000) -> list[tuple[str, 
 
 
 def test_versions_are_numbered_one_two_three(model, alice):
-    numbers = [create_version(alice, "churn", f"s3://{i}").version for i in range(3)]
+    numbers = [create_version(alice, "churn", f"s3://bucket/{i}").version for i in range(3)]
 
     assert numbers == [1, 2, 3]
     assert get_model(alice, "churn").last_version == 3
@@ -41,23 +41,23 @@ def test_versions_are_numbered_one_two_three(model, alice):
 
 def test_numbering_is_per_model(model, alice):
     create_model(alice, "other")
-    create_version(alice, "churn", "s3://a")
-    create_version(alice, "churn", "s3://b")
+    create_version(alice, "churn", "s3://bucket/a")
+    create_version(alice, "churn", "s3://bucket/b")
 
-    assert create_version(alice, "other", "s3://c").version == 1
+    assert create_version(alice, "other", "s3://bucket/c").version == 1
 
 
 def test_number_of_deleted_highest_version_is_never_reused(model, alice):
     for i in range(3):
-        create_version(alice, "churn", f"s3://{i}")
+        create_version(alice, "churn", f"s3://bucket/{i}")
     delete_version(alice, "churn", 3)
 
-    assert create_version(alice, "churn", "s3://again").version == 4
+    assert create_version(alice, "churn", "s3://bucket/again").version == 4
 
 
 def test_create_version_on_missing_model_raises_not_found(ctx, alice):
     with pytest.raises(NotFound, match="name=ghost"):
-        create_version(alice, "ghost", "s3://x")
+        create_version(alice, "ghost", "s3://bucket/x")
 
 
 def test_create_version_stores_every_field(model, alice):
@@ -79,11 +79,11 @@ def populated(ctx, alice):
     """churn v1..v3 and fraud v1..v2, with runs, stages and tags spread between them."""
     create_model(alice, "churn")
     create_model(alice, "fraud")
-    create_version(alice, "churn", "s3://c1", run_id="run-a", tags={"data": "jan"})
-    create_version(alice, "fraud", "s3://f1", run_id="run-b", tags={"data": "jan", "gpu": "yes"})
-    create_version(alice, "churn", "s3://c2", run_id="run-b", tags={"data": "feb", "gpu": "yes"})
-    create_version(alice, "churn", "s3://c3", tags={"data": "jan", "gpu": "yes"})
-    create_version(alice, "fraud", "s3://f2", run_id="run-a")
+    create_version(alice, "churn", "s3://bucket/c1", run_id="run-a", tags={"data": "jan"})
+    create_version(alice, "fraud", "s3://bucket/f1", run_id="run-b", tags={"data": "jan", "gpu": "yes"})
+    create_version(alice, "churn", "s3://bucket/c2", run_id="run-b", tags={"data": "feb", "gpu": "yes"})
+    create_version(alice, "churn", "s3://bucket/c3", tags={"data": "jan", "gpu": "yes"})
+    create_version(alice, "fraud", "s3://bucket/f2", run_id="run-a")
     transition_stage(alice, "churn", 2, "Production")
     transition_stage(alice, "fraud", 2, "Production")
     transition_stage(alice, "churn", 3, "Staging")
@@ -116,7 +116,7 @@ def test_version_pagination_walks_every_version_exactly_once(ctx, alice, query):
     for name in ("churn", "fraud"):
         create_model(alice, name)
     for i in range(10):
-        create_version(alice, "churn" if i % 3 else "fraud", f"s3://{i}", tags={"k": "v"})
+        create_version(alice, "churn" if i % 3 else "fraud", f"s3://bucket/{i}", tags={"k": "v"})
 
     walked = found(alice, query, page_size=3)
 
@@ -145,7 +145,7 @@ def test_get_version_of_missing_model_names_the_model(ctx, alice):
 
 
 def test_update_version_description(model, alice, bob):
-    created = create_version(alice, "churn", "s3://x", description="old")
+    created = create_version(alice, "churn", "s3://bucket/x", description="old")
 
     updated = update_version(bob, "churn", 1, description="new")
 
@@ -154,13 +154,13 @@ def test_update_version_description(model, alice, bob):
 
 
 def test_update_version_with_matching_revision_succeeds(model, alice):
-    created = create_version(alice, "churn", "s3://x")
+    created = create_version(alice, "churn", "s3://bucket/x")
 
     assert update_version(alice, "churn", 1, description="new", expected_revision=created.revision).description == "new"
 
 
 def test_update_version_with_stale_revision_raises_precondition_failed(model, alice, bob):
-    created = create_version(alice, "churn", "s3://x", description="v0")
+    created = create_version(alice, "churn", "s3://bucket/x", description="v0")
     update_version(bob, "churn", 1, description="v1")
 
     with pytest.raises(PreconditionFailed):
@@ -169,8 +169,8 @@ def test_update_version_with_stale_revision_raises_precondition_failed(model, al
 
 
 def test_delete_version_removes_it_and_its_aliases(model, alice):
-    create_version(alice, "churn", "s3://1")
-    create_version(alice, "churn", "s3://2")
+    create_version(alice, "churn", "s3://bucket/1")
+    create_version(alice, "churn", "s3://bucket/2")
     set_alias(alice, "churn", "champion", 2)
     set_alias(alice, "churn", "backup", 2)
     set_alias(alice, "churn", "old", 1)
@@ -183,7 +183,7 @@ def test_delete_version_removes_it_and_its_aliases(model, alice):
 
 
 def test_delete_version_records_alias_deleted_then_version_deleted(model, alice, bob):
-    create_version(alice, "churn", "s3://1", run_id="r1")
+    create_version(alice, "churn", "s3://bucket/1", run_id="r1")
     transition_stage(alice, "churn", 1, "Staging")
     set_alias(alice, "churn", "champion", 1)
     set_alias(alice, "churn", "backup", 1)
@@ -201,7 +201,7 @@ def test_delete_version_records_alias_deleted_then_version_deleted(model, alice,
 
 
 def test_delete_version_removes_its_tags(model, alice):
-    create_version(alice, "churn", "s3://1", tags={"a": "1", "b": "2"})
+    create_version(alice, "churn", "s3://bucket/1", tags={"a": "1", "b": "2"})
 
     delete_version(alice, "churn", 1)
 
@@ -214,7 +214,7 @@ def test_delete_missing_version_raises_not_found(model, alice):
 
 
 def test_version_tag_set_overwrite_delete(model, alice):
-    create_version(alice, "churn", "s3://1")
+    create_version(alice, "churn", "s3://bucket/1")
 
     assert set_version_tag(alice, "churn", 1, "k", "v1").tags == {"k": "v1"}
     assert set_version_tag(alice, "churn", 1, "k", "v2").tags == {"k": "v2"}
@@ -229,7 +229,7 @@ def test_version_tag_set_overwrite_delete(model, alice):
 
 
 def test_delete_absent_version_tag_is_a_no_op_without_event(model, alice):
-    created = create_version(alice, "churn", "s3://1", tags={"k": "v"})
+    created = create_version(alice, "churn", "s3://bucket/1", tags={"k": "v"})
     marker = last_event_id()
 
     delete_version_tag(alice, "churn", 1, "missing")
@@ -239,7 +239,7 @@ def test_delete_absent_version_tag_is_a_no_op_without_event(model, alice):
 
 
 def test_versions_of_deleted_model_are_gone(model, alice):
-    create_version(alice, "churn", "s3://1")
+    create_version(alice, "churn", "s3://bucket/1")
 
     delete_model(alice, "churn")
 

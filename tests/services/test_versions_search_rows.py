@@ -33,10 +33,10 @@ SEARCHES = [
 def versions(ctx, alice):
     create_model(alice, "churn")
     create_model(alice, "fraud")
-    create_version(alice, "churn", "s3://c1", run_id="run-1", run_link="http://runs/1", description="first",
+    create_version(alice, "churn", "s3://bucket/c1", run_id="run-1", run_link="http://runs/1", description="first",
                    tags=TAGS)
-    create_version(alice, "churn", "s3://c2", run_id="run-1")
-    create_version(alice, "fraud", "s3://f1", tags={"only": "one"})
+    create_version(alice, "churn", "s3://bucket/c2", run_id="run-1")
+    create_version(alice, "fraud", "s3://bucket/f1", tags={"only": "one"})
     set_alias(alice, "churn", "champion", 1)
     set_alias(alice, "churn", "Backup", 1)
     set_alias(alice, "churn", "a-b", 1)

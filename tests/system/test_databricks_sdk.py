@@ -146,6 +146,14 @@ def test_get_model_answers_id_latest_versions_and_the_callers_level(clients, mod
     assert sorted(v.version for v in alice_view.latest_versions) == ["2"]
 
 
+def test_get_model_names_its_creator_as_user_id(clients):
+    """Databricks' ``user_id`` is "the username of the user that created the object", whoever reads it."""
+    name = f"sdk-model-{next(_names)}"
+    clients["carol"].create_model(name)  # carol may: MANAGE_STAGING registry-wide includes EDIT
+    views = [clients[who].get_model(name).registered_model_databricks for who in ("alice", "carol", "admin")]
+    assert [view.user_id for view in views] == ["carol@example.com"] * 3
+
+
 def test_direct_transition_by_a_manager_answers_the_databricks_version(clients, model):
     response = clients["carol"].transition_stage(model, "1", "Staging", archive_existing_versions=False,
                                                  comment="smoke test")

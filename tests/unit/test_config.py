@@ -173,3 +173,15 @@ def test_server_settings_have_one_default_each():
 def test_nonsense_server_settings_fail_fast(env):
     with pytest.raises(ConfigError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_local_sources_are_refused_unless_the_operator_allows_them():
+    assert Settings.from_env({}).allow_local_sources is False
+    assert Settings.from_env({"REGISTRY_ALLOW_LOCAL_SOURCES": "0"}).allow_local_sources is False
+    assert Settings.from_env({"REGISTRY_ALLOW_LOCAL_SOURCES": "1"}).allow_local_sources is True
+
+
+@pytest.mark.parametrize("raw", ["yes", "true", "on", "2", " 1"])
+def test_nonsense_local_sources_setting_fails_fast(raw):
+    with pytest.raises(ConfigError, match="REGISTRY_ALLOW_LOCAL_SOURCES must be 0 or 1"):
+        Settings.from_env({"REGISTRY_ALLOW_LOCAL_SOURCES": raw})

@@ -74,7 +74,6 @@ def test_stage_to_archive_is_none_without_archive_flag(target):
         ("production", Stage.PRODUCTION),
         ("PRODUCTION", Stage.PRODUCTION),
         ("Production", Stage.PRODUCTION),
-        (" Staging ", Stage.STAGING),
         ("staging", Stage.STAGING),
         ("none", Stage.NONE),
         ("None", Stage.NONE),
@@ -93,13 +92,22 @@ def test_parse_stage_accepts_stage_members(stage):
     assert parse_stage(stage) is stage
 
 
-@pytest.mark.parametrize("raw", ["prod", "", None, 3, "Productions", "  ", "Staging2", ["Staging"]])
+@pytest.mark.parametrize("raw", ["prod", "", None, 3, "Productions", "  ", "Staging2", ["Staging"], " Staging ",
+                                 "staging ", "\tNone"])
 def test_parse_stage_rejects_unknown_values_listing_the_allowed_ones(raw):
     with pytest.raises(InvalidArgument) as info:
         parse_stage(raw)
     for stage in ALL_STAGES:
         assert stage.value in info.value.message
     assert info.value.details == {"field": "stage", "allowed": ["None", "Staging", "Production", "Archived"]}
+
+
+def test_parse_stage_refuses_with_mlflows_message():
+    """MLflow's own words (get_canonical_stage), spaces and all: it matches stages exactly, case aside."""
+    with pytest.raises(InvalidArgument) as info:
+        parse_stage(" staging ")
+    assert info.value.message == ("Invalid Model Version stage:  staging . "
+                                  "Value must be one of None, Staging, Production, Archived.")
 
 
 def test_permissions_form_an_increasing_ladder():

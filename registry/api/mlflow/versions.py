@@ -23,11 +23,12 @@ def _version(record):
 @bp.post("/model-versions/create")
 def create_version():
     p = params()
-    # model_id (MLflow 3 logged models) is accepted and ignored: this registry keeps no tracking data, and
-    # OSS MLflow never returns it either.
+    # model_id (an MLflow 3 logged model) is checked against a models:/<model_id> source and not stored: OSS
+    # MLflow never returns it either.
     return _version(svc.create_version(
         current_actor(), p.required("name"), p.required("source"), run_id=p.string("run_id"),
         run_link=p.string("run_link"), description=p.string("description"), tags=p.tags(),
+        model_id=p.string("model_id"),
     ))
 
 
@@ -88,10 +89,11 @@ def search_versions():
 
 @bp.get("/model-versions/get-download-uri")
 def get_download_uri():
-    """The version's source: this registry stores no artifacts, it points at them."""
+    """Where the version's artifacts are (this registry stores none, it points at them): its source, or for a
+    source naming another version, that version's location when this one was registered (as MLflow)."""
     p = params()
     record = svc.get_version(current_actor(), p.required("name"), p.required("version"))
-    return ok({"artifact_uri": record.source})
+    return ok({"artifact_uri": record.download_uri})
 
 
 @bp.post("/model-versions/set-tag")

@@ -27,7 +27,7 @@ def create_version(name: str):
     data = body(wire.VersionCreate)
     record = svc.create_version(
         current_actor(), name, data["source"], run_id=data.get("run_id"), run_link=data.get("run_link"),
-        description=data.get("description"), tags=data.get("tags"),
+        description=data.get("description"), tags=data.get("tags"), model_id=data.get("model_id"),
     )
     response, status = _version(record, 201)
     response.headers["Location"] = url_for(".get_version", name=record.model_name, version=record.version)

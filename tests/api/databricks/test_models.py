@@ -40,6 +40,13 @@ def test_get_answers_id_name_timestamps_and_latest_version_per_stage(team):
         ("1", "Staging"), ("2", "None")]
 
 
+@pytest.mark.parametrize("who", ["reader", "owner", "admin"])
+def test_get_names_the_models_creator_as_user_id_to_every_reader(team, who):
+    """Databricks: "the username of the user that created the object"."""
+    model = ok(team.as_(who).get(GET, {"name": "fraud"}))["registered_model_databricks"]
+    assert model["user_id"] == "owner"
+
+
 def test_get_of_unknown_model_is_resource_does_not_exist(team):
     assert_error(team.as_("admin").get(GET, {"name": "nope"}), 404, "RESOURCE_DOES_NOT_EXIST")
 

@@ -34,13 +34,29 @@ def test_create_version_renders_run_tags_and_description(wire, model):
     assert body["tags"] == [{"key": "framework", "value": "sklearn"}]
 
 
-def test_create_version_accepts_a_local_directory_source(wire, model):
-    assert wire.create_version(model, "/srv/models/churn/1")["source"] == "/srv/models/churn/1"
+@pytest.mark.parametrize("source, fields", [
+    ("/srv/models/churn/1", {}), ("file:///srv/models/churn/1", {}), ("churn/1", {}), ("s3://b/../x", {}),
+    ("runs:/run-b/model", {"run_id": "run-a"}), ("models:/m-123", {"model_id": "m-456"}),
+], ids=["local", "file", "relative", "dot-dot", "other-run", "other-logged-model"])
+def test_create_version_refuses_what_a_registry_only_mlflow_refuses(wire, model, source, fields):
+    response = wire.post("/model-versions/create", {"name": model, "source": source, **fields})
+    assert assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE").startswith(
+        f"Invalid model version source: '{source}'.")
 
 
-def test_create_version_ignores_mlflow3_model_id(wire, model):
-    body = wire.create_version(model, "s3://b/1", model_id="m-123")
-    assert "model_id" not in body
+def test_create_version_checks_and_does_not_render_mlflow3_model_id(wire, model):
+    body = wire.create_version(model, "models:/m-123", model_id="m-123")
+    assert "model_id" not in body and body["source"] == "models:/m-123"
+
+
+def test_download_uri_of_a_copy_is_the_copied_versions_storage(wire, model):
+    wire.create_version(model, "s3://b/1", run_id="r1")
+    wire.create_model("copies")
+    copy = wire.create_version("copies", f"models:/{model}@latest")
+    assert (copy["source"], copy["run_id"]) == (f"models:/{model}/1", "r1")
+    wire.ok(wire.delete("/registered-models/delete", {"name": model}))
+    body = wire.ok(wire.get("/model-versions/get-download-uri", {"name": "copies", "version": "1"}))
+    assert body == {"artifact_uri": "s3://b/1"}
 
 
 def test_create_version_of_an_unknown_model_is_resource_does_not_exist(wire):
@@ -71,10 +87,18 @@ def test_get_unknown_version_is_resource_does_not_exist(wire, model):
     assert message == "Model Version (name=churn, version=9) not found"
 
 
-@pytest.mark.parametrize("version", ["abc", "-1", "0", "1.5"])
+@pytest.mark.parametrize("version", ["abc", "1.5", "1e3"])
 def test_non_integer_version_is_invalid(wire, model, version):
     assert_mlflow_error(wire.get("/model-versions/get", {"name": model, "version": version}), 400,
                         "INVALID_PARAMETER_VALUE")
+
+
+@pytest.mark.parametrize("version", ["0", "-1", "2147483648"])
+def test_a_version_no_version_can_have_is_not_found_as_in_mlflow(wire, model, version):
+    wire.create_version(model)
+    message = assert_mlflow_error(wire.get("/model-versions/get", {"name": model, "version": version}), 404,
+                                  "RESOURCE_DOES_NOT_EXIST")
+    assert message == f"Model Version (name=churn, version={int(version)}) not found"
 
 
 def test_version_sent_as_a_json_number_is_invalid_as_in_mlflow(wire, model):
@@ -165,10 +189,14 @@ def test_archive_existing_into_an_inactive_stage_is_a_400_not_mlflows_500(wire, 
     assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
 
 
-def test_transition_to_an_unknown_stage_is_invalid(wire, model):
+@pytest.mark.parametrize("stage", ["prod", " staging ", "Staging "])
+def test_transition_to_an_unknown_stage_is_invalid(wire, model, stage):
     wire.create_version(model)
-    response = wire.post("/model-versions/transition-stage", {"name": model, "version": "1", "stage": "prod"})
-    assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+    response = wire.post("/model-versions/transition-stage", {"name": model, "version": "1", "stage": stage})
+    message = assert_mlflow_error(response, 400, "INVALID_PARAMETER_VALUE")
+    assert message == f"Invalid Model Version stage: {stage}. Value must be one of None, Staging, Production, Archived."
+    assert wire.ok(wire.get("/model-versions/get", {"name": model, "version": "1"}))["model_version"][
+        "current_stage"] == "None"
 
 
 def test_archive_existing_sent_as_a_string_is_invalid(wire, model):

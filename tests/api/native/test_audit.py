@@ -27,11 +27,11 @@ def history(client):
     """alice creates churn (v1 run r1, v2 run r2) and promotes v1; bob creates fraud (v1 run r1)."""
     alice, bob = as_actor("alice"), as_actor("bob")
     client.post("/api/v1/models", json={"name": "churn"}, headers=alice)
-    client.post("/api/v1/models/churn/versions", json={"source": "s", "run_id": "r1"}, headers=alice)
-    client.post("/api/v1/models/churn/versions", json={"source": "s", "run_id": "r2"}, headers=alice)
+    client.post("/api/v1/models/churn/versions", json={"source": "s3://b/s", "run_id": "r1"}, headers=alice)
+    client.post("/api/v1/models/churn/versions", json={"source": "s3://b/s", "run_id": "r2"}, headers=alice)
     client.post("/api/v1/models/churn/versions/1/transition", json={"stage": "Production"}, headers=alice)
     client.post("/api/v1/models", json={"name": "fraud"}, headers=bob)
-    client.post("/api/v1/models/fraud/versions", json={"source": "s", "run_id": "r1"}, headers=bob)
+    client.post("/api/v1/models/fraud/versions", json={"source": "s3://b/s", "run_id": "r1"}, headers=bob)
     return events(client, max_results=1000)
 
 
@@ -64,7 +64,7 @@ def test_actor_header_is_recorded_on_every_kind_of_write(client):
     carol = as_actor("carol")
     client.post("/api/v1/models", json={"name": "m"}, headers=carol)
     client.put("/api/v1/models/m/tags/k", json={"value": "v"}, headers=carol)
-    client.post("/api/v1/models/m/versions", json={"source": "s"}, headers=carol)
+    client.post("/api/v1/models/m/versions", json={"source": "s3://b/s"}, headers=carol)
     client.put("/api/v1/models/m/aliases/champion", json={"version": 1}, headers=carol)
     client.patch("/api/v1/models/m/versions/1", json={"description": "d"}, headers=carol)
     client.delete("/api/v1/models/m/versions/1", headers=carol)

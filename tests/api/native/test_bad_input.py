@@ -33,7 +33,7 @@ def raw(data, content_type="application/json") -> dict:
 BODY_ROUTES = [
     ("POST", "/api/v1/models", {"name": "new"}),
     ("PATCH", M, {"description": "d"}),
-    ("POST", f"{M}/versions", {"source": "s"}),
+    ("POST", f"{M}/versions", {"source": "s3://b/s"}),
     ("PATCH", V, {"description": "d"}),
     ("PUT", f"{M}/tags/k", {"value": "v"}),
     ("PUT", f"{V}/tags/k", {"value": "v"}),
@@ -127,9 +127,9 @@ WRONG_TYPES = {
     "source-int": ("POST", f"{M}/versions", {"source": 5}),
     "source-empty": ("POST", f"{M}/versions", {"source": ""}),
     "source-null": ("POST", f"{M}/versions", {"source": None}),
-    "run-id-list": ("POST", f"{M}/versions", {"source": "s", "run_id": ["r"]}),
-    "run-link-int": ("POST", f"{M}/versions", {"source": "s", "run_link": 1}),
-    "version-tags-list": ("POST", f"{M}/versions", {"source": "s", "tags": [["k", "v"]]}),
+    "run-id-list": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_id": ["r"]}),
+    "run-link-int": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_link": 1}),
+    "version-tags-list": ("POST", f"{M}/versions", {"source": "s3://b/s", "tags": [["k", "v"]]}),
     "version-description-object": ("PATCH", V, {"description": {}}),
     "tag-value-int": ("PUT", f"{M}/tags/k", {"value": 5}),
     "tag-value-null": ("PUT", f"{V}/tags/k", {"value": None}),
@@ -179,7 +179,7 @@ MODEL_ROUTES = [
     ("PATCH", "", {"json": {"description": "d"}}),
     ("DELETE", "", {}),
     ("GET", "/versions", {}),
-    ("POST", "/versions", {"json": {"source": "s"}}),
+    ("POST", "/versions", {"json": {"source": "s3://b/s"}}),
     ("GET", "/versions/1", {}),
     ("GET", "/stages/Production", {}),
     ("GET", "/latest-versions", {}),
@@ -200,7 +200,9 @@ def test_encoded_slash_in_model_name_is_404_not_a_match(seeded):
     assert_error(seeded.get("/api/v1/models/a%2Fb"), 404, "NOT_FOUND")
 
 
-BAD_VERSIONS = ["abc", "0", "-1", "99999999999", "2147483648", "1.5", "1e3", "%C2%B2", "%00", "%20"]
+BAD_VERSIONS = ["abc", "1.5", "1e3", "%C2%B2", "%00", "%20", "1_0", "9999999999999999999"]
+# Integers no version can have: not found, as in MLflow (which reads versions with int()).
+ABSENT_VERSIONS = ["0", "-1", "99999999999", "2147483648"]
 
 
 VERSION_ROUTES = [
@@ -221,14 +223,22 @@ def test_bad_version_in_path_is_400(seeded, version, method, suffix, kwargs):
     assert assert_error(response, 400, "INVALID_ARGUMENT")["details"] == {"field": "version"}
 
 
-@pytest.mark.parametrize("stage", ["Prod", "Deployed", "", "Production!", "\x00", "Stag ing"])
+@pytest.mark.parametrize("version", ABSENT_VERSIONS)
+@pytest.mark.parametrize("method, suffix, kwargs", VERSION_ROUTES,
+                         ids=[f"{m} {s or '.'}" for m, s, _ in VERSION_ROUTES])
+def test_a_version_no_version_can_have_is_404(seeded, version, method, suffix, kwargs):
+    response = seeded.open(f"{M}/versions/{version}{suffix}", method=method, **kwargs)
+    assert assert_error(response, 404, "NOT_FOUND")["details"]["version"] == int(version)
+
+
+@pytest.mark.parametrize("stage", ["Prod", "Deployed", "", "Production!", "\x00", "Stag ing", " staging ", "Staging "])
 def test_bad_stage_in_transition_body_is_400(seeded, stage):
     response = seeded.post(f"{V}/transition", json={"stage": stage})
     assert assert_error(response, 400, "INVALID_ARGUMENT")["details"]["field"] == "stage"
     assert seeded.get(V).get_json()["stage"] == "None"
 
 
-@pytest.mark.parametrize("stage", ["Prod", "Deployed", "Production!", "%00", "Stag%20ing"])
+@pytest.mark.parametrize("stage", ["Prod", "Deployed", "Production!", "%00", "Stag%20ing", "%20Staging%20"])
 def test_bad_stage_in_stage_path_is_400(seeded, stage):
     assert_error(seeded.get(f"{M}/stages/{stage}"), 400, "INVALID_ARGUMENT")
 
@@ -362,7 +372,7 @@ FORGED_KEYS = {
 ])
 def test_forged_page_token_is_400(seeded, path, key):
     seeded.post("/api/v1/models", json={"name": "m2"})
-    seeded.post(f"{M}/versions", json={"source": "s"})
+    seeded.post(f"{M}/versions", json={"source": "s3://b/s"})
     sep = "&" if "?" in path else "?"
     token = seeded.get(f"{path}{sep}max_results=1").get_json()["next_page_token"]
     assert token is not None
@@ -378,10 +388,10 @@ NUL_BODIES = {
     "rename": ("PATCH", M, {"name": "a\x00"}),
     "patch-description": ("PATCH", M, {"description": "\x00"}),
     "source": ("POST", f"{M}/versions", {"source": "s\x00"}),
-    "run-id": ("POST", f"{M}/versions", {"source": "s", "run_id": "r\x00"}),
-    "run-link": ("POST", f"{M}/versions", {"source": "s", "run_link": "l\x00"}),
+    "run-id": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_id": "r\x00"}),
+    "run-link": ("POST", f"{M}/versions", {"source": "s3://b/s", "run_link": "l\x00"}),
     "version-description": ("PATCH", V, {"description": "d\x00"}),
-    "version-tag-value-body": ("POST", f"{M}/versions", {"source": "s", "tags": {"k": "\x00"}}),
+    "version-tag-value-body": ("POST", f"{M}/versions", {"source": "s3://b/s", "tags": {"k": "\x00"}}),
     "model-tag-put": ("PUT", f"{M}/tags/k", {"value": "\x00"}),
     "version-tag-put": ("PUT", f"{V}/tags/k", {"value": "\x00"}),
 }

@@ -408,12 +408,12 @@ def versions(r: Recorder, u: Users, too_big: int) -> None:
     r.call("POST", FD + "/versions", 201, json={"source": "s3://models/fd/2", "run_id": "run-2"})
     r.call("POST", FD + "/versions", 201, json={"source": "s3://models/fd/3", "run_id": None})
     r.call("POST", model("churn") + "/versions", 201, json={"source": "s3://models/churn/1"})
-    r.call("POST", FD + "/versions", 403, json={"source": "s3://bob"}, auth=u.bob)
+    r.call("POST", FD + "/versions", 403, json={"source": "s3://bucket/bob"}, auth=u.bob)
     r.call("POST", FD + "/versions", 400, json={}, spec_accepts=False, label="missing source")
     r.call("POST", FD + "/versions", 400, json={"source": ""}, spec_accepts=False, label="empty source")
-    r.call("POST", FD + "/versions", 400, json={"source": "s", "stage": "Production"}, spec_accepts=False)
-    r.call("POST", model("nope") + "/versions", 404, json={"source": "s3://x"})
-    r.call("POST", FD + "/versions", 413, data=padded({"source": "s3://x"}, too_big), content_type=JSON)
+    r.call("POST", FD + "/versions", 400, json={"source": "s3://b/s", "stage": "Production"}, spec_accepts=False)
+    r.call("POST", model("nope") + "/versions", 404, json={"source": "s3://bucket/x"})
+    r.call("POST", FD + "/versions", 413, data=padded({"source": "s3://bucket/x"}, too_big), content_type=JSON)
 
     r.call("GET", FD + "/versions", 200)
     r.call("GET", FD + "/versions", 200,
@@ -431,7 +431,8 @@ def versions(r: Recorder, u: Users, too_big: int) -> None:
 
     v1 = r.call("GET", FD + "/versions/1", 200)
     r.call("GET", FD + "/versions/abc", 400, spec_accepts=False)
-    r.call("GET", FD + "/versions/0", 400, spec_accepts=False)
+    r.call("GET", FD + "/versions/0", 404)  # an integer no version has: not found, as in MLflow
+    r.call("GET", FD + "/versions/1.5", 400, spec_accepts=False)
     r.call("GET", FD + "/versions/99", 404)
     r.call("GET", model("nope") + "/versions/1", 404)
     r.call("PATCH", FD + "/versions/1", 200, json={"description": "the baseline"},

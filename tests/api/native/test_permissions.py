@@ -506,7 +506,7 @@ def test_revoking_the_registry_wide_read_hides_search_results_at_once(secure_cli
     # reach that cache before the next request, never after.
     root = make_user("root", admin=True)
     assert secure_client.post("/api/v1/models", json={"name": "seen"}, headers=root).status_code == 201
-    assert secure_client.post("/api/v1/models/seen/versions", json={"source": "s3://x", "run_id": "run-x"},
+    assert secure_client.post("/api/v1/models/seen/versions", json={"source": "s3://bucket/x", "run_id": "run-x"},
                               headers=root).status_code == 201
     reader = make_user("reader")  # holds only the seeded registry-wide `*` READ
     before = secure_client.get(search, headers=reader)

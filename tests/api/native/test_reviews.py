@@ -20,7 +20,7 @@ def who(secure_client, make_user):
         people[f"rev{i}"] = make_user(f"rev{i}", "MANAGE_PRODUCTION")
     ok(secure_client.post("/api/v1/models", json={"name": "churn"}, headers=people["admin"]), 201)
     for i in (1, 2):
-        ok(secure_client.post("/api/v1/models/churn/versions", json={"source": f"s3://{i}", "run_id": f"run-{i}"},
+        ok(secure_client.post("/api/v1/models/churn/versions", json={"source": f"s3://bucket/{i}", "run_id": f"run-{i}"},
                               headers=people["admin"]), 201)
     return people
 

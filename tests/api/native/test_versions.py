@@ -53,14 +53,14 @@ def test_create_version_renders_all_fields(client, churn):
 
 
 def test_actor_header_becomes_created_by(client, churn):
-    response = client.post("/api/v1/models/churn/versions", json={"source": "s"},
+    response = client.post("/api/v1/models/churn/versions", json={"source": "s3://b/s"},
                            headers={"X-Registry-Actor": "ci-bot@example.com"})
     assert response.get_json()["created_by"] == "ci-bot@example.com"
     assert client.get("/api/v1/models/churn/versions/1").get_json()["created_by"] == "ci-bot@example.com"
 
 
 def test_created_by_defaults_to_anonymous(client, churn):
-    assert client.post("/api/v1/models/churn/versions", json={"source": "s"}).get_json()["created_by"] == "anonymous"
+    assert client.post("/api/v1/models/churn/versions", json={"source": "s3://b/s"}).get_json()["created_by"] == "anonymous"
 
 
 def test_versions_are_numbered_in_sequence_and_counted_on_the_model(client, churn):
@@ -76,7 +76,7 @@ def test_a_deleted_version_number_is_never_reused(client, churn):
 
 
 def test_create_version_of_unknown_model_is_404(client):
-    error = assert_error(client.post("/api/v1/models/nope/versions", json={"source": "s"}), 404, "NOT_FOUND")
+    error = assert_error(client.post("/api/v1/models/nope/versions", json={"source": "s3://b/s"}), 404, "NOT_FOUND")
     assert error["details"] == {"model": "nope"}
 
 
@@ -437,7 +437,7 @@ def test_deleting_a_version_drops_its_aliases(client, churn):
 def test_versions_of_a_model_with_spaces_and_unicode_in_its_name(client):
     name = "fraud détecteur 模型 v2"
     create_model(client, name)
-    response = client.post(f"/api/v1/models/{quote(name)}/versions", json={"source": "s"})
+    response = client.post(f"/api/v1/models/{quote(name)}/versions", json={"source": "s3://b/s"})
     assert response.status_code == 201
     assert client.get(response.headers["Location"]).get_json()["model"] == name
     assert client.post(f"/api/v1/models/{quote(name)}/versions/1/transition",
