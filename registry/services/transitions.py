@@ -47,6 +47,7 @@ def apply_transition(
         touch(other, when)
     version.stage = target.value
     touch(version, when)
+    touch(model, when)  # MLflow counts a transition as an update of the model: pollers by timestamp see it
     session.flush()
     # Each event records what every stage serves once the change is made (db/history.py reads the past from
     # it: "what was in Staging at t" then costs an index probe, not a count of everything that passed).
@@ -63,13 +64,6 @@ def apply_transition(
            details={"archive_existing_versions": archive_existing_versions,
                     "archived_versions": [v.version for v in archived], **(details or {}), **serving},
            now=when)
-<<<<<<< HEAD
-=======
-    version.stage = target.value
-    touch(version, when)
-    touch(model, when)  # MLflow counts a transition as an update of the model: pollers by timestamp see it
-    session.flush()
->>>>>>> parity
     supersede_moot_requests(actor, model, [version, *archived], when=when, session=session,
                             reason=f"version moved to {target.value}")
     return [v.version for v in archived]
