@@ -2,6 +2,10 @@
 bootstrap admin: users, tokens, grants, policies. Shared by the MLflow-client and databricks-sdk tests."""
 from __future__ import annotations
 
+import uuid
+import warnings
+from contextlib import contextmanager
+
 import requests
 
 from tests.server import ADMIN_HEADERS
@@ -21,3 +25,15 @@ def user_token(url: str, user: str, level: str | None = None) -> str:
     if level is not None:
         native(url, "PATCH", "/permissions", {"grants": [{"principal": user, "level": level}]})
     return token
+
+
+@contextmanager
+def stages_api():
+    """Stage methods are deprecated in MLflow (FutureWarning); they still work and are what we test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"

@@ -42,6 +42,17 @@ def mlflow_env(monkeypatch, registry_url):
     return use
 
 
+@pytest.fixture
+def client(mlflow_env):
+    """An unmodified ``MlflowClient`` authenticated as the bootstrap admin."""
+    from mlflow import MlflowClient
+
+    from tests.server import ADMIN_TOKEN
+
+    mlflow_env(ADMIN_TOKEN)
+    return MlflowClient()
+
+
 # --- The real databricks-sdk, on the real server of ``registry_url`` (above) -------------
 
 @pytest.fixture

@@ -5,37 +5,14 @@ Each test uses its own model and user names: the server and its database are sha
 """
 from __future__ import annotations
 
-import uuid
-import warnings
-from contextlib import contextmanager
 
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests.clients import native, user_token
-from tests.server import ADMIN_TOKEN
+from tests.clients import native, stages_api, unique, user_token
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def stages_api():
-    """Stage methods are deprecated in MLflow (FutureWarning); they still work and are what we test."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def client(mlflow_env) -> MlflowClient:
-    """A client authenticated as the bootstrap admin."""
-    mlflow_env(ADMIN_TOKEN)
-    return MlflowClient()
 
 
 @pytest.fixture

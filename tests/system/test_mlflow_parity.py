@@ -6,36 +6,15 @@ Runs in both client environments (``make test`` and ``make test-clients-mlflow31
 from __future__ import annotations
 
 import time
-import uuid
-import warnings
-from contextlib import contextmanager
 
 import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from tests.clients import native
-from tests.server import ADMIN_TOKEN
+from tests.clients import native, stages_api, unique
 
 pytestmark = pytest.mark.slow
-
-
-@contextmanager
-def stages_api():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        yield
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def client(mlflow_env) -> MlflowClient:
-    mlflow_env(ADMIN_TOKEN)
-    return MlflowClient()
 
 
 @pytest.fixture
