@@ -19,18 +19,19 @@ from ..lifecycle import (
 )
 from ..db.loading import find_model, find_version, highest_per_stage, lock_model
 from .access import authorize, level
-from .policies import transition_review
+from .policies import PolicyBook
 from .transitions import apply_transition
 from ..db.records import VersionRecord, version_record
 from ..db.queueing import one_writer_per_model
 from ..db.unit_of_work import now, read_only, session, use_case
 
 
-def _direct(model_id: int, current: Stage, target: Stage, archive_existing_versions: bool):
+def _direct(model_id: int, current: Stage, target: Stage, archive_existing_versions: bool,
+            book: PolicyBook | None = None):
     """What a direct transition needs: the stage permission, the review the policies ask for, and the policy's
-    refusal of a direct move (None: allowed without review)."""
+    refusal of a direct move (None: allowed without review). ``book``: the model's policies, already read."""
     needed = check_transition(current, target, archive_existing_versions)
-    review = transition_review(model_id, current, target, archive_existing_versions)
+    review = (book or PolicyBook([model_id])).transition_review(model_id, current, target, archive_existing_versions)
     return needed, review, direct_transition_refusal(review, current, target)
 
 
@@ -106,12 +107,12 @@ def direct_targets(actor: Actor, model_name: str, version: int | str) -> tuple[S
     model = find_model(names.model_name(model_name))
     authorize(actor, model, Permission.READ, "Reading")
     current = Stage(find_version(model, names.version_number(version)).stage)
-    held = level(actor, model.id)
+    held, book = level(actor, model.id), PolicyBook([model.id])
     allowed = []
     for target in ALL_STAGES:
         if target is current:
             continue
-        needed, _, refusal = _direct(model.id, current, target, False)
+        needed, _, refusal = _direct(model.id, current, target, False, book)
         if held >= needed and refusal is None:
             allowed.append(target)
     return tuple(allowed)

@@ -6,7 +6,8 @@ the same call. Plain HTML forms (POST, redirect, GET) carry every flow; there is
 
 * ``session.py``   sign-in with an API token, the session cookie, the actor of each request
 * ``rendering.py`` times, stage badges, error pages in the console's style
-* ``inbox.py``, ``models.py``, ``versions.py``, ``audit.py``  the pages; ``actions.py`` the forms' POSTs
+* ``inbox.py``, ``models.py`` (with ``history_view.py``: what was served when), ``versions.py``, ``audit.py``
+  the pages; ``actions.py`` the forms' POSTs; ``forms.py`` reads what a form or query string sent
 * ``templates/``, ``static/``  Jinja templates and one stylesheet
 
 Forms are protected against cross-site requests by Flask-WTF's ``CSRFProtect`` (checked for every POST of

@@ -6,15 +6,8 @@ from flask import flash, g, redirect, request, url_for
 
 from ..services import alias_requests, aliases, comments, reviews, stages
 from . import bp
+from .forms import checked, text
 from .session import safe_next, signed_in
-
-
-def _text(field: str) -> str:
-    return request.form.get(field, "").strip()
-
-
-def _checked(field: str) -> bool:
-    return request.form.get(field) in ("on", "true", "1")
 
 
 def _to_version(name: str, number: int, anchor: str | None = None):
@@ -24,9 +17,9 @@ def _to_version(name: str, number: int, anchor: str | None = None):
 @bp.post("/models/<name>/versions/<int:number>/requests")
 @signed_in
 def request_transition(name: str, number: int):
-    record = reviews.create_request(g.actor, name, number, _text("stage"),
-                                    archive_existing_versions=_checked("archive_existing_versions"),
-                                    comment=_text("comment"))
+    record = reviews.create_request(g.actor, name, number, text("stage"),
+                                    archive_existing_versions=checked("archive_existing_versions"),
+                                    comment=text("comment"))
     flash(f"Requested {record.from_stage} → {record.to_stage} (request {record.id}).")
     return _to_version(name, number, f"request-{record.id}")
 
@@ -34,9 +27,9 @@ def request_transition(name: str, number: int):
 @bp.post("/models/<name>/versions/<int:number>/transition")
 @signed_in
 def transition(name: str, number: int):
-    record = stages.transition_stage(g.actor, name, number, _text("stage"),
-                                     archive_existing_versions=_checked("archive_existing_versions"),
-                                     comment=_text("comment"))
+    record = stages.transition_stage(g.actor, name, number, text("stage"),
+                                     archive_existing_versions=checked("archive_existing_versions"),
+                                     comment=text("comment"))
     flash(f"Version {record.version} is now in {record.stage}.")
     return _to_version(name, number)
 
@@ -45,7 +38,7 @@ def transition(name: str, number: int):
 @signed_in
 def review(request_id: int, decision: str):
     act = {"approve": reviews.approve, "reject": reviews.reject, "cancel": reviews.cancel}[decision]
-    record = act(g.actor, request_id, _text("comment"))
+    record = act(g.actor, request_id, text("comment"))
     done = {"approve": "Approved", "reject": "Rejected", "cancel": "Cancelled"}[decision]
     flash(f"{done} request {record.id}; it is now {record.status}.")
     return _to_version(record.model_name, record.version, f"request-{record.id}")
@@ -54,9 +47,9 @@ def review(request_id: int, decision: str):
 @bp.post("/models/<name>/versions/<int:number>/alias")
 @signed_in
 def alias(name: str, number: int):
-    wanted = _text("alias")
-    if _text("mode") == "request":
-        record = alias_requests.request_alias(g.actor, name, number, wanted, comment=_text("comment"))
+    wanted = text("alias")
+    if text("mode") == "request":
+        record = alias_requests.request_alias(g.actor, name, number, wanted, comment=text("comment"))
         flash(f"Requested alias {record.alias} → v{record.version} (request {record.id}).")
         return _to_version(name, number, f"request-{record.id}")
     aliases.set_alias(g.actor, name, wanted, number)
@@ -67,8 +60,8 @@ def alias(name: str, number: int):
 @bp.post("/models/<name>/aliases/<alias_name>/delete")
 @signed_in
 def delete_alias(name: str, alias_name: str):
-    if _text("mode") == "request":
-        record = alias_requests.request_alias_deletion(g.actor, name, alias_name, comment=_text("comment"))
+    if text("mode") == "request":
+        record = alias_requests.request_alias_deletion(g.actor, name, alias_name, comment=text("comment"))
         flash(f"Requested removal of alias {alias_name} (request {record.id}).")
         return _to_version(record.model_name, record.version, f"request-{record.id}")
     aliases.delete_alias(g.actor, name, alias_name)
@@ -79,14 +72,14 @@ def delete_alias(name: str, alias_name: str):
 @bp.post("/models/<name>/versions/<int:number>/comments")
 @signed_in
 def add_comment(name: str, number: int):
-    record = comments.create_comment(g.actor, name, number, _text("comment"))
+    record = comments.create_comment(g.actor, name, number, text("comment"))
     return _to_version(name, number, f"comment-{record.id}")
 
 
 @bp.post("/comments/<int:comment_id>/edit")
 @signed_in
 def edit_comment(comment_id: int):
-    record = comments.update_comment(g.actor, comment_id, _text("comment"))
+    record = comments.update_comment(g.actor, comment_id, text("comment"))
     return _to_version(record.model_name, record.version, f"comment-{record.id}")
 
 

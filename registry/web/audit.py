@@ -1,7 +1,7 @@
 """The audit trail, with the API's filters; admins may verify a model's hash chain from here."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import g, render_template, request
 
@@ -10,6 +10,7 @@ from ..errors import InvalidArgument
 from ..services import audit_log
 from ..services.audit_log import AuditQuery
 from . import bp
+from .forms import instant
 from .session import signed_in
 
 PAGE = 50
@@ -18,13 +19,7 @@ FILTERS = ("model", "version", "run_id", "actor", "action", "since", "until")
 
 def _time(field: str) -> datetime | None:
     raw = request.args.get(field, "").strip()
-    if not raw:
-        return None
-    try:
-        when = datetime.fromisoformat(raw)
-    except ValueError:
-        raise InvalidArgument(f"{field} must be a date and time such as 2026-11-03T14:00.", {"field": field}) from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)  # the form's times are UTC
+    return instant(raw, field) if raw else None
 
 
 def _query() -> AuditQuery:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from ..errors import InvalidArgument
 from ..services import history
 from ..services.history import HistoricAnswer, Timeline
+from .forms import instant
 
 RECENT = timedelta(days=90)  # the timeline's default window: the work grows with the changes it draws
 
@@ -22,22 +23,13 @@ class ModelHistory:
     error: str | None  # why ``as_of_text`` could not be answered
 
 
-def parse_instant(text: str) -> datetime:
-    """The picker's value (``datetime-local``, read as UTC) or any ISO 8601 time with an offset."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidArgument("Give a date and time such as 2026-11-03T14:00 (UTC).", {"field": "as_of"}) from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-
 def for_model(actor, name: str, as_of_text: str | None, everything: bool = False) -> ModelHistory:
     since = None if everything else datetime.now(timezone.utc) - RECENT
     timeline = history.timeline(actor, name, since=since)
     answers, as_of, error = [], None, None
     if as_of_text:
         try:
-            as_of = parse_instant(as_of_text)
+            as_of = instant(as_of_text, "as_of")
             for track in timeline.tracks:
                 selector = {"stage": track.name} if track.kind == "stage" else {"alias": track.name}
                 answers.append(history.served_at(actor, name, as_of=as_of, **selector))

@@ -1,6 +1,10 @@
 """Helpers shared by the native API tests: check the one error shape and walk paginated listings."""
 from __future__ import annotations
 
+import time
+
+from registry.extensions import CACHES_KEY
+
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
     """The one native error shape, with the given status (and code)."""
@@ -28,3 +32,14 @@ def walk(client, path: str, key: str, **params) -> list[list[dict]]:
         token = body["next_page_token"]
         if token is None:
             return pages
+
+
+def listening(app) -> None:
+    """Answers are cached only while the change listener is connected: wait until it is (bounded so that a
+    listener that never connects fails the test rather than hanging it)."""
+    hub = app.extensions[CACHES_KEY].hub
+    hub.ensure_listening()
+    deadline = time.monotonic() + 30
+    while not hub.healthy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert hub.healthy

@@ -8,11 +8,12 @@ sends the request back to Flask at once. ``hits`` counts replays, so each test c
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from registry.extensions import CACHES_KEY
+
+from .support import listening
 
 MODEL = "fraud"
 V1 = f"/api/v1/models/{MODEL}"
@@ -70,16 +71,6 @@ def snapshot(response) -> tuple:
 def hits(app) -> int:
     return app.wsgi_app.hits
 
-
-def listening(app) -> None:
-    """Answers are cached only while the change listener is connected: wait until it is (bounded so that a
-    listener that never connects fails the test rather than hanging it)."""
-    hub = app.extensions[CACHES_KEY].hub
-    hub.ensure_listening()
-    deadline = time.monotonic() + 30
-    while not hub.healthy and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert hub.healthy
 
 
 @pytest.fixture

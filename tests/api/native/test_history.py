@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from registry.extensions import CACHES_KEY
+from ..support import listening
 
 ADMIN = {"X-Registry-Actor": "alice"}
 MODEL = "churn"
@@ -223,15 +223,6 @@ def test_timeline_of_a_missing_model_is_a_404(history):
 def hits(app) -> int:
     return app.wsgi_app.hits
 
-
-def listening(app) -> None:
-    """Answers are cached only while the change listener is connected (bounded wait, as tests/api/test_replay)."""
-    hub = app.extensions[CACHES_KEY].hub
-    hub.ensure_listening()
-    deadline = time.monotonic() + 30
-    while not hub.healthy and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert hub.healthy
 
 
 @pytest.fixture
