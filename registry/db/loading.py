@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import array as sa_array
 from .. import audit
 from ..errors import NotFound
 from ..orm import ModelVersion, RegisteredModel
-from .unit_of_work import session
+from .unit_of_work import read_once, session
 
 
 def model_not_found(name: str) -> NotFound:
@@ -30,7 +30,8 @@ def alias_not_found(name: str, alias: str) -> NotFound:
 
 
 def find_model(name: str) -> RegisteredModel:
-    model = session().scalars(select(RegisteredModel).where(RegisteredModel.name == name)).one_or_none()
+    model = read_once(("model", name), lambda: session().scalars(
+        select(RegisteredModel).where(RegisteredModel.name == name)).one_or_none())
     if model is None:
         raise model_not_found(name)
     return model
@@ -65,11 +66,11 @@ def _locked(where) -> RegisteredModel | None:
 
 
 def find_version(model: RegisteredModel, version: int) -> ModelVersion:
-    found = session().scalars(
+    found = read_once(("version", model.id, version), lambda: session().scalars(
         select(ModelVersion)
         .where(ModelVersion.model_id == model.id, ModelVersion.version == version)
         .execution_options(populate_existing=True)
-    ).one_or_none()
+    ).one_or_none())
     if found is None:
         raise version_not_found(model.name, version)
     return found

@@ -1,7 +1,9 @@
 """One use case = one transaction, and what its commit announces.
 
 ``use_case`` commits once when the function returns and rolls back on any exception, so a failed write
-leaves nothing behind (not even its audit event) and the session is clean for the next call.
+leaves nothing behind (not even its audit event) and the session is clean for the next call. ``read_only``
+ends its transaction too; ``one_read`` groups several read use cases (a console page) into one transaction
+that looks up the model and the reader's level once.
 
 **Announcing changes.** A transaction changed exactly the models whose audit chains it appended to (every
 change is audited: ``audit.record``), plus registry-wide grants or tokens when a use case says so
@@ -13,8 +15,9 @@ writing process's own hub hears of them at once, before the use case returns: a 
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable, ParamSpec, TypeVar
+from typing import Callable, Iterator, ParamSpec, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session
@@ -28,6 +31,7 @@ R = TypeVar("R")
 
 _SCOPES_KEY = "registry_announce"
 _DELIVER_KEY = "registry_deliver"
+_READING_KEY = "registry_reading"  # inside ``one_read``: {memo key: value}
 
 
 def session() -> Session:
@@ -42,6 +46,8 @@ def use_case(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         s = db.session
+        if _READING_KEY in s.info:
+            raise RuntimeError(f"{fn.__name__} writes inside one_read(), which is for reads only")
         try:
             result = fn(*args, **kwargs)
             s.commit()
@@ -59,12 +65,39 @@ def read_only(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         s = db.session
+        if _READING_KEY in s.info:  # part of a larger read (one_read) that ends the transaction itself
+            return fn(*args, **kwargs)
         try:
             return fn(*args, **kwargs)
         finally:
             s.rollback()
 
     return run
+
+
+@contextmanager
+def one_read() -> Iterator[None]:
+    """Several read use cases as one read: one transaction, and what they look up alike (the model by name, the
+    reader's level on it) looked up once. A console page calls five to ten use cases, each of which finds the
+    model and checks the reader's level; apart, that was 40 statements for one version page. Reads only: a
+    use case that writes refuses to run inside."""
+    s = db.session
+    s.info[_READING_KEY] = {}
+    try:
+        yield
+    finally:
+        s.info.pop(_READING_KEY, None)
+        s.rollback()
+
+
+def read_once(key: tuple, load: Callable[[], R]) -> R:
+    """``load()``, or inside ``one_read`` the value it gave the first time for ``key``. Outside, nothing is kept."""
+    memo = db.session.info.get(_READING_KEY)
+    if memo is None:
+        return load()
+    if key not in memo:
+        memo[key] = load()
+    return memo[key]
 
 
 def announce(s: Session, scope: Scope) -> None:

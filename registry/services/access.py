@@ -20,7 +20,7 @@ from ..auth import Actor
 from ..cache import access as cached
 from ..cache.store import Store
 from ..db.loading import lock_model_by_id, model_not_found
-from ..db.unit_of_work import session
+from ..db.unit_of_work import read_once, session
 from ..errors import NotFound, PermissionDenied
 from ..extensions import caches
 from ..lifecycle import Permission
@@ -54,7 +54,7 @@ def level(actor: Actor, model_id: int | None, *, cached_ok: bool = False) -> int
     key = REGISTRY if model_id is None else model_id
     current = caches() if cached_ok else None
     if current is None:
-        return _load_level(actor.name, key)
+        return read_once(("level", actor.name, key), lambda: _load_level(actor.name, key))
     return cached.level(current.store, actor.name, key, lambda: _load_level(actor.name, key))
 
 

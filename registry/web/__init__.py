@@ -15,10 +15,13 @@ this blueprint) on top of the ``SameSite`` cookie.
 """
 from __future__ import annotations
 
-from flask import Blueprint, Flask, request
+from contextlib import ExitStack
+
+from flask import Blueprint, Flask, g, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import NotFound
 
+from ..db.unit_of_work import one_read
 from . import rendering, session as console_session
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
@@ -32,6 +35,18 @@ def _before():
     if request.method == "POST":
         csrf.protect()
     console_session.load_actor()
+    if request.method in ("GET", "HEAD"):
+        # A page is one read: its use cases share one transaction and look the model and the reader's level
+        # up once (db/unit_of_work.one_read), instead of once per use case.
+        g.console_read = ExitStack()
+        g.console_read.enter_context(one_read())
+
+
+@bp.teardown_request
+def _end_read(_error):
+    reading = g.pop("console_read", None)
+    if reading is not None:
+        reading.close()
 
 
 @bp.after_request
