@@ -10,7 +10,7 @@ from .. import names
 from ..audit import Action, record, record_registry
 from ..auth import Actor, validate_user_name
 from ..cache.hub import GRANTS
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
 from ..orm import PermissionGrant, User
 from ..db.loading import find_model, lock_model
@@ -87,6 +87,22 @@ def set_model_permissions(actor: Actor, model_name: str, grants: list[tuple[obje
     wanted = _normalise_grants(grants)
     when = now()
     change = _replace(model.id, wanted, actor, when, merge)
+    record(session(), actor, Action.PERMISSIONS_CHANGED, model_id=model.id, model_name=model.name,
+           details=change, now=when)
+    return _grants(model.id)
+
+
+@use_case
+def revoke_model_permission(actor: Actor, model_name: str, principal: object) -> list[GrantRecord]:
+    """Remove one principal's direct grant on the model (registry-wide grants stay). MANAGE only."""
+    model = lock_model(names.model_name(model_name))
+    authorize(actor, model, Permission.MANAGE, "Changing permissions")
+    name = principal if principal == EVERYONE else validate_user_name(principal, field="principal")
+    held = {g.principal: Permission[g.level] for g in _grants(model.id)}
+    if held.pop(name, None) is None:
+        raise NotFound(f"{name} holds no grant on {model.name}.", {"model": model.name, "principal": name})
+    when = now()
+    change = _replace(model.id, held, actor, when, merge=False)
     record(session(), actor, Action.PERMISSIONS_CHANGED, model_id=model.id, model_name=model.name,
            details=change, now=when)
     return _grants(model.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import flash, g, redirect, request, url_for
 
-from ..services import alias_requests, aliases, comments, reviews, stages
+from ..services import alias_requests, aliases, comments, permissions, reviews, stages
 from . import bp
 from .forms import checked, text
 from .session import safe_next, signed_in
@@ -89,3 +89,25 @@ def delete_comment(comment_id: int):
     comments.delete_comment(g.actor, comment_id)
     flash("Comment deleted.")
     return redirect(safe_next(request.form.get("back")))
+
+
+@bp.post("/models/<name>/permissions")
+@signed_in
+def grant_permission(name: str):
+    principal, level = text("principal"), text("level")
+    permissions.set_model_permissions(g.actor, name, [(principal, level)], merge=True)
+    flash(f"{principal} now holds {level} on {name}.")
+    return _to_permissions(name)
+
+
+@bp.post("/models/<name>/permissions/revoke")
+@signed_in
+def revoke_permission(name: str):
+    principal = text("principal")
+    permissions.revoke_model_permission(g.actor, name, principal)
+    flash(f"Revoked {principal}'s grant on {name}.")
+    return _to_permissions(name)
+
+
+def _to_permissions(name: str):
+    return redirect(url_for("web.model_page", name=name, _anchor="permissions-heading"))

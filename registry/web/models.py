@@ -59,6 +59,7 @@ def model_page(name: str):
         "model.html", summary=summary, model=summary.model, level=level, Permission=Permission,
         stage_filter=stage, stage_filters=STAGE_FILTERS, versions=listed,
         policies=policies.get_model_policies(g.actor, name), grants=grants,
+        grantable=[p.name for p in Permission],
         latest={v.stage: v for v in summary.latest_versions},
         history=history_view.for_model(g.actor, name, request.args.get("as_of"),
                                        everything=request.args.get("history") == "all"),

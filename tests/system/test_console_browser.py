@@ -21,7 +21,8 @@ def people(registry_url):
     needs two approvals)."""
     tokens = {"req": user_token(registry_url, "rhea", "READ"),
               "rev1": user_token(registry_url, "viktor", "MANAGE_PRODUCTION"),
-              "rev2": user_token(registry_url, "wanda", "MANAGE_PRODUCTION")}
+              "rev2": user_token(registry_url, "wanda", "MANAGE_PRODUCTION"),
+              "owner": user_token(registry_url, "oscar", "MANAGE")}
     native(registry_url, "POST", "/models", {"name": "fraud", "description": "Flags fraudulent payments",
                                              "tags": {"team": "risk"}}, expect=201)
     for i, auc in ((1, "0.91"), (2, "0.94")):
@@ -142,6 +143,14 @@ def test_pages_have_labels_ordered_headings_and_keyboard_access(registry_url, pe
     page = new_page()
     sign_in(page, registry_url, people["rev1"])
     page.goto(registry_url + path)
+    assert accessibility_problems(page) == []
+
+
+def test_a_managers_model_page_with_its_permission_forms_is_accessible(registry_url, people, new_page):
+    page = new_page()
+    sign_in(page, registry_url, people["owner"])
+    page.goto(f"{registry_url}/models/fraud")
+    assert page.get_by_role("button", name="Grant").count() == 1
     assert accessibility_problems(page) == []
 
 

@@ -3,7 +3,7 @@ a forged form gets the API's status code and changes nothing."""
 from __future__ import annotations
 
 from registry.auth import SYSTEM, Actor
-from registry.services import aliases, comments, reviews, versions
+from registry.services import aliases, comments, permissions, reviews, versions
 from registry.services.reviews import RequestQuery
 
 from .console import post_form, text
@@ -133,7 +133,8 @@ def test_every_console_post_needs_the_csrf_token(secure_app, world, browser_for)
     for action in (f"{VERSION_2}/requests", f"{VERSION_2}/transition", f"/requests/{request.id}/approve",
                    f"/requests/{request.id}/reject", f"/requests/{request.id}/cancel", f"{VERSION_2}/alias",
                    "/models/churn/aliases/champion/delete", f"{VERSION_2}/comments", "/comments/1/edit",
-                   "/comments/1/delete", "/audit/verify", "/signout", "/signin"):
+                   "/comments/1/delete", "/audit/verify", "/signout", "/signin", "/models/churn/permissions",
+                   "/models/churn/permissions/revoke"):
         response = console.post(action, data={"stage": "Staging", "alias": "x", "comment": "c", "model": "churn"})
         assert response.status_code == 400, action
         assert "Form expired or forged" in text(response), action
@@ -146,3 +147,43 @@ def test_posting_while_signed_out_is_refused(secure_app, db_session, world):
     from .console import csrf_from
     response = client.post(f"{VERSION_2}/requests", data={"csrf_token": csrf_from(text(page)), "stage": "Staging"})
     assert response.status_code == 401
+
+
+def grants_of(secure_app, model="churn"):
+    with secure_app.app_context():
+        return {g.principal: g.level for g in permissions.get_model_permissions(SYSTEM, model)}
+
+
+def test_a_manager_grants_and_revokes_access_from_the_model_page(secure_app, world, browser_for):
+    console = browser_for(world.owner)
+    granted = post_form(console, "/models/churn", "/models/churn/permissions", principal="rev", level="MANAGE")
+    assert granted.status_code == 302
+    assert grants_of(secure_app)["rev"] == "MANAGE"
+    page = text(console.get("/models/churn"))
+    assert "rev now holds MANAGE on churn." in page
+    revoked = post_form(console, "/models/churn", "/models/churn/permissions/revoke", principal="reed")
+    assert revoked.status_code == 302
+    assert "reed" not in grants_of(secure_app)
+    assert browser_for(world.reader).get("/models/churn").status_code == 404  # reed can no longer read it
+
+
+def test_only_managers_may_change_permissions_and_a_forged_form_changes_nothing(secure_app, world, browser_for):
+    before = grants_of(secure_app)
+    reviewer = browser_for(world.reviewer)  # MANAGE_PRODUCTION: below MANAGE
+    assert "Grant access" not in text(reviewer.get("/models/churn"))
+    assert post_form(reviewer, "/models/churn", "/models/churn/permissions", principal="rev",
+                     level="MANAGE").status_code == 403
+    assert post_form(reviewer, "/models/churn", "/models/churn/permissions/revoke", principal="olga").status_code == 403
+    reader = browser_for(world.reader)  # on a model they cannot read at all: as if it did not exist
+    assert post_form(reader, "/models/churn", "/models/secret/permissions", principal="reed",
+                     level="READ").status_code == 404
+    assert grants_of(secure_app) == before
+
+
+def test_bad_grants_are_400s_and_revoking_nothing_is_a_404(secure_app, world, browser_for):
+    console = browser_for(world.owner)
+    assert post_form(console, "/models/churn", "/models/churn/permissions", principal="nobody-here",
+                     level="READ").status_code == 400
+    assert post_form(console, "/models/churn", "/models/churn/permissions", principal="rev",
+                     level="SUPREME").status_code == 400
+    assert post_form(console, "/models/churn", "/models/churn/permissions/revoke", principal="root").status_code == 404
