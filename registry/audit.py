@@ -48,6 +48,8 @@ class Action(str, Enum):
     PERMISSIONS_CHANGED = "permissions.changed"
     POLICY_CHANGED = "policy.changed"
     USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_DELETED = "user.deleted"
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
     WEBHOOK_CREATED = "webhook.created"

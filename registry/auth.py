@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -58,24 +59,40 @@ def token_display_prefix(token: str) -> str:
     return token[: len(TOKEN_PREFIX) + 6]
 
 
-def token_from_authorization(header: str | None) -> str:
-    """Extract the token from ``Bearer <token>`` or HTTP Basic with the token as password.
+def credentials_from_authorization(header: str | None) -> tuple[str | None, str]:
+    """``(user, secret)`` from ``Bearer <token>`` (user None) or HTTP Basic ``user:secret``.
 
-    The MLflow client sends MLFLOW_TRACKING_TOKEN as Bearer and MLFLOW_TRACKING_USERNAME/PASSWORD as Basic;
-    with Basic the user name is informational, the token alone identifies the principal.
+    The MLflow client sends MLFLOW_TRACKING_TOKEN as Bearer and MLFLOW_TRACKING_USERNAME/PASSWORD as Basic.
+    With Basic the secret is a token (the user name is then informational: the token alone identifies the
+    principal) or that user's password (``api/authn.py`` tries them in that order).
     """
     if not header:
         raise Unauthenticated("Authentication required: send 'Authorization: Bearer <token>'.")
     scheme, _, credentials = header.strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials:
-        return credentials
+        return None, credentials
     if scheme.lower() == "basic" and credentials:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise Unauthenticated("Malformed Basic credentials.") from None
-        _, sep, password = decoded.partition(":")
+        user, sep, password = decoded.partition(":")
         if sep and password:
-            return password
-    raise Unauthenticated("Unsupported Authorization header: use 'Bearer <token>' or Basic with the token as password.")
+            return user or None, password
+    raise Unauthenticated("Unsupported Authorization header: use 'Bearer <token>', or Basic with a token or "
+                          "your password.")
+
+
+def token_from_authorization(header: str | None) -> str:
+    """The secret of an ``Authorization`` header (a token, or with Basic possibly a password)."""
+    return credentials_from_authorization(header)[1]
+
+
+# Keys the per-process memory of successful password sign-ins: an HMAC under a key that never leaves the
+# process, so the remembered keys are no offline dictionary for the passwords behind them.
+_SIGN_IN_KEY = secrets.token_bytes(32)
+
+
+def password_digest(user: str, password: str) -> str:
+    return hmac.new(_SIGN_IN_KEY, f"{user}\0{password}".encode("utf-8"), hashlib.sha256).hexdigest()

@@ -45,13 +45,21 @@ def parse_stage(raw: object) -> Stage:
 
 
 class Permission(IntEnum):
-    """The Databricks permission ladder; each level includes all below it."""
+    """The Databricks permission ladder; each level includes all below it. ``DENY`` is not a rung but a
+    veto: a DENY grant that reaches a principal (to them or to ``*``, on the model or registry-wide) leaves
+    them nothing on the model whatever else they are granted (admins excepted; ``services/access.py``). It
+    is below every rung, so ``held >= needed`` is false for it everywhere."""
 
+    DENY = -1
     READ = 1
     EDIT = 2
     MANAGE_STAGING = 3
     MANAGE_PRODUCTION = 4
     MANAGE = 5
+
+
+# The levels that include one another (what a grant may hold besides DENY), lowest first.
+LADDER: tuple[Permission, ...] = tuple(p for p in Permission if p is not Permission.DENY)
 
 
 # Every (from, to) pair is allowed: MLflow allows it and rollbacks need it (Archived -> Production,

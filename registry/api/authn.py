@@ -1,7 +1,10 @@
 """Authentication of every request but the health checks, before any view runs.
 
-A token's owner is remembered per process (``cache/access.py``: dropped when any token is revoked, expiry
-checked on every hit), so a busy client costs no query per request. The actor carries the token's id
+A credential is a token (Bearer, or Basic with the token as the password), or with Basic a user's password
+(users made through MLflow's auth API have one): the secret is tried as a token first, then as the named
+user's password. Whose a credential is, is remembered per process (``cache/access.py``: dropped when any
+token is revoked or any user's password, admin role or existence changes; expiry checked on every hit), so
+a busy client costs no query per request, and a password's slow hash is computed once. The actor carries the token's id
 (``token_id``): a token minted in the request records it as its parent.
 
 With ``REGISTRY_AUTH=disabled`` (local experiments only) every caller is an admin named by the
@@ -13,7 +16,9 @@ import logging
 
 from flask import Flask, g, request
 
-from ..auth import Actor, hash_token, token_from_authorization
+from ..auth import Actor, credentials_from_authorization, hash_token, password_digest
+from ..cache.store import Store
+from ..errors import Unauthenticated
 from ..cache import access as remembered
 from ..extensions import caches
 from ..services import identities
@@ -31,7 +36,30 @@ def current_actor() -> Actor:
 
 def authenticate(header: str | None) -> Actor:
     """The actor an ``Authorization`` header names (Unauthenticated if none, unknown, expired or revoked)."""
-    return authenticate_token(token_from_authorization(header))
+    user, secret = credentials_from_authorization(header)
+    if user is not None:
+        known = remembered.cached_actor(caches().store, password_digest(user, secret), "password")
+        if known is not None:
+            return known
+    try:
+        return authenticate_token(secret)
+    except Unauthenticated:
+        if user is None:
+            raise
+    return remembered.actor(caches().store, password_digest(user, secret),
+                            lambda: identities.authenticate_password(user, secret), "password")
+
+
+def remembered_actor(store: Store, header: str | None) -> Actor | None:
+    """The actor a header names if this process remembers it (no query; for the response replay)."""
+    try:
+        user, secret = credentials_from_authorization(header)
+    except Unauthenticated:
+        return None
+    known = remembered.cached_actor(store, hash_token(secret))
+    if known is None and user is not None:
+        known = remembered.cached_actor(store, password_digest(user, secret), "password")
+    return known
 
 
 def authenticate_token(token: str) -> Actor:

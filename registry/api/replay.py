@@ -18,13 +18,10 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request
 
-from ..auth import hash_token, token_from_authorization
-from ..cache import access as remembered
 from ..cache.responses import SCOPE, ResponseReplay
-from ..errors import RegistryError
 from ..extensions import CACHES_KEY
 from ..services.access import may_read, may_read_remembered
-from .authn import current_actor
+from .authn import current_actor, remembered_actor
 
 _MAX_BODY = 16 * 1024  # a read's JSON body (MLflow sends get-latest-versions as a POST); larger: not replayed
 
@@ -121,11 +118,7 @@ def _may_replay(app: Flask) -> Callable[[dict, int], bool]:
     def may(environ: dict, model_id: int) -> bool:
         if not auth_enabled:
             return True  # every caller is an admin (local experiments only)
-        try:
-            token = token_from_authorization(environ.get("HTTP_AUTHORIZATION"))
-        except RegistryError:
-            return False  # Flask answers 401
-        actor = remembered.cached_actor(store, hash_token(token))
+        actor = remembered_actor(store, environ.get("HTTP_AUTHORIZATION"))  # None: Flask decides (or 401s)
         return actor is not None and may_read_remembered(store, actor, model_id)
 
     return may

@@ -1,8 +1,10 @@
-"""Who is asking and what they may read, remembered: token digest -> actor, principal x model -> level.
+"""Who is asking and what they may read, remembered: token digest (or user and password digest) -> actor,
+principal x model -> level, principal -> vetoes (DENY grants).
 
-Both live in the one store under the one freshness rule: token entries are scoped ``TOKENS`` (dropped when
-any token is revoked), level entries ``GRANTS`` (dropped when any grant changes). Expiry is checked on
-every hit. The loaders are the services' database lookups; only successful lookups are remembered.
+All live in the one store under the one freshness rule: credential entries are scoped ``TOKENS`` (dropped
+when any token is revoked or any user's password, admin role or existence changes), level and veto entries
+``GRANTS`` (dropped when any grant changes). Expiry is checked on every hit. The loaders are the services'
+database lookups; only successful lookups are remembered.
 """
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ from .store import Store
 _SMALL = 200  # bytes an actor or a level entry costs, about
 
 
-def cached_actor(store: Store, digest: str) -> Any | None:
-    """The actor a token digest belongs to, if remembered and unexpired; None means "ask the database"."""
-    entry = store.get(("token", digest))
+def cached_actor(store: Store, digest: str, kind: str = "token") -> Any | None:
+    """The actor a credential digest belongs to (``kind``: "token", or "password" for a digest of a user name
+    and password), if remembered and unexpired; None means "ask the database"."""
+    entry = store.get((kind, digest))
     if entry is None:
         return None
     actor, expires_at = entry.payload
@@ -26,14 +29,14 @@ def cached_actor(store: Store, digest: str) -> Any | None:
     return actor
 
 
-def actor(store: Store, digest: str, load: Callable[[], tuple[Any, datetime | None]]) -> Any:
+def actor(store: Store, digest: str, load: Callable[[], tuple[Any, datetime | None]], kind: str = "token") -> Any:
     """``load()`` returns (actor, expires_at) or raises; the answer is remembered under the freshness rule."""
-    hit = cached_actor(store, digest)
+    hit = cached_actor(store, digest, kind)
     if hit is not None:
         return hit
     label = store.hub.label()
     found, expires_at = load()
-    store.put(("token", digest), TOKENS, label, (found, expires_at), _SMALL)
+    store.put((kind, digest), TOKENS, label, (found, expires_at), _SMALL)
     return found
 
 
@@ -50,4 +53,20 @@ def level(store: Store, principal: str, model_id: int, load: Callable[[], int]) 
     label = store.hub.label()
     found = load()
     store.put(("level", principal, model_id), GRANTS, label, found, _SMALL)
+    return found
+
+
+def cached_denials(store: Store, principal: str) -> Any | None:
+    entry = store.get(("denials", principal))
+    return None if entry is None else entry.payload
+
+
+def denials(store: Store, principal: str, load: Callable[[], Any]) -> Any:
+    """The principal's vetoes (``services.access.Denials``), remembered under the freshness rule."""
+    hit = cached_denials(store, principal)
+    if hit is not None:
+        return hit
+    label = store.hub.label()
+    found = load()
+    store.put(("denials", principal), GRANTS, label, found, _SMALL)
     return found

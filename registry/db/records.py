@@ -140,6 +140,8 @@ class UserRecord:
     name: str
     is_admin: bool
     created_at: datetime
+    id: int | None = None
+    has_password: bool = False
 
 
 @dataclass(frozen=True, slots=True)

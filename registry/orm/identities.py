@@ -24,6 +24,9 @@ class User(db.Model):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     is_admin: Mapped[bool] = mapped_column(nullable=False, server_default=text("false"))
+    # A password for HTTP Basic sign-in (MLflow's basic-auth users), hashed with a slow KDF (werkzeug's
+    # scrypt): unlike tokens, passwords are chosen by people and can be guessed. NULL: tokens only.
+    password_hash: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
@@ -60,7 +63,8 @@ class ApiToken(db.Model):
 
 class PermissionGrant(db.Model):
     """A permission level for a principal (a user name, or ``*`` for every authenticated user), on one
-    model or, with ``model_id`` NULL, on the whole registry (the default every model inherits)."""
+    model or, with ``model_id`` NULL, on the whole registry (the default every model inherits). ``level``
+    -1 is DENY: a veto over every other grant that reaches the principal (``services/access.py``)."""
 
     __tablename__ = "permission_grants"
 
@@ -74,12 +78,13 @@ class PermissionGrant(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
     __table_args__ = (
-        CheckConstraint("level BETWEEN 1 AND 5", name="level_range"),
+        CheckConstraint("level = -1 OR level BETWEEN 1 AND 5", name="level_range"),
         Index("uq_permission_grants_model_principal", "model_id", "principal", unique=True,
               postgresql_where=text("model_id IS NOT NULL")),
         Index("uq_permission_grants_registry_principal", "principal", unique=True,
               postgresql_where=text("model_id IS NULL")),
         Index("ix_permission_grants_principal", "principal", "model_id"),
+        Index("ix_permission_grants_denials", "principal", "model_id", postgresql_where=text("level < 0")),
     )
 
 

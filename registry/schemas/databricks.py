@@ -34,6 +34,7 @@ LEVEL_NAMES: dict[Permission, str] = {
     Permission.MANAGE: "CAN_MANAGE",
 }
 LEVELS_BY_NAME: dict[str, Permission] = {name: level for level, name in LEVEL_NAMES.items()}
+DENY_NAME = "DENY"
 
 LEVEL_DESCRIPTIONS: dict[Permission, str] = {
     Permission.READ: "Can view the model, its versions, requests and comments, and request stage transitions.",
@@ -54,8 +55,12 @@ ADMINS_GROUP = "admins"
 
 
 def level_name(level: Permission | int | str) -> str:
+    """A level's Databricks name. DENY has none in Databricks: it is shown as ``DENY`` (the SDK, which knows
+    only its own levels, reads it as None) rather than hidden, so a Databricks client sees the veto is there."""
     if isinstance(level, str):
         level = Permission[level]
+    if level == Permission.DENY:
+        return DENY_NAME
     return LEVEL_NAMES[Permission(level)]
 
 
@@ -91,7 +96,7 @@ def permissions_json(model_id: int | None, direct: Iterable[GrantRecord],
 
 def permission_levels_json() -> dict[str, Any]:
     return {"permission_levels": [{"permission_level": LEVEL_NAMES[level], "description": LEVEL_DESCRIPTIONS[level]}
-                                  for level in Permission]}
+                                  for level in LEVEL_NAMES]}
 
 
 # --- Models and versions ---------------------------------------------------------------------------------

@@ -2,9 +2,16 @@
 locking the model a child row belongs to (DESIGN §3).
 
 Effective level = the highest grant to the actor or to ``*`` (every authenticated user), on the model or on
-the registry. Admins hold everything. A model the actor cannot even READ is reported as not found, so its
+the registry, unless one of those grants is DENY: then the level is DENY, below READ, whatever else is
+granted (an explicit veto, as MLflow's DENY). Admins hold everything: a DENY does not bind them, since
+they could lift it themselves and the registry must keep someone able to repair its grants; to bar an
+admin, take the admin role away first. A model the actor cannot even READ is reported as not found, so its
 existence does not leak; addressed by a child's id (a request, a comment, a webhook), it is that child that
 is "not found", since the model's own message would name the model.
+
+The shortcuts that answer for every model from the registry-wide level (``may_read``, ``holding``, the
+replay's ``may_read_remembered``) first consult the actor's vetoes (``denials``: the models denied to
+them or to ``*``, read in one query and remembered like levels), so no path reads past a DENY.
 
 Writes decide with a level read from the database, under the model's row lock. Reads (search filters, the
 serving path, response replay) may use levels from the per-process cache (``cache/access.py``), which are
@@ -12,9 +19,10 @@ as fresh as any cached answer: dropped when a grant change is announced.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, exists, select, text, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, text, true
 
 from ..auth import Actor
 from ..cache import access as cached
@@ -30,8 +38,11 @@ EVERYONE = "*"
 NO_ACCESS = 0
 REGISTRY = 0  # the registry's own "model id" in level lookups (model ids start at 1)
 
+DENIED = int(Permission.DENY)
+
+# Any DENY among the grants that reach the principal wins; otherwise the highest grant (NULL: none).
 _LEVEL = text("""
-SELECT max(level) FROM permission_grants
+SELECT CASE WHEN min(level) < 0 THEN -1 ELSE max(level) END FROM permission_grants
 WHERE principal IN (:principal, '*') AND (model_id IS NULL OR model_id = :model_id)
 """)
 
@@ -47,8 +58,8 @@ def _load_level(principal: str, model_id: int) -> int:
 
 
 def level(actor: Actor, model_id: int | None, *, cached_ok: bool = False) -> int:
-    """The actor's effective level on a model (``model_id`` None: on the registry itself); 0 = none.
-    ``cached_ok``: a read may take it from the per-process cache."""
+    """The actor's effective level on a model (``model_id`` None: on the registry itself); 0 = none, DENIED
+    (-1) = vetoed. ``cached_ok``: a read may take it from the per-process cache."""
     if actor.is_admin:
         return int(Permission.MANAGE)
     key = REGISTRY if model_id is None else model_id
@@ -59,9 +70,11 @@ def level(actor: Actor, model_id: int | None, *, cached_ok: bool = False) -> int
 
 
 _LEVELS = text("""
-SELECT model_id, max(level) FROM permission_grants
-WHERE principal IN (:principal, '*') AND (model_id IS NULL OR model_id = ANY(:model_ids))
-GROUP BY model_id
+SELECT m.id, CASE WHEN min(g.level) < 0 THEN -1 ELSE max(g.level) END
+FROM unnest(CAST(:model_ids AS bigint[])) AS m(id)
+LEFT JOIN permission_grants g
+  ON g.principal IN (:principal, '*') AND (g.model_id IS NULL OR g.model_id = m.id)
+GROUP BY m.id
 """)
 
 
@@ -71,8 +84,38 @@ def levels(actor: Actor, model_ids) -> dict[int, int]:
     if actor.is_admin:
         return dict.fromkeys(ids, int(Permission.MANAGE))
     held = dict(session().execute(_LEVELS, {"principal": actor.name, "model_ids": ids}).all())
-    registry_wide = held.pop(None, NO_ACCESS) or NO_ACCESS
-    return {i: max(registry_wide, held.get(i) or NO_ACCESS) for i in ids}
+    return {i: held.get(i) or NO_ACCESS for i in ids}
+
+
+@dataclass(frozen=True)
+class Denials:
+    """The vetoes that reach a principal: registry-wide (every model), and the models denied one by one."""
+
+    registry: bool
+    models: frozenset[int]
+
+    def bars(self, model_id: int | None) -> bool:
+        return self.registry or (model_id is not None and model_id in self.models)
+
+
+NO_DENIALS = Denials(False, frozenset())
+
+_DENIALS = text("SELECT model_id FROM permission_grants WHERE principal IN (:principal, '*') AND level < 0")
+
+
+def _load_denials(principal: str) -> Denials:
+    rows = session().execute(_DENIALS, {"principal": principal}).scalars().all()
+    return Denials(None in rows, frozenset(r for r in rows if r is not None))
+
+
+def denials(actor: Actor) -> Denials:
+    """The actor's vetoes, from the per-process cache (dropped with levels when any grant changes)."""
+    if actor.is_admin:
+        return NO_DENIALS
+    current = caches()
+    if current is None:
+        return _load_denials(actor.name)
+    return cached.denials(current.store, actor.name, lambda: _load_denials(actor.name))
 
 
 def authorize(actor: Actor, model: ModelLike, needed: Permission, doing: str,
@@ -106,7 +149,10 @@ def require_admin(actor: Actor, doing: str) -> None:
 
 def may_read(actor: Actor, model_id: int) -> bool:
     """READ on the model, for reads (cached levels). A registry-wide grant (the common case: ``*`` READ)
-    answers for every model from one entry, so a new model costs no permission query."""
+    answers for every model from one entry, so a new model costs no permission query, unless a DENY bars
+    the actor from this model."""
+    if denials(actor).bars(model_id):
+        return False
     return (level(actor, None, cached_ok=True) >= Permission.READ
             or level(actor, model_id, cached_ok=True) >= Permission.READ)
 
@@ -117,6 +163,9 @@ def may_read_remembered(store: Store, actor: Actor, model_id: int) -> bool:
     take the ordinary path, which decides and remembers."""
     if actor.is_admin:
         return True
+    vetoes = cached.cached_denials(store, actor.name)
+    if vetoes is None or vetoes.bars(model_id):
+        return False
     for key in (REGISTRY, model_id):
         held = cached.cached_level(store, actor.name, key)
         if held is not None and held >= Permission.READ:
@@ -126,13 +175,20 @@ def may_read_remembered(store: Store, actor: Actor, model_id: int) -> bool:
 
 def holding(actor: Actor, needed: Permission, model_id_column) -> ColumnElement[bool]:
     """A WHERE clause keeping rows whose model the actor holds ``needed`` on (no clause needed for admins and
-    for actors with a registry-wide grant of that level). A NULL model id matches no grant: rows about no
-    model (or a deleted one) pass only on the registry-wide level."""
+    for actors with a registry-wide grant of that level and no DENY). A NULL model id matches no grant: rows
+    about no model (or a deleted one) pass only on the registry-wide level."""
+    vetoes = denials(actor)
+    if vetoes.registry:
+        return false()
     if level(actor, None, cached_ok=True) >= needed:
-        return true()
-    return exists().where(PermissionGrant.model_id == model_id_column,
-                          PermissionGrant.principal.in_([actor.name, EVERYONE]),
-                          PermissionGrant.level >= int(needed))
+        kept = true()
+    else:
+        kept = exists().where(PermissionGrant.model_id == model_id_column,
+                              PermissionGrant.principal.in_([actor.name, EVERYONE]),
+                              PermissionGrant.level >= int(needed))
+    if vetoes.models:
+        kept = and_(kept, or_(model_id_column.is_(None), model_id_column.notin_(sorted(vetoes.models))))
+    return kept
 
 
 def readable(actor: Actor, model_id_column) -> ColumnElement[bool]:

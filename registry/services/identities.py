@@ -1,10 +1,17 @@
-"""Users and API tokens: create, list, revoke, authenticate, and the start-up bootstrap of an admin."""
+"""Users and API tokens: create, list, revoke, authenticate, and the start-up bootstrap of an admin; users'
+passwords, admin role and deletion (what MLflow's basic-auth API manages: ``api/mlflow/auth.py``).
+
+A password is a second way for a user to sign in, with HTTP Basic ``user:password``, for MLflow scripts that
+set MLFLOW_TRACKING_USERNAME/PASSWORD. Unlike a token it is chosen by a person, so it is stored with a slow,
+salted KDF (werkzeug's scrypt, as MLflow stores its users' passwords) and needs the user name with it.
+"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.dialects.postgresql import insert
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..cache.hub import TOKENS
 from ..audit import Action, lock_registry_chain, record_registry
@@ -12,6 +19,7 @@ from ..auth import SYSTEM, Actor, hash_token, new_token, token_display_prefix, v
 from ..errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from ..orm import ApiToken, User
 from .access import require_admin
+from .permissions import drop_principal
 from ..db.records import TokenRecord, UserRecord, token_record
 from ..db.unit_of_work import announce, now, read_only, session, use_case
 
@@ -23,28 +31,128 @@ ENV_TOKEN_DESCRIPTION = "REGISTRY_ADMIN_TOKEN"
 MAX_TOKEN_LIFETIME = timedelta(days=3650)
 
 
-def _insert_user(actor: Actor, name: str, is_admin: bool, when) -> User:
+MIN_PASSWORD = 12  # MLflow's rule
+MAX_PASSWORD = 1000
+
+
+def _password_hash(password: object) -> str:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidArgument(f"Password must be at least {MIN_PASSWORD} characters.", {"field": "password"})
+    if len(password) > MAX_PASSWORD or "\x00" in password:
+        raise InvalidArgument(f"Password must be at most {MAX_PASSWORD} characters, without NUL.",
+                              {"field": "password"})
+    return generate_password_hash(password)
+
+
+def _insert_user(actor: Actor, name: str, is_admin: bool, when, password_hash: str | None = None) -> User:
     user_id = session().execute(
-        insert(User).values(name=name, is_admin=is_admin, created_at=when)
+        insert(User).values(name=name, is_admin=is_admin, created_at=when, password_hash=password_hash)
         .on_conflict_do_nothing(index_elements=["name"]).returning(User.id)
     ).scalar_one_or_none()
     if user_id is None:
         raise AlreadyExists(f"User {name} already exists.", {"user": name})
-    record_registry(session(), actor, Action.USER_CREATED, details={"user": name, "is_admin": is_admin}, now=when)
+    details = {"user": name, "is_admin": is_admin}
+    if password_hash is not None:
+        details["password"] = "set"  # that it was set, never anything derived from it
+    record_registry(session(), actor, Action.USER_CREATED, details=details, now=when)
     return session().get(User, user_id)
 
 
+def _user_record(user: User) -> UserRecord:
+    return UserRecord(user.name, user.is_admin, user.created_at, user.id, user.password_hash is not None)
+
+
 @use_case
-def create_user(actor: Actor, name: str, *, is_admin: bool = False) -> UserRecord:
+def create_user(actor: Actor, name: str, *, is_admin: bool = False, password: str | None = None) -> UserRecord:
+    """Admins only. With ``password``, the user may also sign in with HTTP Basic ``name:password``."""
     require_admin(actor, "Creating users")
-    user = _insert_user(actor, validate_user_name(name), is_admin, now())
-    return UserRecord(user.name, user.is_admin, user.created_at)
+    name = validate_user_name(name)
+    digest = None if password is None else _password_hash(password)
+    return _user_record(_insert_user(actor, name, is_admin, now(), digest))
 
 
 @read_only
 def list_users(actor: Actor) -> list[UserRecord]:
     require_admin(actor, "Listing users")
-    return [UserRecord(u.name, u.is_admin, u.created_at) for u in session().scalars(select(User).order_by(User.name))]
+    return [_user_record(u) for u in session().scalars(select(User).order_by(User.name))]
+
+
+def _self_or_admin(actor: Actor, name: str, doing: str) -> str:
+    """Checked before the user is looked up, so the answer does not reveal which user names exist."""
+    name = validate_user_name(name, field="username")
+    if not actor.is_admin and actor.name != name:
+        raise PermissionDenied(f"{doing} another user requires an admin.", {"required": "ADMIN"})
+    return name
+
+
+def _user(name: str, *, lock: bool = False) -> User:
+    stmt = select(User).where(User.name == name)
+    user = session().scalars(stmt.with_for_update() if lock else stmt).one_or_none()
+    if user is None:
+        raise NotFound(f"User with username={name} not found", {"user": name})
+    return user
+
+
+@read_only
+def get_user(actor: Actor, name: str) -> UserRecord:
+    """Yourself, or anyone for admins."""
+    return _user_record(_user(_self_or_admin(actor, name, "Reading")))
+
+
+@use_case
+def set_password(actor: Actor, name: str, password: str, *, current_password: str | None = None) -> None:
+    """Admins set anyone's password; users their own, with their current password (MLflow's rule: a stolen
+    session must not be able to take the account over), and a new one that differs from it."""
+    name = _self_or_admin(actor, name, "Changing the password of")
+    user = _user(name, lock=True)
+    if actor.name == name:
+        if not current_password:
+            raise InvalidArgument("Current password is required when changing your own password.",
+                                  {"field": "current_password"})
+        if user.password_hash is None or not check_password_hash(user.password_hash, current_password):
+            raise InvalidArgument("Current password does not match.", {"field": "current_password"})
+        if password == current_password:
+            raise InvalidArgument("New password must differ from the current password.", {"field": "password"})
+    user.password_hash = _password_hash(password)
+    record_registry(session(), actor, Action.USER_UPDATED, details={"user": name, "password": "changed"}, now=now())
+    announce(session(), TOKENS)  # remembered sign-ins with the old password end now
+
+
+@use_case
+def set_admin(actor: Actor, name: str, is_admin: bool) -> None:
+    """Admins only. Setting the role the user already has changes nothing and records nothing."""
+    require_admin(actor, "Changing a user's admin role")
+    if not isinstance(is_admin, bool):
+        raise InvalidArgument("is_admin must be true or false.", {"field": "is_admin"})
+    user = _user(validate_user_name(name, field="username"), lock=True)
+    if user.is_admin == is_admin:
+        return
+    user.is_admin = is_admin
+    record_registry(session(), actor, Action.USER_UPDATED, now=now(),
+                    details={"user": user.name, "is_admin": {"before": not is_admin, "after": is_admin}})
+    announce(session(), TOKENS)  # remembered actors carry the role
+
+
+@use_case
+def delete_user(actor: Actor, name: str) -> None:
+    """Admins only, not themselves (they would lock themselves out mid-session, as MLflow refuses too).
+    The user's tokens go with them, and so do their grants, on every model and registry-wide: a user created
+    later under the same name must not inherit them."""
+    require_admin(actor, "Deleting users")
+    name = validate_user_name(name, field="username")
+    if name == actor.name:
+        raise InvalidArgument("Users cannot delete their own account. Ask another admin to delete this user.",
+                              {"field": "username"})
+    s = session()
+    _user(name)
+    dropped = drop_principal(actor, name)  # locks the models it changes: before the user row, as every write
+    user = _user(name, lock=True)
+    tokens = s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user.id))
+    s.delete(user)  # its tokens go with it (ON DELETE CASCADE)
+    record_registry(s, actor, Action.USER_DELETED, now=now(), details={
+        "user": name, "was_admin": user.is_admin, "tokens": tokens, **dropped})
+    announce(s, TOKENS)
+    s.flush()
 
 
 def _minted_with(actor: Actor, when) -> ApiToken | None:
@@ -220,3 +328,19 @@ def bootstrap_admin_if_empty() -> str | None:
     user = _insert_user(SYSTEM, BOOTSTRAP_ADMIN, True, when)
     _, token = _issue(SYSTEM, user, "bootstrap admin token", None, when)
     return token
+
+
+# Checked against when the user does not exist or has no password, so a wrong user name costs the same time
+# as a wrong password and the answer's timing does not tell which user names exist.
+_NO_PASSWORD = generate_password_hash("no user has this password")
+
+
+@read_only
+def authenticate_password(name: str, password: str) -> tuple[Actor, None]:
+    """The user whose name and password these are (for callers that cache the answer, as tokens do: no
+    expiry); Unauthenticated otherwise."""
+    row = session().execute(select(User.name, User.is_admin, User.password_hash).where(User.name == name)).first()
+    stored = row.password_hash if row is not None and row.password_hash is not None else _NO_PASSWORD
+    if not check_password_hash(stored, password) or stored is _NO_PASSWORD:
+        raise Unauthenticated("Invalid user name or password.")
+    return Actor(row.name, row.is_admin), None

@@ -59,7 +59,8 @@ def model_page(name: str):
         "model.html", summary=summary, model=summary.model, level=level, Permission=Permission,
         stage_filter=stage, stage_filters=STAGE_FILTERS, versions=listed,
         policies=policies.get_model_policies(g.actor, name), grants=grants,
-        grantable=[p.name for p in Permission],
+        # The ladder first (READ is the form's default), the veto last: nobody should DENY by not looking.
+        grantable=[p.name for p in sorted(Permission, key=lambda p: (p is Permission.DENY, p))],
         latest={v.stage: v for v in summary.latest_versions},
         history=history_view.for_model(g.actor, name, request.args.get("as_of"),
                                        everything=request.args.get("history") == "all"),

@@ -7,6 +7,10 @@ grants, PATCH adds to them; ``/permissionLevels`` describes the levels.
 Principals: ``user_name`` (and ``service_principal_name``, also a user here) name users; the group ``users``
 is every authenticated user (our ``*``); the group ``admins`` always holds CAN_MANAGE and cannot be changed;
 other groups do not exist here.
+
+DENY grants (vetoes, ``services/access.py``) have no Databricks level: they are shown as ``DENY``, cannot be
+set here, and a PUT keeps those of the principals it does not name (it replaces what Databricks can
+express; it must not silently lift a veto). Naming a principal replaces their grant, a DENY included.
 """
 from __future__ import annotations
 
@@ -58,6 +62,10 @@ def _grants() -> list[tuple[object, object]]:
     for entry in acl:
         principal = _principal(entry)
         level = entry.get("permission_level")
+        if level == wire.DENY_NAME:
+            raise InvalidArgument("DENY is not a Databricks permission level: set a veto with "
+                                  "PUT /api/v1/models/{name}/permissions or MLflow's permissions API.",
+                                  {"field": "permission_level"})
         if level not in wire.LEVELS_BY_NAME:
             raise InvalidArgument(f"Unknown permission_level {level!r}; one of {list(wire.LEVELS_BY_NAME)}.",
                                   {"field": "permission_level"})
@@ -78,7 +86,7 @@ def get_permissions(registered_model_id: str):
 @bp.put("/registered-models/<registered_model_id>")
 def set_permissions(registered_model_id: str):
     model_id = _model_id(registered_model_id)
-    return _acl(permissions.set_acl(current_actor(), model_id, _grants()))
+    return _acl(permissions.set_acl(current_actor(), model_id, _grants(), keep_denials=True))
 
 
 @bp.patch("/registered-models/<registered_model_id>")

@@ -25,12 +25,14 @@ from ...errors import InvalidArgument
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
-# Everything under these answers errors in MLflow's shape (the Databricks routes live here too).
+# Everything under these answers errors in MLflow's shape (the Databricks routes live here too; MLflow 3's
+# per-user permission API lives under the 3.0 ones).
 MLFLOW_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
+MLFLOW_V3_PREFIXES = ("/api/3.0", "/ajax-api/3.0")
 
 
 def is_mlflow_path(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in MLFLOW_PREFIXES)
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in MLFLOW_PREFIXES + MLFLOW_V3_PREFIXES)
 
 
 def _snake(key: str) -> str:
