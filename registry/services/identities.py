@@ -99,17 +99,28 @@ def get_user(actor: Actor, name: str) -> UserRecord:
     return _user_record(_user(_self_or_admin(actor, name, "Reading")))
 
 
+def _proves(user: User, secret: str) -> bool:
+    """``secret`` is the user's password, or, for a user without one yet (made with a token), a live token of
+    theirs: the credential they sign in with either way."""
+    if user.password_hash is not None:
+        return check_password_hash(user.password_hash, secret)
+    return session().scalar(select(exists().where(
+        ApiToken.user_id == user.id, ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None),
+        (ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now()))))
+
+
 @use_case
 def set_password(actor: Actor, name: str, password: str, *, current_password: str | None = None) -> None:
     """Admins set anyone's password; users their own, with their current password (MLflow's rule: a stolen
-    session must not be able to take the account over), and a new one that differs from it."""
+    session must not be able to take the account over; a user without a password yet proves themself with
+    a token of theirs instead), and a new one that differs from it."""
     name = _self_or_admin(actor, name, "Changing the password of")
     user = _user(name, lock=True)
     if actor.name == name:
         if not current_password:
             raise InvalidArgument("Current password is required when changing your own password.",
                                   {"field": "current_password"})
-        if user.password_hash is None or not check_password_hash(user.password_hash, current_password):
+        if not _proves(user, current_password):
             raise InvalidArgument("Current password does not match.", {"field": "current_password"})
         if password == current_password:
             raise InvalidArgument("New password must differ from the current password.", {"field": "password"})

@@ -158,3 +158,43 @@ def test_permission_levels_describe_the_five_levels(team, object_id):
     assert [level["permission_level"] for level in body["permission_levels"]] == [
         "CAN_READ", "CAN_EDIT", "CAN_MANAGE_STAGING_VERSIONS", "CAN_MANAGE_PRODUCTION_VERSIONS", "CAN_MANAGE"]
     assert all(level["description"] for level in body["permission_levels"])
+
+
+# --- DENY (a veto, set natively or through MLflow's API): shown here, never set here, kept by a PUT ----------
+
+def _deny(team, who: str) -> None:
+    response = team.client.patch("/api/v1/models/fraud/permissions", headers=team.headers["admin"],
+                                 json={"grants": [{"principal": who, "level": "DENY"}]})
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_a_deny_is_shown_as_deny(team):
+    _deny(team, "writer")
+    acl = acl_of(ok(team.as_("owner").get(f"{PERMISSIONS}/{team.model_id()}")))
+    assert ("DENY", False) in acl["writer"]
+
+
+def test_deny_cannot_be_set_here(team):
+    response = team.as_("owner").patch(f"{PERMISSIONS}/{team.model_id()}", {"access_control_list": [
+        {"user_name": "writer", "permission_level": "DENY"}]})
+    assert "DENY is not a Databricks permission level" in assert_error(response, 400, "INVALID_PARAMETER_VALUE")
+
+
+def test_a_put_keeps_the_denials_it_does_not_name(team):
+    _deny(team, "writer")
+    model_id = team.model_id()
+    ok(team.as_("owner").put(f"{PERMISSIONS}/{model_id}", {"access_control_list": [
+        {"user_name": "owner", "permission_level": "CAN_MANAGE"}]}))
+    acl = acl_of(ok(team.as_("owner").get(f"{PERMISSIONS}/{model_id}")))
+    assert ("DENY", False) in acl["writer"]
+    assert_error(team.as_("writer").get(API + "/registered-models/get", {"name": "fraud"}), 404,
+                 "RESOURCE_DOES_NOT_EXIST")
+    # Naming the principal replaces the veto, as it replaces any grant.
+    ok(team.as_("owner").patch(f"{PERMISSIONS}/{model_id}", {"access_control_list": [
+        {"user_name": "writer", "permission_level": "CAN_READ"}]}))
+    ok(team.as_("writer").get(API + "/registered-models/get", {"name": "fraud"}))
+
+
+def test_permission_levels_do_not_offer_deny(team):
+    body = ok(team.as_("owner").get(f"{PERMISSIONS}/{team.model_id()}/permissionLevels"))
+    assert "DENY" not in [level["permission_level"] for level in body["permission_levels"]]
