@@ -35,12 +35,12 @@ def sign_in(monkeypatch, registry_url):
 @pytest.fixture
 def auth(sign_in, registry_url):
     """The basic-auth app client, as the bootstrap admin (whose password here is its token)."""
+    sign_in("admin", ADMIN_TOKEN)
     with warnings.catch_warnings():
-        # mlflow.server imports MLflow's whole tracking server, whose models use APIs SQLAlchemy deprecates.
+        # mlflow.server imports MLflow's whole tracking server, which uses APIs its dependencies deprecate.
         warnings.simplefilter("ignore")
         from mlflow.server import get_app_client
-    sign_in("admin", ADMIN_TOKEN)
-    return get_app_client("basic-auth", tracking_uri=registry_url)
+        return get_app_client("basic-auth", tracking_uri=registry_url)
 
 
 def error_code(call) -> str:

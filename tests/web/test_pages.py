@@ -163,3 +163,16 @@ def test_an_unknown_console_url_is_a_console_404_and_an_unknown_api_url_stays_js
     assert api.status_code == 404 and api.get_json()["error"]["code"] == "NOT_FOUND"
     mlflow = console.get("/api/2.0/mlflow/no-such-route")
     assert mlflow.status_code == 404 and mlflow.get_json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_a_deny_hides_the_model_in_the_console_even_from_its_manager(secure_app, world, browser_for):
+    console = browser_for(world.owner)
+    assert console.get("/models/churn").status_code == 200
+    with secure_app.app_context():
+        from registry.services import permissions
+        permissions.set_model_permissions(SYSTEM, "churn", [("olga", "DENY")], merge=True)
+    for path in ("/models/churn", "/models/churn/versions/1"):
+        assert console.get(path).status_code == 404, path
+    assert "/models/churn\"" not in text(console.get("/models"))
+    page = text(browser_for(world.admin).get("/models/churn"))  # admins are not bound, and see the veto
+    assert re.search(r"<td>olga</td><td>DENY</td>", page)

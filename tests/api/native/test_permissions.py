@@ -515,3 +515,25 @@ def test_revoking_the_registry_wide_read_hides_search_results_at_once(secure_cli
     assert secure_client.put("/api/v1/permissions", json={"grants": []}, headers=root).status_code == 200
     after = secure_client.get(search, headers=reader)
     assert after.status_code == 200 and b"seen" not in after.get_data()
+
+
+def test_a_deny_hides_the_model_on_every_read_at_once_even_from_its_manager(secure_app, secure_client, hidden):
+    """DENY vetoes the insider's own MANAGE, on every read, including answers this process has cached."""
+    from ..support import listening
+
+    listening(secure_app)
+    serving = f"{SECRET_BASE}/stages/Production"
+    assert secure_client.get(serving, headers=hidden["insider"]).status_code == 200
+    replays = secure_app.wsgi_app.hits
+    assert secure_client.get(serving, headers=hidden["insider"]).status_code == 200
+    assert secure_app.wsgi_app.hits == replays + 1  # replayed from what the process remembers
+    replays += 1
+    response = secure_client.patch(f"{SECRET_BASE}/permissions", headers=hidden["root"],
+                                   json={"grants": [{"principal": "insider", "level": "DENY"}]})
+    assert {"principal": "insider", "level": "DENY"} in response.get_json()["grants"]
+    for template in SECRET_READS:
+        path = template.format(**hidden["ids"][SECRET])
+        assert secure_client.get(path, headers=hidden["insider"]).status_code == 404, path
+    assert secure_app.wsgi_app.hits == replays
+    assert secure_client.get("/api/v1/models", headers=hidden["insider"]).get_json()["models"] == []
+    assert secure_client.get(serving, headers=hidden["root"]).status_code == 200  # admins are not bound
