@@ -58,10 +58,6 @@ class Permission(IntEnum):
     MANAGE = 5
 
 
-# The levels that include one another (what a grant may hold besides DENY), lowest first.
-LADDER: tuple[Permission, ...] = tuple(p for p in Permission if p is not Permission.DENY)
-
-
 # Every (from, to) pair is allowed: MLflow allows it and rollbacks need it (Archived -> Production,
 # Production -> Staging). What differs per pair is the permission needed to apply it directly.
 TRANSITIONS: dict[tuple[Stage, Stage], Permission] = {

@@ -19,7 +19,7 @@ from ..auth import SYSTEM, Actor, hash_token, new_token, token_display_prefix, v
 from ..errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from ..orm import ApiToken, User
 from .access import require_admin
-from .permissions import drop_principal
+from .permissions import drop_principal, drop_stragglers
 from ..db.records import TokenRecord, UserRecord, token_record
 from ..db.unit_of_work import announce, now, read_only, session, use_case
 
@@ -158,10 +158,13 @@ def delete_user(actor: Actor, name: str) -> None:
     _user(name)
     dropped = drop_principal(actor, name)  # locks the models it changes: before the user row, as every write
     user = _user(name, lock=True)
+    stragglers = drop_stragglers(name)
     tokens = s.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user.id))
     s.delete(user)  # its tokens go with it (ON DELETE CASCADE)
-    record_registry(s, actor, Action.USER_DELETED, now=now(), details={
-        "user": name, "was_admin": user.is_admin, "tokens": tokens, **dropped})
+    details = {"user": name, "was_admin": user.is_admin, "tokens": tokens, **dropped}
+    if stragglers:
+        details["grants_removed_unlocked"] = stragglers
+    record_registry(s, actor, Action.USER_DELETED, now=now(), details=details)
     announce(s, TOKENS)
     s.flush()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, select
 
 from .. import names
 from ..audit import Action, lock_registry_chain, record, record_registry
@@ -49,9 +49,15 @@ def _check_principal(principal: object) -> str:
     if principal == EVERYONE:
         return EVERYONE
     name = validate_user_name(principal, field="principal")
-    if not session().scalar(select(exists().where(User.name == name))):
+    if _share_lock_user(name) is None:
         raise InvalidArgument(f"No user named {name}.", {"field": "principal"})
     return name
+
+
+def _share_lock_user(name: str) -> int | None:
+    """The user's id, their row share-locked until commit: a user being deleted (``identities.delete_user``
+    locks the row FOR UPDATE) cannot be granted anything that would outlive them."""
+    return session().scalar(select(User.id).where(User.name == name).with_for_update(read=True))
 
 
 def _normalise_grants(grants: list[tuple[object, object]]) -> dict[str, Permission]:
@@ -212,7 +218,7 @@ def _grant_scope(actor: Actor, model_name: str | None, doing: str) -> tuple[Regi
 def _existing_user(name: str) -> tuple[str, int]:
     """The user's name and id; NotFound in MLflow's words."""
     name = validate_user_name(name, field="username")
-    user_id = session().scalar(select(User.id).where(User.name == name))
+    user_id = _share_lock_user(name)
     if user_id is None:
         raise NotFound(f"User with username={name} not found", {"user": name})
     return name, user_id
@@ -308,9 +314,10 @@ def effective_level(actor: Actor, user_name: str, model_name: str | None) -> int
 
 
 def drop_principal(actor: Actor, name: str) -> dict:
-    """Remove every grant to ``name`` (a user being deleted), inside the caller's transaction: each model
+    """Remove the grants to ``name`` (a user being deleted), inside the caller's transaction: each model
     whose grants change is locked first, in id order (the one lock order), and records the change in its
-    own chain. Returns what was removed, for the caller's registry-wide event."""
+    own chain. Returns what was removed, for the caller's registry-wide event. The caller then locks the
+    user, which waits for grants being written to them, and sweeps up those (``drop_stragglers``)."""
     s = session()
     held = dict(s.execute(select(PermissionGrant.model_id, PermissionGrant.level)
                           .where(PermissionGrant.principal == name)).all())
@@ -336,3 +343,14 @@ def user_model_grants(actor: Actor, user_name: str) -> list[tuple[str, Permissio
             .where(PermissionGrant.principal == user, readable(actor, PermissionGrant.model_id))
             .order_by(RegisteredModel.name))
     return [(name, Permission(held)) for name, held in session().execute(stmt)]
+
+
+def drop_stragglers(name: str) -> list[int | None]:
+    """After the user row is locked FOR UPDATE: remove grants to ``name`` committed since ``drop_principal``
+    read them (no new ones can start: granting share-locks the user). Their models were not locked, so they
+    are recorded in the caller's registry-wide event. Returns their model ids (None: registry-wide)."""
+    gone = list(session().scalars(delete(PermissionGrant).where(PermissionGrant.principal == name)
+                                  .returning(PermissionGrant.model_id)))
+    if gone:
+        announce(session(), GRANTS)
+    return gone

@@ -41,7 +41,8 @@ def test_a_deny_beats_the_users_own_manage_and_the_default_read(churn):
     with pytest.raises(NotFound):
         serving.resolve(ana, churn, stage="Production")
     assert names_seen(ana) == ["fraud"]  # the registry-wide `*` READ still opens the others
-    assert levels(ana, [1, 2])[models.get_model(ROOT, churn).id] == Permission.DENY
+    churn_id, fraud_id = models.get_model(ROOT, churn).id, models.get_model(ROOT, "fraud").id
+    assert levels(ana, [churn_id, fraud_id]) == {churn_id: Permission.DENY, fraud_id: Permission.READ}
 
 
 def test_a_deny_to_everyone_beats_a_users_explicit_grant_but_not_an_admin(churn):

@@ -118,7 +118,9 @@ def test_permissions_form_an_increasing_ladder():
         Permission.MANAGE_PRODUCTION,
         Permission.MANAGE,
     ]
-    assert sorted(Permission) == ladder
+    # DENY is no rung: below every one, so no check of the form ``held >= needed`` ever passes with it.
+    assert sorted(Permission) == [Permission.DENY, *ladder]
+    assert all(Permission.DENY < level for level in ladder)
     assert all(lower < higher for lower, higher in zip(ladder, ladder[1:]))
 
 
