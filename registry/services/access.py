@@ -114,7 +114,7 @@ def denials(actor: Actor) -> Denials:
         return NO_DENIALS
     current = caches()
     if current is None:
-        return _load_denials(actor.name)
+        return read_once(("denials", actor.name), lambda: _load_denials(actor.name))
     return cached.denials(current.store, actor.name, lambda: _load_denials(actor.name))
 
 
