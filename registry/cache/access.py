@@ -1,5 +1,5 @@
 """Who is asking and what they may read, remembered: token digest (or user and password digest) -> actor,
-principal x model -> level, principal -> vetoes (DENY grants).
+principal x model -> level, principal -> standing (registry-wide level and vetoed models).
 
 All live in the one store under the one freshness rule: credential entries are scoped ``TOKENS`` (dropped
 when any token is revoked or any user's password, admin role or existence changes), level and veto entries
@@ -56,17 +56,18 @@ def level(store: Store, principal: str, model_id: int, load: Callable[[], int]) 
     return found
 
 
-def cached_denials(store: Store, principal: str) -> Any | None:
-    entry = store.get(("denials", principal))
+def cached_standing(store: Store, principal: str) -> Any | None:
+    entry = store.get(("standing", principal))
     return None if entry is None else entry.payload
 
 
-def denials(store: Store, principal: str, load: Callable[[], Any]) -> Any:
-    """The principal's vetoes (``services.access.Denials``), remembered under the freshness rule."""
-    hit = cached_denials(store, principal)
+def standing(store: Store, principal: str, load: Callable[[], Any]) -> Any:
+    """The principal's registry-wide level and vetoes (``services.access.Standing``), remembered under the
+    freshness rule."""
+    hit = cached_standing(store, principal)
     if hit is not None:
         return hit
     label = store.hub.label()
     found = load()
-    store.put(("denials", principal), GRANTS, label, found, _SMALL)
+    store.put(("standing", principal), GRANTS, label, found, _SMALL)
     return found

@@ -9,9 +9,10 @@ admin, take the admin role away first. A model the actor cannot even READ is rep
 existence does not leak; addressed by a child's id (a request, a comment, a webhook), it is that child that
 is "not found", since the model's own message would name the model.
 
-The shortcuts that answer for every model from the registry-wide level (``may_read``, ``holding``, the
-replay's ``may_read_remembered``) first consult the actor's vetoes (``denials``: the models denied to
-them or to ``*``, read in one query and remembered like levels), so no path reads past a DENY.
+The reads that answer for every model from the registry-wide level (``may_read``, ``holding``, the replay's
+``may_read_remembered``) take it from the actor's ``standing``: that level together with the models vetoed
+for them one by one, read in one query and remembered as one entry, so no path reads past a DENY and the
+serving path still costs one cache lookup per request.
 
 Writes decide with a level read from the database, under the model's row lock. Reads (search filters, the
 serving path, response replay) may use levels from the per-process cache (``cache/access.py``), which are
@@ -88,34 +89,40 @@ def levels(actor: Actor, model_ids) -> dict[int, int]:
 
 
 @dataclass(frozen=True)
-class Denials:
-    """The vetoes that reach a principal: registry-wide (every model), and the models denied one by one."""
+class Standing:
+    """A principal's registry-wide level (DENIED if vetoed registry-wide: every model is barred) and the
+    models vetoed for them one by one (by a DENY to them or to ``*``)."""
 
-    registry: bool
-    models: frozenset[int]
+    registry: int
+    vetoed: frozenset[int]
 
     def bars(self, model_id: int | None) -> bool:
-        return self.registry or (model_id is not None and model_id in self.models)
+        return self.registry == DENIED or (model_id is not None and model_id in self.vetoed)
 
 
-NO_DENIALS = Denials(False, frozenset())
+ADMIN_STANDING = Standing(int(Permission.MANAGE), frozenset())
 
-_DENIALS = text("SELECT model_id FROM permission_grants WHERE principal IN (:principal, '*') AND level < 0")
-
-
-def _load_denials(principal: str) -> Denials:
-    rows = session().execute(_DENIALS, {"principal": principal}).scalars().all()
-    return Denials(None in rows, frozenset(r for r in rows if r is not None))
+_STANDING = text("""
+SELECT model_id, level FROM permission_grants
+WHERE principal IN (:principal, '*') AND (model_id IS NULL OR level < 0)
+""")
 
 
-def denials(actor: Actor) -> Denials:
-    """The actor's vetoes, from the per-process cache (dropped with levels when any grant changes)."""
+def _load_standing(principal: str) -> Standing:
+    rows = session().execute(_STANDING, {"principal": principal}).all()
+    registry = [held for model_id, held in rows if model_id is None]
+    level_there = DENIED if any(held < 0 for held in registry) else max(registry, default=NO_ACCESS)
+    return Standing(level_there, frozenset(model_id for model_id, _ in rows if model_id is not None))
+
+
+def standing(actor: Actor) -> Standing:
+    """The actor's standing, from the per-process cache (dropped with levels when any grant changes)."""
     if actor.is_admin:
-        return NO_DENIALS
+        return ADMIN_STANDING
     current = caches()
     if current is None:
-        return read_once(("denials", actor.name), lambda: _load_denials(actor.name))
-    return cached.denials(current.store, actor.name, lambda: _load_denials(actor.name))
+        return read_once(("standing", actor.name), lambda: _load_standing(actor.name))
+    return cached.standing(current.store, actor.name, lambda: _load_standing(actor.name))
 
 
 def authorize(actor: Actor, model: ModelLike, needed: Permission, doing: str,
@@ -151,10 +158,10 @@ def may_read(actor: Actor, model_id: int) -> bool:
     """READ on the model, for reads (cached levels). A registry-wide grant (the common case: ``*`` READ)
     answers for every model from one entry, so a new model costs no permission query, unless a DENY bars
     the actor from this model."""
-    if denials(actor).bars(model_id):
+    held = standing(actor)
+    if held.bars(model_id):
         return False
-    return (level(actor, None, cached_ok=True) >= Permission.READ
-            or level(actor, model_id, cached_ok=True) >= Permission.READ)
+    return held.registry >= Permission.READ or level(actor, model_id, cached_ok=True) >= Permission.READ
 
 
 def may_read_remembered(store: Store, actor: Actor, model_id: int) -> bool:
@@ -163,31 +170,30 @@ def may_read_remembered(store: Store, actor: Actor, model_id: int) -> bool:
     take the ordinary path, which decides and remembers."""
     if actor.is_admin:
         return True
-    vetoes = cached.cached_denials(store, actor.name)
-    if vetoes is None or vetoes.bars(model_id):
+    known = cached.cached_standing(store, actor.name)
+    if known is None or known.bars(model_id):
         return False
-    for key in (REGISTRY, model_id):
-        held = cached.cached_level(store, actor.name, key)
-        if held is not None and held >= Permission.READ:
-            return True
-    return False
+    if known.registry >= Permission.READ:
+        return True
+    held = cached.cached_level(store, actor.name, model_id)
+    return held is not None and held >= Permission.READ
 
 
 def holding(actor: Actor, needed: Permission, model_id_column) -> ColumnElement[bool]:
     """A WHERE clause keeping rows whose model the actor holds ``needed`` on (no clause needed for admins and
     for actors with a registry-wide grant of that level and no DENY). A NULL model id matches no grant: rows
     about no model (or a deleted one) pass only on the registry-wide level."""
-    vetoes = denials(actor)
-    if vetoes.registry:
+    held = standing(actor)
+    if held.registry == DENIED:
         return false()
-    if level(actor, None, cached_ok=True) >= needed:
+    if held.registry >= needed:
         kept = true()
     else:
         kept = exists().where(PermissionGrant.model_id == model_id_column,
                               PermissionGrant.principal.in_([actor.name, EVERYONE]),
                               PermissionGrant.level >= int(needed))
-    if vetoes.models:
-        kept = and_(kept, or_(model_id_column.is_(None), model_id_column.notin_(sorted(vetoes.models))))
+    if held.vetoed:
+        kept = and_(kept, or_(model_id_column.is_(None), model_id_column.notin_(sorted(held.vetoed))))
     return kept
 
 
@@ -202,7 +208,7 @@ REGISTRY_GRANTS_READ = Permission.READ
 
 def may_read_registry_grants(actor: Actor) -> bool:
     """For filtering reads (cached level); the permissions API itself checks the database."""
-    return level(actor, None, cached_ok=True) >= REGISTRY_GRANTS_READ
+    return standing(actor).registry >= REGISTRY_GRANTS_READ
 
 
 def lock_parent(model_id_of_child, missing: NotFound) -> RegisteredModel:
