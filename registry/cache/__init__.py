@@ -10,7 +10,8 @@ and a listener reset or outage drops and bypasses everything. Nothing else decid
 * ``hub.py``     the clock: NOTIFY messages (one per committed change), the LISTEN thread, generations and
                  long-poll waits;
 * ``store.py``   the entries: the rule above, a byte budget, eviction of the oldest;
-* ``access.py``  token -> actor and principal x model -> level, as entries;
+* ``access.py``  token (or user and password) -> actor, principal x model -> level, principal -> standing
+                 (registry-wide level and vetoed models), as entries;
 * ``responses.py`` WSGI replay of rendered read responses, keyed by the *parsed* request.
 
 Changes are announced by the unit of work (``db/unit_of_work.py``) when a transaction commits.

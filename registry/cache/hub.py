@@ -5,7 +5,8 @@ model's ``generation`` and NOTIFYs; PostgreSQL delivers the notification to ever
 host, when (and only if) the transaction commits. The writing process is told at once, after its own commit.
 
 A message names one **scope**: a model id (its new generation), or ``GRANTS`` / ``TOKENS`` (a permission or
-token changed). The hub numbers every message it dispatches (``sequence``) and remembers, per scope, the
+token, or a user's password, admin role or existence, changed). The hub numbers every message it dispatches
+(``sequence``) and remembers, per scope, the
 number of the last one. With ``epoch`` (bumped whenever the listener connects or disconnects, since
 notifications may have been missed around either), that gives the **label** of a read: ``label()`` taken
 *before* the data is read. ``is_current(scope, label)`` is true while the listener is healthy, has not reset,
