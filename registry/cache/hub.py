@@ -6,9 +6,9 @@ host, when (and only if) the transaction commits. The writing process is told at
 
 A message names one **scope**: a model id (its new generation), or ``GRANTS`` / ``TOKENS`` (a permission or
 token, or a user's password, admin role or existence, changed). The hub numbers every message it dispatches
-(``sequence``) and remembers, per scope, the number of the last one. With ``epoch`` (bumped whenever the listener connects or disconnects, since
-notifications may have been missed around either), that gives the **label** of a read: ``label()`` taken
-*before* the data is read. ``is_current(scope, label)`` is true while the listener is healthy, has not reset,
+(``sequence``) and remembers, per scope, the number of the last one. With ``epoch`` (bumped whenever the
+listener connects or disconnects, since notifications may have been missed around either), that gives the
+**label** of a read: ``label()`` taken *before* the data is read. ``is_current(scope, label)`` is true while the listener is healthy, has not reset,
 and no message about ``scope`` arrived since: exactly when an answer read after the label is still the truth.
 """
 from __future__ import annotations
