@@ -54,8 +54,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name) or "0"
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name) or ("1" if default else "0")
     if raw not in ("0", "1"):
         raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
     return raw == "1"
@@ -92,6 +92,10 @@ class Settings:
     max_requests: int = 0  # recycle a worker after this many requests (0: never)
     preload: bool = False
     access_log: str | None = None
+    # REGISTRY_METRICS=0: no per-request histogram (GET /metrics still answers); REGISTRY_REQUEST_LOG=0: no
+    # log line per request (telemetry/requests.py). Both on by default; their cost is measured in tests/perf.
+    metrics_enabled: bool = True
+    request_log: bool = True
 
     @property
     def host(self) -> str:
@@ -131,6 +135,8 @@ class Settings:
             max_requests=_int(env, "REGISTRY_MAX_REQUESTS", 0, 0, 10_000_000),
             preload=_flag(env, "REGISTRY_PRELOAD"),
             access_log=env.get("REGISTRY_ACCESS_LOG") or None,
+            metrics_enabled=_flag(env, "REGISTRY_METRICS", default=True),
+            request_log=_flag(env, "REGISTRY_REQUEST_LOG", default=True),
             auth_enabled=auth == "enabled",
             allow_local_sources=_flag(env, "REGISTRY_ALLOW_LOCAL_SOURCES"),
             max_waiters=_int(env, "REGISTRY_MAX_WAITERS", max(1, threads - 8), 0, 4096),
