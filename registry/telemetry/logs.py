@@ -1,6 +1,6 @@
 """Logs: one JSON object per line, for the registry's own records and gunicorn's alike.
 
-Every record has ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message`` and, inside a request,
+Every record has ``time`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``pid`` and, inside a request,
 ``request_id``; the request log line (``telemetry/requests.py``) adds ``actor``, ``dialect``, ``route``,
 ``method``, ``status`` and ``duration_ms``. Formatting is python-json-logger's.
 
@@ -29,6 +29,7 @@ class RegistryJsonFormatter(JsonFormatter):
     def add_fields(self, log_record: dict, record, message_dict: dict) -> None:
         log_record["time"] = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
         super().add_fields(log_record, record, message_dict)
+        log_record["pid"] = record.process  # which gunicorn worker (or the master)
         rid = request_id.get()
         if rid is not None and "request_id" not in log_record:
             log_record["request_id"] = rid

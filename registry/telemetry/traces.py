@@ -70,7 +70,9 @@ def install(app: Flask, env: Mapping[str, str] | None = None, exporter=None) -> 
     if exporter is not None:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     for name in names:
-        provider.add_span_processor(BatchSpanProcessor(_exporter(name)))
+        # The console exporter is for looking at spans now (debugging): written as they end, not batched.
+        processor = SimpleSpanProcessor if name == "console" else BatchSpanProcessor
+        provider.add_span_processor(processor(_exporter(name)))
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(provider)
     FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
@@ -81,3 +83,18 @@ def install(app: Flask, env: Mapping[str, str] | None = None, exporter=None) -> 
         instrumentor.instrument(tracer_provider=provider)
     app.extensions["registry_tracer_provider"] = provider
     return True
+
+
+def uninstall(app: Flask) -> None:
+    """Undo ``install`` (tests that instrument an app and then go on with others in the same process)."""
+    provider = app.extensions.pop("registry_tracer_provider", None)
+    if provider is None:
+        return
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    FlaskInstrumentor.uninstrument_app(app)
+    SQLAlchemyInstrumentor().uninstrument()
+    RequestsInstrumentor().uninstrument()
+    provider.shutdown()
