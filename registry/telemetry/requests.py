@@ -11,7 +11,8 @@ What the request *was* (route template, endpoint, actor) is told by the layer th
 answers most serving reads before Flask runs. A request neither routed reports route ``<unmatched>``.
 
 The time measured is until the response starts (the app returned its status and headers): for every answer
-here the body is already built then.
+here the body is already built then. A long-poll that waited (``X-Registry-Waited: yes``) is reported under its
+route template followed by ``?wait``, so that its seconds of waiting stay out of the route's latency.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ HEADER = "X-Request-Id"
 _ENVIRON_HEADER = "HTTP_X_REQUEST_ID"
 _SAFE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}\Z")
 UNMATCHED = "<unmatched>"
+WAITED = "X-Registry-Waited"  # set by the serving long-poll (api/native/serving.py)
 
 
 def request_id_from(value: str | None) -> str:
@@ -66,23 +68,27 @@ class RequestTelemetry:
         token = context.request_id.set(rid)
         started = time.perf_counter()
         status_line = ""
+        waited = False
 
         def respond(status: str, headers: list, exc_info=None):
-            nonlocal status_line
+            nonlocal status_line, waited
             status_line = status
             headers = list(headers)
+            waited = (WAITED, "yes") in headers
             headers.append((HEADER, rid))
             return start_response(status, headers, exc_info)
 
         try:
             return self.wsgi_app(environ, respond)
         finally:
-            self._record(environ, status_line[:3] or "000", time.perf_counter() - started)
+            self._record(environ, status_line[:3] or "000", time.perf_counter() - started, waited)
             context.request_id.reset(token)
 
-    def _record(self, environ: dict, status: str, seconds: float) -> None:
+    def _record(self, environ: dict, status: str, seconds: float, waited: bool) -> None:
         endpoint = environ.get(context.ENDPOINT)
         route = environ.get(context.ROUTE, UNMATCHED)
+        if waited:
+            route += "?wait"
         dialect = dialect_of(endpoint)
         method = environ.get("REQUEST_METHOD", "")
         if self.observe:

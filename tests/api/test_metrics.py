@@ -207,6 +207,7 @@ def test_a_long_poll_is_counted_as_a_waiter_while_it_waits(secure_client, admin,
     listening(secure_app)
     first = ok(secure_client.get(f"/api/v1/models/{MODEL}/stages/Production", headers=admin), 404)
     baseline = REGISTRY.get_sample_value("registry_longpoll_waiters")
+    before = scrape(secure_client, admin)
     hub = secure_app.extensions[CACHES_KEY].hub
     while_waiting = []
     original = hub.wait
@@ -223,3 +224,7 @@ def test_a_long_poll_is_counted_as_a_waiter_while_it_waits(secure_client, admin,
         del hub.wait
     assert while_waiting and while_waiting[0] == baseline + 1
     assert REGISTRY.get_sample_value("registry_longpoll_waiters") == baseline
+    # Its second of waiting is reported apart from the route's ordinary reads.
+    count = "registry_http_request_duration_seconds_count"
+    waited = dict(dialect="native", route="/api/v1/models/<name>/stages/<stage>?wait", method="GET", status="304")
+    assert _value(scrape(secure_client, admin), count, **waited) - _value(before, count, **waited) == 1
