@@ -22,7 +22,7 @@ from pathlib import Path
 from gunicorn.glogging import Logger
 
 from registry.config import Settings
-from registry.telemetry.logs import logging_config
+from registry.telemetry.logs import logging_config, skip_unused_record_fields
 
 _METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when the first metric is made
 _OWN_METRICS_DIR = None
@@ -60,6 +60,7 @@ accesslog = settings.access_log
 errorlog = "-"
 loglevel = settings.log_level.lower()
 logconfig_dict = logging_config(settings.log_level, settings.access_log)
+skip_unused_record_fields()
 
 
 class RegistryLogger(Logger):
@@ -89,6 +90,13 @@ def post_fork(server, worker):
     with app.app_context():
         db.engine.dispose(close=False)
 
+
+
+def worker_exit(server, worker):
+    # The last second of this worker's request and cache counts (metrics add them up once a second).
+    from registry.telemetry import metrics
+
+    metrics.flush()
 
 
 def child_exit(server, worker):

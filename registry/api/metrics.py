@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ..auth import Actor, token_from_authorization
 from ..services import identities
 from ..telemetry.collectors import DatabaseCollectors
-from ..telemetry.metrics import scrape_registry
+from ..telemetry.metrics import flush, scrape_registry
 
 bp = Blueprint("metrics", __name__)
 
@@ -24,5 +24,6 @@ def metrics():
         g.actor = identities.authenticate_scraper(token_from_authorization(request.headers.get("Authorization")))
     else:
         g.actor = Actor.named(request.headers.get("X-Registry-Actor"), is_admin=True)
+    flush()  # this process's last second of requests; the other workers' are at most a second old
     body = generate_latest(scrape_registry([DatabaseCollectors()]))
     return Response(body, content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})

@@ -55,9 +55,9 @@ class Store:
     def get(self, key: Hashable) -> Entry | None:
         entry = self._entries.get(key)
         if entry is None or not self.hub.is_current(entry.scope, entry.label):
-            metrics.cache_lookups(_kind(key), "miss").inc()
+            metrics.count_cache_lookup(_kind(key), "miss")
             return None
-        metrics.cache_lookups(_kind(key), "hit").inc()
+        metrics.count_cache_lookup(_kind(key), "hit")
         return entry
 
     def put(self, key: Hashable, scope: Scope, label: Label, payload: Any, size: int) -> bool:

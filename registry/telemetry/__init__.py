@@ -19,9 +19,11 @@ from flask import Flask
 
 def install(app: Flask) -> None:
     """Wrap the app (after every other WSGI layer, so the replay cache's answers are measured too)."""
-    from . import requests, traces
+    from . import metrics, requests, traces
 
     settings = app.config["REGISTRY_SETTINGS"]
+    if not settings.metrics_enabled:
+        metrics.switch_off()
     traces.install(app)
     requests.install_flask_hooks(app)
     app.wsgi_app = requests.RequestTelemetry(app.wsgi_app, observe=settings.metrics_enabled,

@@ -15,6 +15,7 @@ request_id: ContextVar[str | None] = ContextVar("registry_request_id", default=N
 ROUTE = "registry.telemetry.route"        # the URL rule that matched ("/api/v1/models/<name>"), never a raw path
 ENDPOINT = "registry.telemetry.endpoint"  # its endpoint ("native_serving.get_stage"): says the dialect
 ACTOR = "registry.telemetry.actor"        # who asked (a user name; never a token)
+REPLAYED = "registry.telemetry.replayed"  # answered from the replay cache (cache/responses.py)
 
 
 def current_request_id() -> str | None:

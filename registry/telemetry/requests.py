@@ -10,6 +10,11 @@ What the request *was* (route template, endpoint, actor) is told by the layer th
 (``context.ROUTE`` ...): Flask's hooks (``install_flask_hooks``) or the replay cache (``api/replay.py``), which
 answers most serving reads before Flask runs. A request neither routed reports route ``<unmatched>``.
 
+**Which requests are logged** (REGISTRY_REQUEST_LOG): by default every request but the reads the replay cache
+answers (``uncached``): those are the serving hot path, thousands a second of the same few answers, counted by
+the metrics; a log line each would cost them 15-45% more CPU (tests/perf/run_observability.py). ``all`` logs
+them too; ``off`` logs none. A line is INFO: REGISTRY_LOG_LEVEL=WARNING silences them as well.
+
 The time measured is until the response starts (the app returned its status and headers): for every answer
 here the body is already built then. A long-poll that waited (``X-Registry-Waited: yes``) is reported under its
 route template followed by ``?wait``, so that its seconds of waiting stay out of the route's latency.
@@ -57,10 +62,11 @@ def dialect_of(endpoint: str | None) -> str:
 
 
 class RequestTelemetry:
-    def __init__(self, wsgi_app: Callable, *, observe: bool, log_requests: bool) -> None:
+    def __init__(self, wsgi_app: Callable, *, observe: bool, log_requests: str) -> None:
         self.wsgi_app = wsgi_app
         self.observe = observe
-        self.log_requests = log_requests
+        self.log_all = log_requests == "all"
+        self.log_uncached = log_requests == "uncached"
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         rid = request_id_from(environ.get(_ENVIRON_HEADER))
@@ -92,8 +98,8 @@ class RequestTelemetry:
         dialect = dialect_of(endpoint)
         method = environ.get("REQUEST_METHOD", "")
         if self.observe:
-            metrics.http_requests(dialect, route, method, status).observe(seconds)
-        if self.log_requests:
+            metrics.observe_request(dialect, route, method, status, seconds)
+        if self.log_all or (self.log_uncached and not environ.get(context.REPLAYED)):
             log.info("request", extra={
                 "actor": environ.get(context.ACTOR), "dialect": dialect, "route": route, "method": method,
                 "status": int(status), "duration_ms": round(seconds * 1000, 3),

@@ -75,7 +75,12 @@ def test_metrics_are_summed_across_workers(database):
         assert len(answered_by) == 2, answered_by
         key = ("registry_http_request_duration_seconds_count",
                (("dialect", "native"), ("method", "GET"), ("route", route), ("status", "404")))
-        for _ in range(4):  # whichever worker answers the scrape, it reports every worker's requests
+        # Workers write their counts once a second: wait (bounded) until both have, then whichever worker
+        # answers a scrape reports every worker's requests.
+        deadline = time.monotonic() + 30
+        while scrape(server.url).get(key) != 30 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for _ in range(4):
             assert scrape(server.url)[key] == 30
         # The live gauges of a worker that dies leave the sums (gunicorn's child_exit hook).
         found = scrape(server.url)
