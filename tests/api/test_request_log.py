@@ -36,8 +36,8 @@ def test_a_refused_request_is_logged_without_an_actor(secure_client, caplog):
     assert (line.actor, line.status, line.route) == (None, 401, "/api/v1/models")
 
 
-@pytest.mark.parametrize("mode, logged_replays", [("uncached", 0), ("all", 2), ("off", None)])
-def test_replayed_reads_are_logged_only_when_asked(session_database_url, caplog, mode, logged_replays):
+@pytest.mark.parametrize("mode", ["uncached", "all", "off"])
+def test_replayed_reads_are_logged_only_when_asked(session_database_url, caplog, mode):
     app = create_app({"database_url": session_database_url, "auth_enabled": False, "request_log": mode})
     try:
         telemetry = app.wsgi_app
@@ -51,14 +51,16 @@ def test_replayed_reads_are_logged_only_when_asked(session_database_url, caplog,
         caplog.set_level(logging.INFO, logger="registry.request")
         caplog.clear()
         replay = app.extensions["registry_replay"]
-        hits = replay.hits
-        client.get(path)
-        client.get(path)
-        assert replay.hits == hits + 2
-        if logged_replays is None:
-            assert lines(caplog) == []
-        else:
-            assert len(lines(caplog)) == logged_replays
+        hits, reads = replay.hits, 0
+        # The listener may still deliver the create's notification, which drops the cached answer once: read
+        # until some reads were replayed, and count them.
+        while reads < 3 or (replay.hits == hits and reads < 50):
+            client.get(path)
+            reads += 1
+        replayed = replay.hits - hits
+        assert replayed >= 1
+        expected = {"all": reads, "uncached": reads - replayed, "off": 0}[mode]
+        assert len(lines(caplog)) == expected
         caplog.clear()
         client.get("/api/v1/models/never-there")
         assert len(lines(caplog)) == (0 if mode == "off" else 1)
