@@ -25,8 +25,11 @@ from registry.config import Settings
 from registry.telemetry.logs import logging_config, skip_unused_record_fields
 
 _METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when the first metric is made
-_OWN_METRICS_DIR = None
-if os.environ.get(_METRICS_DIR_VARIABLE):
+_PRIVATE_METRICS_DIR = "REGISTRY_PRIVATE_METRICS_DIR"  # the directory this master made (kept across a HUP reload)
+_OWN_METRICS_DIR = os.environ.get(_PRIVATE_METRICS_DIR) or None
+if _OWN_METRICS_DIR is not None:
+    pass  # gunicorn re-reads this file on HUP: the running workers' values stay
+elif os.environ.get(_METRICS_DIR_VARIABLE):
     # Values left by an earlier run would be added to this one's: start empty.
     _metrics_dir = Path(os.environ[_METRICS_DIR_VARIABLE])
     _metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -34,7 +37,7 @@ if os.environ.get(_METRICS_DIR_VARIABLE):
         _stale.unlink()
 else:
     _OWN_METRICS_DIR = tempfile.mkdtemp(prefix="registry-metrics-")
-    os.environ[_METRICS_DIR_VARIABLE] = _OWN_METRICS_DIR
+    os.environ[_METRICS_DIR_VARIABLE] = os.environ[_PRIVATE_METRICS_DIR] = _OWN_METRICS_DIR
 
 # Every setting is read in one place (registry/config.py), where nonsense fails fast naming the variable.
 settings = Settings.from_env()

@@ -8,7 +8,7 @@ README's "Operating" section; values known only by querying the database belong 
 
 **Several processes.** gunicorn runs several workers and a scrape reaches one of them, so each metric's values
 live in files under ``PROMETHEUS_MULTIPROC_DIR`` (prometheus-client's multiprocess mode), which the answering
-worker sums at scrape time (``exposition``). ``deploy/gunicorn.conf.py`` creates and empties that directory at
+worker sums at scrape time (``scrape_registry``). ``deploy/gunicorn.conf.py`` creates and empties that directory at
 start and drops a dead worker's live gauges in ``child_exit``. Without the variable (tests, ``flask run``),
 values live in this process only. The variable must be set before this module is imported: prometheus-client
 picks its storage when the first metric is made.
@@ -34,8 +34,8 @@ from prometheus_client.metrics import MetricWrapperBase
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # --- HTTP ------------------------------------------------------------------------------------------------
-# Latency buckets from a replayed cached read (~0.2 ms) to a statement timeout (30 s); long-polls
-# (``?wait=``) are counted with the time they waited, on their own route's series.
+# Latency buckets from a replayed cached read (~0.2 ms) to a statement timeout (30 s); long-polls that waited
+# are counted on their own series (route ``...?wait``, telemetry/requests.py).
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 HTTP_REQUESTS = Histogram(
     "registry_http_request_duration_seconds",

@@ -181,3 +181,14 @@ def test_console_exporter_writes_spans(database):
     assert '"name": "GET /api/v1/models/<name>"' in output
     assert '"service.name": "registry-under-test"' in output
     assert '"db.system": "postgresql"' in output
+
+
+def test_an_operators_metrics_directory_is_emptied_at_start_and_used(database, tmp_path):
+    stale = tmp_path / "counter_999999.db"
+    stale.write_bytes(b"left by an earlier run")
+    env = {**PRODUCTION, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    with server_process(database, workers=2, extra_env=env) as server:
+        assert not stale.exists()
+        ok(requests.get(f"{server.url}/api/v1/models/absent", headers=ADMIN_HEADERS, timeout=10), 404)
+        assert scrape(server.url)[("registry_db_pool_capacity", ())] == 40
+        assert any(tmp_path.glob("*.db"))  # the workers write there
