@@ -6,8 +6,38 @@ thread while it waits. At most REGISTRY_MAX_WAITERS (default: threads - 8) long-
 worker; beyond that a long-poll answers at once (header ``X-Registry-Waited: busy``), so at least 8 threads
 per worker always remain for ordinary requests. Waiters hold no database connection while waiting.
 Everything can be overridden with GUNICORN_CMD_ARGS or command-line flags.
+
+Metrics: every worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
+mode), and whichever worker answers GET /metrics adds them all up. This file sets that directory up before any
+worker starts: the operator's (emptied at start, as prometheus-client requires) or a fresh private one, removed
+on exit. A worker that exits has its live gauges dropped (``child_exit``).
+
+Logs: every logger, gunicorn's included, writes one JSON object per line to stderr (registry/telemetry/logs.py).
 """
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from gunicorn.glogging import Logger
+
 from registry.config import Settings
+from registry.telemetry.logs import logging_config, skip_unused_record_fields
+
+_METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when the first metric is made
+_PRIVATE_METRICS_DIR = "REGISTRY_PRIVATE_METRICS_DIR"  # the directory this master made (kept across a HUP reload)
+_OWN_METRICS_DIR = os.environ.get(_PRIVATE_METRICS_DIR) or None
+if _OWN_METRICS_DIR is not None:
+    pass  # gunicorn re-reads this file on HUP: the running workers' values stay
+elif os.environ.get(_METRICS_DIR_VARIABLE):
+    # Values left by an earlier run would be added to this one's: start empty.
+    _metrics_dir = Path(os.environ[_METRICS_DIR_VARIABLE])
+    _metrics_dir.mkdir(parents=True, exist_ok=True)
+    for _stale in _metrics_dir.glob("*.db"):
+        _stale.unlink()
+else:
+    _OWN_METRICS_DIR = tempfile.mkdtemp(prefix="registry-metrics-")
+    os.environ[_METRICS_DIR_VARIABLE] = os.environ[_PRIVATE_METRICS_DIR] = _OWN_METRICS_DIR
 
 # Every setting is read in one place (registry/config.py), where nonsense fails fast naming the variable.
 settings = Settings.from_env()
@@ -32,6 +62,21 @@ max_requests_jitter = max_requests // 10
 accesslog = settings.access_log
 errorlog = "-"
 loglevel = settings.log_level.lower()
+logconfig_dict = logging_config(settings.log_level, settings.access_log)
+skip_unused_record_fields()
+
+
+class RegistryLogger(Logger):
+    """gunicorn writes an access line for every request whenever a logging configuration is given; here only
+    when REGISTRY_ACCESS_LOG asks (the registry's own request line, logger ``registry.request``, has the route,
+    actor and request id that gunicorn's does not)."""
+
+    @property
+    def access_log_enabled(self):
+        return bool(self.cfg.accesslog)
+
+
+logger_class = RegistryLogger
 proc_name = "registry"
 # gunicorn >= 24 opens a runtime control socket at one fixed per-user path; several registry servers on one
 # host (tests, blue/green) would fight over it, and we do not use it.
@@ -48,3 +93,22 @@ def post_fork(server, worker):
     with app.app_context():
         db.engine.dispose(close=False)
 
+
+
+def worker_exit(server, worker):
+    # The last second of this worker's request and cache counts (metrics add them up once a second).
+    from registry.telemetry import metrics
+
+    metrics.flush()
+
+
+def child_exit(server, worker):
+    # The worker's live gauges (cache bytes, waiters, pool, listener) leave the sums with it.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _OWN_METRICS_DIR is not None:
+        shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)

@@ -25,6 +25,7 @@ def create_app(overrides: Mapping[str, object] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
     _register_cli(app)
+    _install_telemetry(app)
     return app
 
 
@@ -68,6 +69,12 @@ def _register_blueprints(app: Flask) -> None:
 
     api.register(app)
     web.register(app)
+
+
+def _install_telemetry(app: Flask) -> None:
+    from . import telemetry
+
+    telemetry.install(app)
 
 
 def _register_cli(app: Flask) -> None:

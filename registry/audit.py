@@ -5,6 +5,9 @@ chain are appended by one transaction at a time and ``seq`` / ``prev_hash`` neve
 registry as a whole (users, tokens, registry-wide permissions and policies) form chain 0, serialised by a
 transaction-scoped advisory lock instead (model ids start at 1, so chain 0 is never a model's). ``verify_chain``
 recomputes every hash and proves that no row was altered or removed from the middle of a chain.
+
+Every event records ``correlation_id``: the ``X-Request-Id`` of the HTTP request that made it (None from the
+command line), so an event leads to that request's log lines. It is hashed when present.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from sqlalchemy import event as sa_event, func, insert, select
 from sqlalchemy.orm import Session
 
 from .auth import Actor
+from .telemetry.context import current_request_id
 from .orm import AuditEvent, RegisteredModel
 
 
@@ -55,6 +59,7 @@ class Action(str, Enum):
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_UPDATED = "webhook.updated"
     WEBHOOK_DELETED = "webhook.deleted"
+    AUDIT_VERIFIED = "audit.verified"
 
     def __str__(self) -> str:
         return self.value
@@ -75,7 +80,7 @@ EVENT_FIELDS: tuple[tuple[str, str], ...] = (
     ("chain_id", "bigint"), ("seq", "integer"), ("occurred_at", "timestamptz"), ("actor", "text"),
     ("action", "text"), ("model_id", "bigint"), ("model_name", "text"), ("version", "integer"),
     ("run_id", "text"), ("from_stage", "text"), ("to_stage", "text"), ("request_id", "bigint"),
-    ("details", "jsonb"), ("prev_hash", "text"), ("hash", "text"),
+    ("details", "jsonb"), ("correlation_id", "text"), ("prev_hash", "text"), ("hash", "text"),
 )
 HASHED_FIELDS = tuple(name for name, _ in EVENT_FIELDS if name != "hash")
 _HASHED = frozenset(HASHED_FIELDS)
@@ -89,6 +94,9 @@ def compute_hash(**event: Any) -> str:
                         f"unknown {sorted(unknown)}")
     # Microsecond UTC timestamps survive a round trip through timestamptz exactly.
     payload = {**event, "occurred_at": event["occurred_at"].astimezone(timezone.utc).isoformat()}
+    if payload["correlation_id"] is None:
+        # Added later (migration 0015): an event without one hashes exactly as every event recorded before it.
+        del payload["correlation_id"]
     return hashlib.sha256(_canonical(payload)).hexdigest()
 
 
@@ -151,7 +159,8 @@ def _append(session: Session, actor: Actor, action: Action, now: datetime | None
     seq, prev_hash = (head[0] + 1, head[1]) if head and head[0] else (1, None)
     fields: dict[str, Any] = dict.fromkeys(HASHED_FIELDS)
     fields.update(about, chain_id=chain_id, seq=seq, occurred_at=now or datetime.now(timezone.utc),
-                  actor=actor.name, action=str(action), details=details, prev_hash=prev_hash)
+                  actor=actor.name, action=str(action), details=details, prev_hash=prev_hash,
+                  correlation_id=current_request_id())
     fields["hash"] = compute_hash(**fields)
     # Written at commit, all of the transaction's events in one statement (see _commit_changes).
     session.info.setdefault(_PENDING_KEY, []).append(fields)

@@ -130,12 +130,19 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option("--no-record", is_flag=True,
+              help="Do not record the outcome as an audit.verified event (a read-only replica, say).")
 @with_appcontext
-def audit_verify() -> None:
-    """Recompute the hash chains; exit 1 naming the first altered or missing event."""
+def audit_verify(no_record: bool) -> None:
+    """Recompute the hash chains; exit 1 naming the first altered or missing event.
+
+    The outcome is recorded in the trail (event audit.verified), which the metrics report as the last run."""
     from .services.audit_log import verify
+    from .services.operations import record_audit_verification
 
     checked, problem = verify()
+    if not no_record:
+        record_audit_verification(checked, problem)
     if problem is None:
         click.echo(f"audit trail intact: {checked} events verified")
         return
@@ -170,14 +177,17 @@ def tokens_group() -> None:
 @click.option("--admin", is_flag=True, help="Create the user as an admin (new users only).")
 @click.option("--expires-in", callback=_duration, help="Lifetime such as 90d or 12h; default: no expiry.")
 @click.option("--description", default="", help="What the token is for.")
+@click.option("--scope", type=click.Choice(["all", "metrics"]), default="all", show_default=True,
+              help="metrics: the token may read GET /metrics and nothing else (for Prometheus).")
 @with_appcontext
-def tokens_create(user_name: str, admin: bool, expires_in: timedelta | None, description: str) -> None:
+def tokens_create(user_name: str, admin: bool, expires_in: timedelta | None, description: str, scope: str) -> None:
     """Print a new token, alone on stdout, so scripts can capture it."""
     from .auth import SYSTEM
     from .services.identities import create_token
 
     record, token = _or_exit(lambda: create_token(SYSTEM, user_name, description=description,
-                                                  expires_in=expires_in, create_user=True, admin=admin))
+                                                  expires_in=expires_in, create_user=True, admin=admin,
+                                                  scope=scope))
     click.echo(token)
     click.echo(f"token {record.id} ({record.prefix}...) for {record.user}", err=True)
 

@@ -17,6 +17,7 @@ class ConfigError(ValueError):
     """Raised at start-up for a setting that cannot work."""
 
 
+REQUEST_LOG_MODES = ("uncached", "all", "off")
 _ACCEPTED_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg2"}
 
 
@@ -54,8 +55,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name) or "0"
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = env.get(name) or ("1" if default else "0")
     if raw not in ("0", "1"):
         raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
     return raw == "1"
@@ -92,6 +93,11 @@ class Settings:
     max_requests: int = 0  # recycle a worker after this many requests (0: never)
     preload: bool = False
     access_log: str | None = None
+    # REGISTRY_METRICS=0: this process updates no metric (GET /metrics still answers). REGISTRY_REQUEST_LOG:
+    # which requests get a log line (telemetry/requests.py): ``uncached`` (default) every request but the reads
+    # answered from the replay cache (counted by the metrics), ``all``, or ``off``. Costs: tests/perf/run_observability.py.
+    metrics_enabled: bool = True
+    request_log: str = "uncached"
 
     @property
     def host(self) -> str:
@@ -119,6 +125,9 @@ class Settings:
         secret_keys = tuple(k.strip() for k in (env.get("REGISTRY_SECRET_KEY") or "").split(",") if k.strip())
         if any(len(k) < 32 for k in secret_keys):
             raise ConfigError("REGISTRY_SECRET_KEY: each comma-separated key must be at least 32 characters long")
+        request_log = (env.get("REGISTRY_REQUEST_LOG") or "uncached").lower()
+        if request_log not in REQUEST_LOG_MODES:
+            raise ConfigError(f"REGISTRY_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_MODES)}, got {request_log!r}")
         threads = _int(env, "REGISTRY_THREADS", 32, 1, 1024)
         host = env.get("REGISTRY_HOST") or "127.0.0.1"
         bind = env.get("REGISTRY_BIND") or f"{host}:{_int(env, 'REGISTRY_PORT', 8080, 1, 65535)}"
@@ -131,6 +140,8 @@ class Settings:
             max_requests=_int(env, "REGISTRY_MAX_REQUESTS", 0, 0, 10_000_000),
             preload=_flag(env, "REGISTRY_PRELOAD"),
             access_log=env.get("REGISTRY_ACCESS_LOG") or None,
+            metrics_enabled=_flag(env, "REGISTRY_METRICS", default=True),
+            request_log=request_log,
             auth_enabled=auth == "enabled",
             allow_local_sources=_flag(env, "REGISTRY_ALLOW_LOCAL_SOURCES"),
             max_waiters=_int(env, "REGISTRY_MAX_WAITERS", max(1, threads - 8), 0, 4096),

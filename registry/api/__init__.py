@@ -8,10 +8,11 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import authn, databricks, errors, health, mlflow, native, replay
+    from . import authn, databricks, errors, health, metrics, mlflow, native, replay
 
     authn.install(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     native.register(app)
     mlflow.register(app)
     databricks.register(app)

@@ -28,6 +28,8 @@ log = logging.getLogger("registry.auth")
 ACTOR_HEADER = "X-Registry-Actor"
 PUBLIC_ENDPOINTS = {"health.healthz", "health.readyz", "static"}
 CONSOLE_BLUEPRINT = "web"
+# GET /metrics checks its own token (an admin's, or a metrics-scoped one): api/metrics.py.
+METRICS_BLUEPRINT = "metrics"
 
 
 def current_actor() -> Actor:
@@ -84,6 +86,8 @@ def install(app: Flask) -> None:
             return  # unknown routes answer 404 without revealing anything; health checks stay open
         if request.blueprint == CONSOLE_BLUEPRINT:
             return  # the console signs its users in with a session cookie (registry/web/session.py)
+        if request.blueprint == METRICS_BLUEPRINT:
+            return
         if enabled:
             g.actor = authenticate(request.headers.get("Authorization"))
         else:

@@ -21,8 +21,10 @@ from werkzeug.wrappers import Request
 from ..cache.responses import SCOPE, ResponseReplay
 from ..extensions import CACHES_KEY
 from ..services.access import may_read, may_read_remembered
+from ..telemetry import context as telemetry
 from .authn import current_actor, remembered_actor
 
+REPLAY_KEY = "registry_replay"
 _MAX_BODY = 16 * 1024  # a read's JSON body (MLflow sends get-latest-versions as a POST); larger: not replayed
 
 
@@ -52,24 +54,27 @@ def about(model_id: int) -> None:
 _MAX_ROUTES = 20_000  # remembered routings per process (a path is at most a few hundred bytes)
 
 
-def _router(app: Flask) -> Callable[[str, str], tuple[str, dict, Callable] | None]:
-    """(method, raw path) -> (endpoint, URL arguments, parse) of a replayable view, else None. Routing depends
-    on the method and path alone (no host or subdomain rules here), so its answers are remembered."""
-    adapter = app.url_map.bind("replay")
-    known: dict[tuple[str, str], tuple[str, dict, Callable] | None] = {}
+Routed = tuple[str, dict, Callable, str]  # endpoint, URL arguments, parse, the rule's template
 
-    def route(method: str, raw_path: str) -> tuple[str, dict, Callable] | None:
+
+def _router(app: Flask) -> Callable[[str, str], Routed | None]:
+    """(method, raw path) -> (endpoint, URL arguments, parse, rule) of a replayable view, else None. Routing
+    depends on the method and path alone (no host or subdomain rules here), so its answers are remembered."""
+    adapter = app.url_map.bind("replay")
+    known: dict[tuple[str, str], Routed | None] = {}
+
+    def route(method: str, raw_path: str) -> Routed | None:
         found = known.get((method, raw_path), False)
         if found is not False:
             return found
         path = raw_path.encode("latin-1").decode("utf-8", "replace")
         try:
-            endpoint, url_args = adapter.match(path, method)
+            rule, url_args = adapter.match(path, method, return_rule=True)
         except (HTTPException, RequestRedirect):
             found = None
         else:
-            parse = getattr(app.view_functions.get(endpoint), "replay_parse", None)
-            found = None if parse is None else (endpoint, url_args, parse)
+            parse = getattr(app.view_functions.get(rule.endpoint), "replay_parse", None)
+            found = None if parse is None else (rule.endpoint, url_args, parse, rule.rule)
         if len(known) >= _MAX_ROUTES:
             known.clear()
         known[(method, raw_path)] = found
@@ -88,7 +93,10 @@ def _request_key(app: Flask) -> Callable[[dict], Hashable | None]:
         routed = route(method, environ.get("PATH_INFO", ""))
         if routed is None:
             return None
-        endpoint, url_args, parse = routed
+        endpoint, url_args, parse, rule = routed
+        # For the request's metric and log line, should this be answered from the cache (telemetry/requests.py).
+        environ[telemetry.ROUTE] = rule
+        environ[telemetry.ENDPOINT] = endpoint
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -119,10 +127,14 @@ def _may_replay(app: Flask) -> Callable[[dict, int], bool]:
         if not auth_enabled:
             return True  # every caller is an admin (local experiments only)
         actor = remembered_actor(store, environ.get("HTTP_AUTHORIZATION"))  # None: Flask decides (or 401s)
-        return actor is not None and may_read_remembered(store, actor, model_id)
+        if actor is None or not may_read_remembered(store, actor, model_id):
+            return False
+        environ[telemetry.ACTOR] = actor.name
+        return True
 
     return may
 
 
 def install(app: Flask) -> None:
-    app.wsgi_app = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), _may_replay(app))
+    replay = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), _may_replay(app))
+    app.wsgi_app = app.extensions[REPLAY_KEY] = replay  # other layers wrap it later (telemetry)

@@ -26,6 +26,8 @@ from typing import Callable, Union
 import psycopg2
 import psycopg2.extensions
 
+from ..telemetry import metrics
+
 log = logging.getLogger("registry.cache")
 
 CHANNEL = "registry_changes"
@@ -115,6 +117,8 @@ class Hub:
             self.epoch += 1  # before ``healthy`` flips: a label taken on either side of it is never current
             self.healthy = healthy
         self.dispatch(None)
+        metrics.LISTENER_UP.set(1 if healthy else 0)
+        (metrics.LISTENER_CONNECTS if healthy else metrics.LISTENER_DISCONNECTS).inc()
 
     def wait(self, model_id: int, seen_generation: int, timeout: float, label: Label | None = None) -> bool:
         """Block until a generation newer than ``seen_generation`` is heard of for the model, or the listener

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Hashable, Iterable
 
+from ..telemetry.context import REPLAYED
 from . import Caches
 from .hub import Scope
 
@@ -44,6 +45,7 @@ class ResponseReplay:
         entry = store.get(key)
         if entry is not None and self.may_replay(environ, entry.scope):
             self.hits += 1
+            environ[REPLAYED] = True
             status, headers, body = entry.payload
             start_response(status, list(headers))
             return [body]

@@ -9,6 +9,9 @@ that made it wrong, however slow its reader was.
 Memory is bounded in bytes (``max_bytes``), not entries: an entry's ``size`` is what its owner says it
 costs (a rendered body counts its bytes), and the oldest entries are evicted to make room. An entry larger
 than an eighth of the budget is not cached at all.
+
+Lookups (hit or miss, by the entry's kind: the first element of its key), evictions, bytes and entries are
+exported as metrics (``telemetry/metrics.py``).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Hashable
 
+from ..telemetry import metrics
 from .hub import Hub, Label, Scope
 
 # What an entry costs beyond its payload's own bytes: its key, the entry object and its index slots.
@@ -51,7 +55,9 @@ class Store:
     def get(self, key: Hashable) -> Entry | None:
         entry = self._entries.get(key)
         if entry is None or not self.hub.is_current(entry.scope, entry.label):
+            metrics.count_cache_lookup(_kind(key), "miss")
             return None
+        metrics.count_cache_lookup(_kind(key), "hit")
         return entry
 
     def put(self, key: Hashable, scope: Scope, label: Label, payload: Any, size: int) -> bool:
@@ -67,14 +73,21 @@ class Store:
                 old_key, old = self._entries.popitem(last=False)
                 self._unindex(old_key, old)
                 self.evictions += 1
+                metrics.CACHE_EVICTIONS.inc()
             self._entries[key] = Entry(scope, label, payload, size)
             self._by_scope.setdefault(scope, {})[key] = None
             self.bytes += size
+            self._report()
             return True
 
     def discard(self, key: Hashable) -> None:
         with self._lock:
             self._remove(key)
+            self._report()
+
+    def _report(self) -> None:
+        metrics.CACHE_BYTES.set(self.bytes)
+        metrics.CACHE_ENTRIES.set(len(self._entries))
 
     def _remove(self, key: Hashable) -> None:
         entry = self._entries.pop(key, None)
@@ -95,8 +108,18 @@ class Store:
                 self._entries.clear()
                 self._by_scope.clear()
                 self.bytes = 0
+                self._report()
                 return
             for key in self._by_scope.pop(scope, ()):
                 entry = self._entries.pop(key, None)
                 if entry is not None:
                     self.bytes -= entry.size
+            self._report()
+
+
+def _kind(key: Hashable) -> str:
+    """What an entry is, for the lookup metric: the first element of its key ("token", "level", or the
+    endpoint of a replayed response); a fixed set, decided by the code."""
+    if isinstance(key, tuple) and key and isinstance(key[0], str):
+        return key[0]
+    return "other"

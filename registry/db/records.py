@@ -60,6 +60,7 @@ class AuditRecord:
     to_stage: str | None
     request_id: int | None
     details: dict[str, Any]
+    correlation_id: str | None
     seq: int
     prev_hash: str | None
     hash: str
@@ -153,6 +154,7 @@ class TokenRecord:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    scope: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,4 +256,5 @@ def token_record(token) -> TokenRecord:
         created_at=token.created_at,
         expires_at=token.expires_at,
         revoked_at=token.revoked_at,
+        scope=token.scope,
     )

@@ -47,6 +47,8 @@ class AuditEvent(db.Model):
     to_stage: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"))
+    # The X-Request-Id of the HTTP request that recorded it (audit.py); NULL from the command line.
+    correlation_id: Mapped[str | None] = mapped_column(Text)
     prev_hash: Mapped[str | None] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(Text, nullable=False)
 

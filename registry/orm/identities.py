@@ -51,11 +51,15 @@ class ApiToken(db.Model):
     # The token this one was minted with through the API (None: made by the command line or at start-up). A
     # token never outlives its parent: its expiry is capped at the parent's, and revoking revokes descendants.
     parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    # What the token may do: ``all`` (whatever its user may), or ``metrics`` (read /metrics, nothing else:
+    # for a Prometheus server, services/identities.py).
+    scope: Mapped[str] = mapped_column(Text, nullable=False, server_default="all")
 
     user: Mapped[User] = relationship(lazy="joined", innerjoin=True)
 
     __table_args__ = (
         CheckConstraint("token_hash ~ '^[0-9a-f]{64}$'", name="token_hash_is_sha256_hex"),
+        CheckConstraint("scope IN ('all', 'metrics')", name="scope"),
         Index("ix_api_tokens_user_id", "user_id"),
         Index("ix_api_tokens_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")),
     )

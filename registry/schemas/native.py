@@ -133,6 +133,7 @@ class TokenCreate(StrictSchema):
     user = fields.String()
     description = fields.String(load_default="")
     expires_in_seconds = fields.Integer(strict=True, validate=validate.Range(min=60, max=10 * 365 * 86400))
+    scope = fields.String(load_default="all", validate=validate.OneOf(["all", "metrics"]))
 
 
 class AliasSet(StrictSchema):
@@ -308,6 +309,7 @@ def audit_json(e: AuditRecord) -> dict[str, Any]:
         "to_stage": e.to_stage,
         "request_id": e.request_id,
         "details": e.details,
+        "correlation_id": e.correlation_id,
         "seq": e.seq,
         "prev_hash": e.prev_hash,
         "hash": e.hash,
@@ -369,6 +371,7 @@ def token_json(t: TokenRecord) -> dict[str, Any]:
         "created_at": epoch_ms(t.created_at),
         "expires_at": epoch_ms(t.expires_at) if t.expires_at else None,
         "revoked_at": epoch_ms(t.revoked_at) if t.revoked_at else None,
+        "scope": t.scope,
     }
 
 

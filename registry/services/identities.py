@@ -29,6 +29,11 @@ BOOTSTRAP_ADMIN = "admin"
 ENV_TOKEN_PREFIX = "env"
 ENV_TOKEN_DESCRIPTION = "REGISTRY_ADMIN_TOKEN"
 MAX_TOKEN_LIFETIME = timedelta(days=3650)
+# What a token may do. ``metrics``: read GET /metrics and nothing else (a Prometheus server's credential); the
+# general authentication below refuses it everywhere else, so no other path can forget to.
+SCOPE_ALL = "all"
+SCOPE_METRICS = "metrics"
+TOKEN_SCOPES = (SCOPE_ALL, SCOPE_METRICS)
 
 
 MIN_PASSWORD = 12  # MLflow's rule
@@ -188,7 +193,7 @@ def _minted_with(actor: Actor, when) -> ApiToken | None:
 
 
 def _issue(actor: Actor, user: User, description: str, expires_in: timedelta | None, when,
-           parent: ApiToken | None = None) -> tuple[TokenRecord, str]:
+           parent: ApiToken | None = None, scope: str = SCOPE_ALL) -> tuple[TokenRecord, str]:
     if expires_in is not None and not timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME:
         raise InvalidArgument("expires_in must be positive and at most 10 years.", {"field": "expires_in"})
     if not isinstance(description, str) or len(description) > 1000 or "\x00" in description:
@@ -200,19 +205,20 @@ def _issue(actor: Actor, user: User, description: str, expires_in: timedelta | N
     token = new_token()
     row = ApiToken(user_id=user.id, token_hash=hash_token(token), token_prefix=token_display_prefix(token),
                    description=description, created_at=when, expires_at=expires_at,
-                   parent_id=parent.id if parent is not None else None)
+                   parent_id=parent.id if parent is not None else None, scope=scope)
     session().add(row)
     session().flush()
     record_registry(session(), actor, Action.TOKEN_CREATED, now=when, details={
         "user": user.name, "token_id": row.id, "prefix": row.token_prefix,
         "expires_at": row.expires_at.isoformat() if row.expires_at else None, "parent_token_id": row.parent_id,
+        **({"scope": scope} if scope != SCOPE_ALL else {}),
     })
     return token_record(row), token
 
 
 @use_case
 def create_token(actor: Actor, user_name: str, *, description: str = "", expires_in: timedelta | None = None,
-                 create_user: bool = False, admin: bool = False) -> tuple[TokenRecord, str]:
+                 create_user: bool = False, admin: bool = False, scope: str = SCOPE_ALL) -> tuple[TokenRecord, str]:
     """Issue a token for ``user_name`` (admins for anyone; users for themselves). Returns the record and the
     token itself, which is never stored and cannot be shown again.
 
@@ -220,8 +226,14 @@ def create_token(actor: Actor, user_name: str, *, description: str = "", expires
     than it, and revoked with it, so a short-lived token cannot make itself lasting. A token an admin issues
     for another user is that user's credential, not a copy of the admin's: it does not follow the admin's
     token (rotating an admin token must not cut off every pipeline it issued tokens for; an admin can create
-    users and their tokens anyway)."""
+    users and their tokens anyway).
+
+    ``scope="metrics"`` issues a token that may read the metrics and nothing else; only admins issue those."""
     name = validate_user_name(user_name, field="user")
+    if scope not in TOKEN_SCOPES:
+        raise InvalidArgument(f"scope must be one of {', '.join(TOKEN_SCOPES)}.", {"field": "scope"})
+    if scope != SCOPE_ALL:
+        require_admin(actor, "Creating metrics tokens")
     # Checked before looking the user up, so the answer does not reveal which user names exist.
     if not actor.is_admin and actor.name != name:
         raise PermissionDenied("You may only create tokens for yourself.", {"user": name})
@@ -235,7 +247,7 @@ def create_token(actor: Actor, user_name: str, *, description: str = "", expires
     elif admin and not existing.is_admin:
         raise InvalidArgument(f"User {name} exists and is not an admin.", {"field": "admin"})
     parent = _minted_with(actor, when) if name == actor.name else None
-    return _issue(actor, existing, description, expires_in, when, parent)
+    return _issue(actor, existing, description, expires_in, when, parent, scope)
 
 
 @read_only
@@ -283,12 +295,9 @@ def revoke_token(actor: Actor, token_id: int) -> TokenRecord:
     return token_record(token)
 
 
-@read_only
-def authenticate_with_expiry(token: str) -> tuple[Actor, datetime | None]:
-    """The principal a token belongs to (with the token's id) and when the token expires, for callers that
-    cache the answer; Unauthenticated for unknown, revoked or expired tokens."""
+def _valid_token(token: str):
     row = session().execute(
-        select(ApiToken.id, User.name, User.is_admin, ApiToken.expires_at, ApiToken.revoked_at)
+        select(ApiToken.id, User.name, User.is_admin, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.scope)
         .join(ApiToken.user).where(ApiToken.token_hash == hash_token(token))
     ).first()
     if row is None:
@@ -297,7 +306,28 @@ def authenticate_with_expiry(token: str) -> tuple[Actor, datetime | None]:
         raise Unauthenticated("This token has been revoked.")
     if row.expires_at is not None and row.expires_at <= now():
         raise Unauthenticated("This token has expired.")
+    return row
+
+
+@read_only
+def authenticate_with_expiry(token: str) -> tuple[Actor, datetime | None]:
+    """The principal a token belongs to (with the token's id) and when the token expires, for callers that
+    cache the answer; Unauthenticated for unknown, revoked or expired tokens, PermissionDenied for a token
+    scoped to the metrics (every request but GET /metrics authenticates here, the console's sign-in too)."""
+    row = _valid_token(token)
+    if row.scope != SCOPE_ALL:
+        raise PermissionDenied("This token may only read the metrics (GET /metrics).")
     return Actor(row.name, row.is_admin, token_id=row.id), row.expires_at
+
+
+@read_only
+def authenticate_scraper(token: str) -> Actor:
+    """Who may read the metrics: an admin's token, or a metrics token. Not remembered in the caches: a scrape
+    comes every few seconds, and this one query is cheap."""
+    row = _valid_token(token)
+    if row.scope == SCOPE_METRICS or (row.scope == SCOPE_ALL and row.is_admin):
+        return Actor(row.name, False, token_id=row.id)
+    raise PermissionDenied("Reading the metrics needs an admin's token or a metrics token.")
 
 
 @use_case

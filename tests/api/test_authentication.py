@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-TOKEN_FIELDS = {"id", "user", "prefix", "description", "created_at", "expires_at", "revoked_at"}
+TOKEN_FIELDS = {"id", "user", "prefix", "description", "created_at", "expires_at", "revoked_at", "scope"}
 
 
 def bearer(token: str) -> dict:

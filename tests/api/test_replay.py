@@ -65,11 +65,13 @@ def call(client, read, headers, extra_headers=None):
 
 
 def snapshot(response) -> tuple:
-    return response.status_code, sorted(response.headers.items()), response.get_data()
+    """Everything but the request's own id (X-Request-Id differs per request by design, replayed or not)."""
+    headers = sorted((k, v) for k, v in response.headers.items() if k != "X-Request-Id")
+    return response.status_code, headers, response.get_data()
 
 
 def hits(app) -> int:
-    return app.wsgi_app.hits
+    return app.extensions["registry_replay"].hits
 
 
 

@@ -93,7 +93,7 @@ def test_env_admin_token_is_stored_as_its_sha256(ctx):
 def test_token_records_have_no_secret_field(ctx):
     record, _ = issue("dora")
     assert {f.name for f in dataclasses.fields(record)} == {
-        "id", "user", "prefix", "description", "created_at", "expires_at", "revoked_at"}
+        "id", "user", "prefix", "description", "created_at", "expires_at", "revoked_at", "scope"}
     assert identities.list_tokens(SYSTEM, "dora") == [record]
 
 

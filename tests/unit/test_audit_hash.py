@@ -21,6 +21,9 @@ BASE = dict(
     to_stage="Production",
     request_id=11,
     details={"archive_existing_versions": True, "comment": "ship it"},
+    # Added with request ids (migration 0015): None hashes as if the field did not exist, so the pinned hashes
+    # of events recorded before it still hold (test_hashes_of_known_events_never_change).
+    correlation_id=None,
     prev_hash="a" * 64,
 )
 
@@ -39,6 +42,7 @@ CHANGES = {
     "to_stage": "Archived",
     "request_id": None,
     "details": {"archive_existing_versions": False, "comment": "ship it"},
+    "correlation_id": "req-1",
     "prev_hash": None,
 }
 
@@ -102,6 +106,11 @@ def test_hashes_of_known_events_never_change():
                      "model_name": None, "chain_id": 0}
     assert compute_hash(**BASE) == PINNED["base"]
     assert compute_hash(**registry_wide) == PINNED["registry-wide, empty"]
+
+
+def test_a_request_id_is_hashed_when_present():
+    assert compute_hash(**{**BASE, "correlation_id": "req-1"}) != compute_hash(**{**BASE, "correlation_id": "req-2"})
+    assert compute_hash(**{**BASE, "correlation_id": "req-1"}) != PINNED["base"]
 
 
 def test_the_one_list_of_event_fields_is_the_audit_table_and_the_hash():

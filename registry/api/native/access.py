@@ -38,7 +38,7 @@ def create_token():
     expires = data.get("expires_in_seconds")
     record, token = identities.create_token(
         actor, data.get("user", actor.name), description=data["description"],
-        expires_in=timedelta(seconds=expires) if expires else None,
+        expires_in=timedelta(seconds=expires) if expires else None, scope=data["scope"],
     )
     return jsonify({**wire.token_json(record), "token": token}), 201
 

@@ -21,6 +21,7 @@ from ...errors import InvalidArgument
 from ...extensions import caches
 from ...schemas.native import ServingArgs, current_version_json, error_json
 from ...services import serving
+from ...telemetry import metrics
 from ..replay import about, replayable
 from .history import serve_as_of
 from .http import args, current_actor
@@ -85,7 +86,9 @@ def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serv
     """Hold the request until the answer stops matching the client's ETags, or the wait is over."""
     current = caches()
     if not current.waiters.acquire(blocking=False):
+        metrics.LONGPOLL_BUSY.inc()
         return answer, "busy"  # every waiting slot is taken: answer now rather than starve other requests
+    metrics.LONGPOLL_WAITERS.inc()
     try:
         deadline = time.monotonic() + read.wait
         while _matches(answer, read.etags):
@@ -95,6 +98,7 @@ def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serv
             label = current.hub.label()
             answer = read.resolve(actor)
     finally:
+        metrics.LONGPOLL_WAITERS.dec()
         current.waiters.release()
     return answer, "yes"
 

@@ -49,7 +49,7 @@ def test_every_change_records_one_event_in_order(client, history):
 def test_event_renders_all_fields(client, history):
     event = history[3]
     assert set(event) == {"id", "time", "time_iso", "actor", "action", "model", "version", "run_id", "from_stage",
-                          "to_stage", "request_id", "details", "seq", "prev_hash", "hash"}
+                          "to_stage", "request_id", "details", "correlation_id", "seq", "prev_hash", "hash"}
     assert (event["from_stage"], event["to_stage"], event["run_id"]) == ("None", "Production", "r1")
     assert isinstance(event["time"], int) and isinstance(event["details"], dict)
     assert event["prev_hash"] == history[2]["hash"]  # chained per model

@@ -221,7 +221,7 @@ def test_timeline_of_a_missing_model_is_a_404(history):
 # --- who may ask, and the caches ----------------------------------------------------------------------------
 
 def hits(app) -> int:
-    return app.wsgi_app.hits
+    return app.extensions["registry_replay"].hits
 
 
 

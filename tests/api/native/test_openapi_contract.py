@@ -1,6 +1,6 @@
 """openapi.yaml is the contract of the native API. These tests fail when a route, a field or a status drifts.
 
-* Route parity: every Flask rule under /api/v1 (plus /healthz and /readyz) is an operation in the spec, and
+* Route parity: every Flask rule under /api/v1 (plus /healthz, /readyz and /metrics) is an operation in the spec, and
   every operation in the spec is a rule.
 * A realistic scenario drives every operation through the test client, with authentication on and real
   tokens, as in production. openapi-core validates every request and every response. When the server
@@ -54,7 +54,7 @@ def to_spec_path(rule: str) -> str:
 
 
 def is_contract_rule(rule: str) -> bool:
-    return rule.startswith("/api/v1/") or rule in {"/healthz", "/readyz"}
+    return rule.startswith("/api/v1/") or rule in {"/healthz", "/readyz", "/metrics"}
 
 
 def app_operations(app: Flask) -> set[tuple[str, str]]:
@@ -322,6 +322,14 @@ def identity_and_tokens(r: Recorder, u: Users, too_big: int) -> None:
     r.call("POST", "/api/v1/tokens", 400, json={"expires_in_seconds": 10}, spec_accepts=False)
     r.call("POST", "/api/v1/tokens", 400, json={"expires_in_seconds": "3600"}, spec_accepts=False)
     r.call("POST", "/api/v1/tokens", 413, data=padded({}, too_big), content_type=JSON)
+    scraper = r.call("POST", "/api/v1/tokens", 201, json={"user": "dave", "scope": "metrics"}, auth=u.root,
+                     label="a metrics-only token").get_json()
+    r.call("POST", "/api/v1/tokens", 403, json={"scope": "metrics"}, label="metrics tokens are for admins")
+    r.call("POST", "/api/v1/tokens", 400, json={"scope": "everything"}, spec_accepts=False)
+    r.call("GET", "/metrics", 200, auth=u.root)
+    r.call("GET", "/metrics", 200, auth={"Authorization": f"Bearer {scraper['token']}"}, label="metrics token")
+    r.call("GET", "/metrics", 403, label="metrics are for admins and metrics tokens")
+    r.call("GET", "/metrics", 401, auth=None, spec_accepts=False)
     r.call("GET", "/api/v1/tokens", 200)
     r.call("GET", "/api/v1/tokens", 200, query=[("user", "dave")], auth=u.root)
     r.call("GET", "/api/v1/tokens", 403, query=[("user", "dave")])
