@@ -56,10 +56,13 @@ def _init_extensions(app: Flask) -> None:
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(MIGRATIONS_DIR), compare_type=True)
     from . import orm  # noqa: F401  (registers the mapped classes on db.metadata)
+    from .db.availability import Outage
     from .pooling import ping_idle_connections
 
+    outage = app.extensions[extensions.OUTAGE_KEY] = Outage()
     with app.app_context():
         ping_idle_connections(extensions.db.engine, app.config["REGISTRY_SETTINGS"].db_ping_after_seconds)
+        outage.watch(extensions.db.engine)
     extensions.install_caches(app)
 
 
