@@ -42,7 +42,8 @@ def _configure(app: Flask, settings: Settings) -> None:
             "application_name": "registry",
             # JIT compiling pays off for long analytical queries, never for ours: it added 160 ms to a
             # 0.05 ms audit read whose row estimate was high (tests/perf/run_console.py).
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c jit=off",
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} "
+                       f"-c lock_timeout={settings.lock_timeout_ms} -c jit=off",
         },
     }
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

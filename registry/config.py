@@ -70,6 +70,9 @@ class Settings:
     # A pooled connection idle for longer than this is checked before use (registry/pooling.py).
     db_ping_after_seconds: int = 5
     statement_timeout_ms: int = 30_000
+    # How long a write waits for a lock another transaction holds (a migration, a stuck session) before it is
+    # answered 503 with Retry-After; writers of one model also queue in the process no longer than this.
+    lock_timeout_ms: int = 3_000
     log_level: str = "INFO"
     auth_enabled: bool = True
     # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host
@@ -144,6 +147,7 @@ class Settings:
             pool_size=_int(env, "REGISTRY_DB_POOL_SIZE", 10, 1, 100),
             db_ping_after_seconds=_int(env, "REGISTRY_DB_PING_AFTER_SECONDS", 5, 0, 86_400),
             statement_timeout_ms=_int(env, "REGISTRY_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
+            lock_timeout_ms=_int(env, "REGISTRY_LOCK_TIMEOUT_MS", 3_000, 100, 3_600_000),
             log_level=log_level,
         )
 

@@ -113,3 +113,108 @@ def test_different_scopes_and_models_are_never_written_together():
         20, lambda i: batcher.submit(f"m{i % 2}", (i % 3, i), scope=i % 3))
     assert results == list(range(20))
     assert all(len(scopes) == 1 for _, scopes in seen)
+
+
+def test_a_caller_gets_its_outcome_without_waiting_for_the_batches_queued_behind_it():
+    # Issue 15: the caller that became the writer used to keep writing batch after batch until the queue was
+    # empty, so its own answer (often a failure) waited for everyone queued behind it.
+    first_started, release_first, release_second = threading.Event(), threading.Event(), threading.Event()
+
+    def write(model, items):
+        if "first" in items:
+            first_started.set()
+            release_first.wait(TIMEOUT)
+            raise_for = [RuntimeError("first refused") if item == "first" else item for item in items]
+            return raise_for
+        release_second.wait(2 * TIMEOUT)  # the next batch is stuck (a held lock, say)
+        return list(items)
+
+    batcher = Batcher(write)
+    outcomes: dict[str, object] = {}
+    answered = {name: threading.Event() for name in ("first", "second")}
+
+    def submit(name):
+        try:
+            outcomes[name] = batcher.submit("m", name)
+        except Exception as error:
+            outcomes[name] = error
+        answered[name].set()
+
+    threads = [threading.Thread(target=submit, args=("first",))]
+    threads[0].start()
+    assert first_started.wait(TIMEOUT)
+    threads.append(threading.Thread(target=submit, args=("second",)))
+    threads[1].start()
+    while not batcher._queues[(None, "m")]:  # "second" is queued behind the running batch
+        time.sleep(0.001)
+    release_first.set()
+    try:
+        assert answered["first"].wait(TIMEOUT), "the first caller waited for the batch queued behind it"
+        assert isinstance(outcomes["first"], RuntimeError)
+        assert not answered["second"].is_set()
+    finally:
+        release_second.set()
+    for t in threads:
+        t.join(TIMEOUT)
+    assert outcomes["second"] == "second"
+    assert batcher._queues == {}
+
+
+def test_a_batch_failing_for_the_database_is_not_retried_item_by_item():
+    # A lock timeout or an outage is no item's fault: trying each item again alone would only wait again.
+    from psycopg2.errors import LockNotAvailable
+
+    calls = []
+    started, release = threading.Event(), threading.Event()
+
+    def write(model, items):
+        calls.append(list(items))
+        if items == ["block"]:
+            started.set()
+            release.wait(TIMEOUT)
+            return list(items)
+        raise LockNotAvailable("lock timeout")
+
+    batcher = Batcher(write)
+    blocker = threading.Thread(target=batcher.submit, args=("m", "block"))
+    blocker.start()
+    assert started.wait(TIMEOUT)
+    results = {}
+
+    def submit(i):
+        try:
+            results[i] = batcher.submit("m", i)
+        except Exception as error:
+            results[i] = error
+
+    waiting = [threading.Thread(target=submit, args=(i,)) for i in range(3)]
+    for t in waiting:
+        t.start()
+    while len(batcher._queues[(None, "m")]) < 3:
+        time.sleep(0.001)
+    release.set()
+    for t in [blocker, *waiting]:
+        t.join(TIMEOUT)
+    assert all(isinstance(results[i], LockNotAvailable) for i in range(3))
+    assert calls == [["block"], [0, 1, 2]]
+
+
+def test_a_turn_not_granted_within_the_lock_timeout_is_refused_as_locked():
+    from registry.errors import Unavailable
+
+    turns = ModelTurns()
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=turns.run, args=("m", lambda: (inside.set(), release.wait(TIMEOUT))))
+    holder.start()
+    assert inside.wait(TIMEOUT)
+    try:
+        try:
+            turns.run("m", lambda: "never", timeout=0.05)
+        except Unavailable as error:
+            assert error.kind == "locked" and error.retry_after >= 1
+        else:
+            raise AssertionError("a turn held too long must be refused, not waited for")
+        assert turns.run("other", lambda: "free", timeout=0.05) == "free"
+    finally:
+        release.set()
+        holder.join(TIMEOUT)
