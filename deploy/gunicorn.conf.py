@@ -48,3 +48,10 @@ def post_fork(server, worker):
     with app.app_context():
         db.engine.dispose(close=False)
 
+
+
+def post_worker_init(worker):
+    # On SIGTERM, refuse new connections at once and answer long-polls now (registry/shutdown.py says why).
+    from registry import shutdown
+
+    shutdown.install(worker, worker.wsgi)
