@@ -73,6 +73,9 @@ class Settings:
     # How long a write waits for a lock another transaction holds (a migration, a stuck session) before it is
     # answered 503 with Retry-After; writers of one model also queue in the process no longer than this.
     lock_timeout_ms: int = 3_000
+    # While the database is unreachable, a serving answer held when contact was lost is still given, marked
+    # stale, for at most this long (0: never; api/replay.py says when exactly).
+    stale_max_seconds: int = 300
     log_level: str = "INFO"
     auth_enabled: bool = True
     # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host
@@ -148,6 +151,7 @@ class Settings:
             db_ping_after_seconds=_int(env, "REGISTRY_DB_PING_AFTER_SECONDS", 5, 0, 86_400),
             statement_timeout_ms=_int(env, "REGISTRY_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
             lock_timeout_ms=_int(env, "REGISTRY_LOCK_TIMEOUT_MS", 3_000, 100, 3_600_000),
+            stale_max_seconds=_int(env, "REGISTRY_STALE_MAX_SECONDS", 300, 0, 86_400),
             log_level=log_level,
         )
 

@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from .. import errors
+from ..cache.responses import UNAVAILABLE
 from ..db import availability
 from ..extensions import OUTAGE_KEY
 from ..schemas import mlflow as mlflow_schema
@@ -82,9 +83,6 @@ def http_error(error: HTTPException):
     return response, status
 
 
-# Set on the WSGI environ of a request that failed because the database is unreachable: the response replay
-# (``cache/responses.py``) may then answer with the last answer known before the outage, marked stale.
-UNAVAILABLE_ENVIRON = "registry.db_unavailable"
 
 _MESSAGES = {
     "unavailable": "The database is unavailable; nothing was done. Try again in {s} s.",
@@ -111,7 +109,8 @@ def _database_failure(error: Exception, kind: str):
     """The database's state, not a bug (``db/availability.py``): logged once per outage, or as one line."""
     if kind == "unavailable":
         current_app.extensions[OUTAGE_KEY].failed(error)
-        request.environ[UNAVAILABLE_ENVIRON] = True
+        # The response replay (cache/responses.py) may answer with the last answer known before the outage.
+        request.environ[UNAVAILABLE] = True
     elif kind == "busy":
         # The SQL would be long and the parameters are hidden (hide_parameters); the route says what timed out.
         log.warning("statement timeout: %s %s was cancelled (%s)", request.method, request.path,

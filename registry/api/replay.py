@@ -6,11 +6,24 @@ into the view's arguments (a hashable value), and the view receives exactly that
 cache key is ``(endpoint, arguments)``: whatever the view depends on is in the key by construction, and
 parameters the view ignores are not. A view marks the response with the model it is about (``about``); the
 replay happens only for callers whose token and READ level on that model this process remembers.
+
+**Stale while unavailable** (``cache/responses.py``): a replayable read that failed because the database is
+unreachable is answered with the last known answer (``Store.last_known``) when all of these hold:
+
+* the change listener is down and the answer was current when it went down (``Store._on_change``);
+* since then this process has not seen the database answer anything (``Outage.last_ok``): had it answered,
+  another host might have changed the answer meanwhile, and the entries prove nothing any more;
+* it is at most ``REGISTRY_STALE_MAX_SECONDS`` old (0 turns this off);
+* the caller's token and READ level were remembered at that moment too.
+
+Nothing can change what the database holds while nobody reaches it, so such an answer is what every reader
+would have got; it is marked stale because this process cannot prove nobody else reached it (a partition).
 """
 from __future__ import annotations
 
 import functools
 import io
+import time
 from typing import Any, Callable, Hashable
 
 from flask import Flask, request
@@ -21,8 +34,9 @@ from werkzeug.wrappers import Request
 from ..auth import hash_token, token_from_authorization
 from ..cache import access as remembered
 from ..cache.responses import SCOPE, ResponseReplay
+from ..cache.store import LastKnown
 from ..errors import RegistryError
-from ..extensions import CACHES_KEY
+from ..extensions import CACHES_KEY, OUTAGE_KEY
 from ..services.access import may_read, may_read_remembered
 from .authn import current_actor
 
@@ -118,18 +132,40 @@ def _may_replay(app: Flask) -> Callable[[dict, int], bool]:
     auth_enabled = app.config["REGISTRY_SETTINGS"].auth_enabled
     store = app.extensions[CACHES_KEY].store
 
-    def may(environ: dict, model_id: int) -> bool:
+    def may(environ: dict, model_id: int, known=store) -> bool:
+        """``known``: where the remembered tokens and levels are looked up (the store, or its last known)."""
         if not auth_enabled:
             return True  # every caller is an admin (local experiments only)
         try:
             token = token_from_authorization(environ.get("HTTP_AUTHORIZATION"))
         except RegistryError:
             return False  # Flask answers 401
-        actor = remembered.cached_actor(store, hash_token(token))
-        return actor is not None and may_read_remembered(store, actor, model_id)
+        actor = remembered.cached_actor(known, hash_token(token))
+        return actor is not None and may_read_remembered(known, actor, model_id)
 
     return may
 
 
+def _last_known(app: Flask, may_replay: Callable[..., bool]) -> Callable[[dict, Hashable], tuple | None]:
+    store = app.extensions[CACHES_KEY].store
+    outage = app.extensions[OUTAGE_KEY]
+    max_age = app.config["REGISTRY_SETTINGS"].stale_max_seconds
+    known = LastKnown(store)
+
+    def last_known(environ: dict, key: Hashable) -> tuple | None:
+        since = store.last_known_since
+        if not max_age or since is None or outage.last_ok >= since:
+            return None
+        age = time.monotonic() - since
+        entry = store.last_known(key)
+        if age > max_age or entry is None or not may_replay(environ, entry.scope, known):
+            return None
+        return entry, age
+
+    return last_known
+
+
 def install(app: Flask) -> None:
-    app.wsgi_app = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), _may_replay(app))
+    may_replay = _may_replay(app)
+    app.wsgi_app = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), may_replay,
+                                  _last_known(app, may_replay))

@@ -66,6 +66,8 @@ class Outage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.since: float | None = None  # time.monotonic() of the first failure of the current outage
+        # When this process last saw the database answer (a connection opened, or handed back unbroken).
+        self.last_ok = float("-inf")
 
     @property
     def down(self) -> bool:
@@ -87,5 +89,16 @@ class Outage:
             log.warning("database reachable again after %.1fs", time.monotonic() - since)
 
     def watch(self, engine: Engine) -> None:
-        """A new connection is the end of an outage."""
-        event.listen(engine, "connect", lambda _dbapi_connection, _record: self.recovered())
+        """A new connection is the end of an outage; a connection handed back unbroken shows the database
+        answered (a broken one is invalidated first, and comes back as None)."""
+
+        def connected(_dbapi_connection, _record) -> None:
+            self.last_ok = time.monotonic()
+            self.recovered()
+
+        def checked_in(dbapi_connection, _record) -> None:
+            if dbapi_connection is not None:
+                self.last_ok = time.monotonic()
+
+        event.listen(engine, "connect", connected)
+        event.listen(engine, "checkin", checked_in)
