@@ -144,3 +144,16 @@ def test_a_stale_answer_goes_only_to_a_caller_whose_token_and_level_were_known(c
     stranger = client.get(PRODUCTION, headers={"Authorization": f"Bearer {unseen}"})
     assert known.status_code == 200 and "X-Registry-Stale" in known.headers
     assert_error(stranger, 503, "UNAVAILABLE")
+
+
+def test_a_read_on_a_pooled_connection_broken_by_a_restart_is_answered_once_the_database_is_back(cut_off_app,
+                                                                                                  switch):
+    # A restart breaks every pooled connection; the first read on one must not fail (nor be answered stale)
+    # once the database answers again: a read is tried once more on a new connection.
+    client = cut_off_app.test_client()
+    assert client.get("/api/v1/models/churn", headers=ADMIN).status_code == 200
+    switch.cut()
+    switch.restore()
+    again = client.get("/api/v1/models/churn", headers=ADMIN)
+    assert again.status_code == 200, again.get_data(as_text=True)
+    assert "X-Registry-Stale" not in again.headers
