@@ -51,7 +51,11 @@ def post_fork(server, worker):
 
 
 def post_worker_init(worker):
-    # On SIGTERM, refuse new connections at once and answer long-polls now (registry/shutdown.py says why).
     from registry import shutdown
+    from registry.extensions import CACHES_KEY
 
+    # Listen for changes from the start (not at the first cached read): a worker that replaces a dead one is
+    # ready to cache at once, and an operator sees one listener per worker in pg_stat_activity.
+    worker.wsgi.extensions[CACHES_KEY].hub.ensure_listening()
+    # On SIGTERM, refuse new connections at once and answer long-polls now (registry/shutdown.py says why).
     shutdown.install(worker, worker.wsgi)
