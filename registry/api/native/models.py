@@ -8,6 +8,7 @@ from ...schemas import native as wire
 from ...services import models as svc
 from .http import args, body, current_actor, expected_revision, with_etag
 from ..replay import about, replayable
+from ..rate_limits import search
 
 bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
 
@@ -22,6 +23,7 @@ def create_model():
 
 
 @bp.get("/models")
+@search
 def list_models():
     q = args(wire.ModelListArgs)
     order = q["order_by"]

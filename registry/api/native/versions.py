@@ -10,6 +10,7 @@ from ...services.models import get_model
 from ...services import versions as svc
 from .http import args, body, current_actor, expected_revision, with_etag
 from ..replay import about, replayable
+from ..rate_limits import search
 
 bp = Blueprint("native_versions", __name__, url_prefix="/api/v1")
 
@@ -35,6 +36,7 @@ def create_version(name: str):
 
 
 @bp.get("/models/<name>/versions")
+@search
 def list_versions(name: str):
     q = args(wire.VersionListArgs)
     query = svc.VersionQuery(model_name=name, run_id=q.get("run_id"), stage=q.get("stage"),
@@ -44,6 +46,7 @@ def list_versions(name: str):
 
 
 @bp.get("/versions")
+@search
 def search_versions():
     q = args(wire.GlobalVersionListArgs)
     query = svc.VersionQuery(model_name=q.get("model"), run_id=q.get("run_id"), stage=q.get("stage"),
