@@ -9,8 +9,9 @@ gone one. And long-polls (``?wait=``) sleep through the drain until it is cut, w
 ``install(worker, app)`` (called from ``post_worker_init`` in ``deploy/gunicorn.conf.py``) adds to the
 worker's own SIGTERM handling, which it keeps:
 
-* close the worker's listening sockets at once: with the master's copy gone, the port refuses new
-  connections immediately, so clients and load balancers move to another replica;
+* close the worker's listening sockets at once, after taking in the connections already in their backlog:
+  with the master's copy gone, the port refuses new connections immediately, so clients and load balancers
+  move to another replica;
 * close the change hub (``cache/hub.py``): every long-poll answers now with its current answer (304 when
   nothing changed) and no new one waits;
 * in-flight requests are untouched and finish within ``graceful_timeout`` as before.
@@ -24,6 +25,7 @@ is not safe).
 from __future__ import annotations
 
 import logging
+import select
 import signal
 import threading
 
@@ -37,7 +39,15 @@ def _uses_gevent(worker) -> bool:
 
 
 def _close_listeners(worker) -> None:
+    """Take in the connections already waiting in the backlog (closing the socket would reset them: those
+    clients were accepted by the kernel, and are served like requests in flight), then close."""
+    accept = getattr(worker, "accept", None)  # gthread's: accepts one connection and queues it for a thread
     for listener in worker.sockets:
+        try:
+            while accept is not None and select.select([listener], [], [], 0)[0]:
+                accept(listener)
+        except (OSError, ValueError):
+            pass
         try:
             listener.close()
         except OSError:
