@@ -39,6 +39,12 @@ class Conflict(RegistryError):
     code = "CONFLICT"
 
 
+class IdempotencyKeyReused(Conflict):
+    """An ``Idempotency-Key`` already used by this caller for a different request."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
 class PermissionDenied(RegistryError):
     code = "PERMISSION_DENIED"
 

@@ -8,7 +8,7 @@ from ...schemas import native as wire
 from ...services import aliases, stages
 from ...services.models import get_model
 from ...services import versions as svc
-from .http import args, body, current_actor, expected_revision, with_etag
+from .http import args, body, current_actor, expected_revision, idempotency_key, mark_replayed, with_etag
 from ..replay import about, replayable
 from ..rate_limits import search
 
@@ -26,11 +26,14 @@ def _page(page):
 @bp.post("/models/<name>/versions")
 def create_version(name: str):
     data = body(wire.VersionCreate)
+    key = idempotency_key(data)
     record = svc.create_version(
         current_actor(), name, data["source"], run_id=data.get("run_id"), run_link=data.get("run_link"),
         description=data.get("description"), tags=data.get("tags"), model_id=data.get("model_id"),
+        idempotency=key,
     )
     response, status = _version(record, 201)
+    mark_replayed(response, key)
     response.headers["Location"] = url_for(".get_version", name=record.model_name, version=record.version)
     return response, status
 
