@@ -40,6 +40,7 @@ from .mlflow.wire import is_mlflow_path
 F = TypeVar("F", bound=Callable)
 
 TOO_MANY = 429  # "not processed": answered only here, before any view runs
+RATE_LIMITED = "RATE_LIMITED"  # the native error code
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -103,7 +104,7 @@ def _too_many(who: str, retry_after: int):
     if is_mlflow_path(request.path):
         response = mlflow_schema.mlflow_error("REQUEST_LIMIT_EXCEEDED", message, TOO_MANY)
     else:
-        response = jsonify(error_json("RATE_LIMITED", message, {"limited_by": who}))
+        response = jsonify(error_json(RATE_LIMITED, message, {"limited_by": who}))
         response.status_code = TOO_MANY
     response.headers["Retry-After"] = str(retry_after)
     return response
