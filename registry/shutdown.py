@@ -24,14 +24,11 @@ is not safe).
 """
 from __future__ import annotations
 
-import logging
 import select
 import signal
 import threading
 
 from .extensions import CACHES_KEY
-
-log = logging.getLogger("registry.shutdown")
 
 
 def _uses_gevent(worker) -> bool:

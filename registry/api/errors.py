@@ -58,8 +58,6 @@ def _registry_error(error: errors.RegistryError):
         response, status = jsonify(error_json(error.code, error.message, error.details)), status_for(error)
     if isinstance(error, errors.Unauthenticated):
         response.headers["WWW-Authenticate"] = 'Bearer realm="registry"'
-    if isinstance(error, errors.Unavailable):
-        response.headers["Retry-After"] = str(error.retry_after)
     return response, status
 
 
@@ -81,7 +79,6 @@ def http_error(error: HTTPException):
     if status == 405 and getattr(error, "valid_methods", None):
         response.headers["Allow"] = ", ".join(error.valid_methods)
     return response, status
-
 
 
 _MESSAGES = {
@@ -133,7 +130,7 @@ def _unexpected(error: Exception):
 
 
 def register(app: Flask) -> None:
-    app.register_error_handler(errors.Unavailable, _unexpected)
+    app.register_error_handler(errors.Unavailable, _unexpected)  # a 503 with Retry-After, like the database's
     app.register_error_handler(errors.RegistryError, _registry_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(HTTPException, http_error)

@@ -2,7 +2,6 @@
 Retry-After after ``lock_timeout`` and write nothing, while writers of other models keep completing."""
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 
