@@ -8,16 +8,19 @@ turns here first means at most one thread per process waits in the database per 
 process-local lock, holding neither a connection nor a database backend. Correctness never depends on this
 (the row lock does that); it only decides who waits where.
 
-**Bounded waits.** Nobody waits here longer than the database would let them wait for the lock itself
-(``REGISTRY_LOCK_TIMEOUT_MS``): a turn not granted in time is refused as ``locked`` (503 with Retry-After),
-exactly like a lock wait that gives up in PostgreSQL. So a model whose row is held (a migration, a stuck
-transaction) holds at most its own writers, each for a bounded time, and never the threads that writers of
-*other* models need (issue 15: those fell from 56.6 to 1.0 writes/s while one model was locked for 40 s).
+**Bounded waits.** When a model's row is held elsewhere (a migration, a stuck transaction), the writer in the
+model's turn gives up after ``REGISTRY_LOCK_TIMEOUT_MS`` in PostgreSQL, and everyone queued behind it here is
+refused with it at once (``locked``: 503 with Retry-After) instead of taking the same wait one after another;
+a holder that keeps the turn that long for any other reason gets its waiters refused too. A queue that keeps
+moving is never cut short. So a locked model holds its own writers for about one lock timeout, and never the
+threads that writers of *other* models need (issue 15: those fell from 56.6 to 1.0 writes/s while one model
+was locked for 40 s).
 """
 from __future__ import annotations
 
 import functools
 import threading
+import time
 from typing import Callable, ParamSpec, TypeVar
 
 from .. import errors
@@ -27,29 +30,65 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class _Turn:
+    """One model's turn: who holds it since when, who waits, and how many holders were refused the lock."""
+
+    __slots__ = ("condition", "busy", "held_since", "refusals", "users")
+
+    def __init__(self) -> None:
+        self.condition = threading.Condition(threading.Lock())
+        self.busy = False
+        self.held_since = 0.0
+        self.refusals = 0
+        self.users = 0
+
+
 class ModelTurns:
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, tuple[threading.Lock, list[int]]] = {}  # model name -> (lock, [users])
+        self._locks: dict[str, _Turn] = {}  # model name -> its turn, while someone writes it
 
     def run(self, model_name: str, fn: Callable[[], R], timeout: float | None = None) -> R:
-        """``fn()`` in the model's turn; a turn not granted within ``timeout`` seconds raises ``Unavailable``."""
+        """``fn()`` in the model's turn. Waiting is bounded by progress, not by the queue's length: a waiter is
+        refused (``Unavailable``, "locked") when the holder ahead of it was refused the model's lock (the row
+        is held elsewhere: waiting would only repeat that wait), or has held the turn for ``timeout`` seconds
+        without finishing. A queue that keeps moving is waited out however long it is."""
         with self._guard:
-            entry = self._locks.get(model_name)
-            if entry is None:
-                entry = self._locks[model_name] = (threading.Lock(), [0])
-            entry[1][0] += 1
+            turn = self._locks.get(model_name)
+            if turn is None:
+                turn = self._locks[model_name] = _Turn()
+            turn.users += 1
         try:
-            if not entry[0].acquire(timeout=-1 if timeout is None else timeout):
-                raise locked(model_name)
+            with turn.condition:
+                refusals = turn.refusals
+                while turn.busy:
+                    if turn.refusals != refusals:
+                        raise locked(model_name)
+                    if timeout is None:
+                        turn.condition.wait()
+                        continue
+                    stuck_for = time.monotonic() - turn.held_since
+                    if stuck_for >= timeout:
+                        raise locked(model_name)
+                    turn.condition.wait(timeout - stuck_for)
+                if turn.refusals != refusals:  # the holder we waited behind was refused the lock
+                    raise locked(model_name)
+                turn.busy, turn.held_since = True, time.monotonic()
+            refused = False
             try:
                 return fn()
+            except Exception as error:
+                refused = availability.classify(error) == "locked"
+                raise
             finally:
-                entry[0].release()
+                with turn.condition:
+                    turn.busy = False
+                    turn.refusals += refused
+                    turn.condition.notify_all()
         finally:
             with self._guard:
-                entry[1][0] -= 1
-                if entry[1][0] == 0:
+                turn.users -= 1
+                if turn.users == 0:
                     del self._locks[model_name]  # only models being written right now are tracked
 
 
@@ -108,7 +147,8 @@ class Batcher:
     returns one outcome per item, in order: a result, or an exception that belongs to that item alone. If
     ``write`` itself raises, the whole batch failed: each item is then written again on its own, so that one
     item's failure is never reported for another, unless the failure is the database's (an outage, a lock
-    wait that gave up: ``db/availability.py``), which is no item's fault and is everyone's answer at once.
+    wait that gave up: ``db/availability.py``), which is no item's fault and is everyone's answer at once;
+    a batch refused the lock is the answer of everyone queued behind it too (they would only wait again).
     """
 
     def __init__(self, write: Callable[[str, list], list], max_batch: int = 64) -> None:
@@ -138,7 +178,13 @@ class Batcher:
         try:
             self._write_batch(model_name, batch)
         finally:
+            refused = batch[0].error if availability.classify(batch[0].error) == "locked" else None
             with self._guard:
+                if refused is not None:  # the row is held elsewhere: those queued would only wait again
+                    for waiting in queue:
+                        waiting.error = refused
+                        waiting.done.set()
+                    queue.clear()
                 if queue:
                     successor = queue[0]
                     successor.leads = True

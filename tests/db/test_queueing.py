@@ -218,3 +218,98 @@ def test_a_turn_not_granted_within_the_lock_timeout_is_refused_as_locked():
     finally:
         release.set()
         holder.join(TIMEOUT)
+
+
+def test_a_queue_that_keeps_moving_never_refuses_its_writers_however_long_it_is():
+    # Sixteen writers of one model, each quick, queue far longer in total than the timeout: none is refused,
+    # because the turn keeps changing hands (the bound is on a holder that does not move, not on the queue).
+    turns = ModelTurns()
+
+    def write(i):
+        return turns.run("m", lambda: (time.sleep(0.02), i)[1], timeout=0.05)
+
+    assert sorted(_run_threads(16, write)) == list(range(16))
+
+
+def test_writers_queued_behind_a_turn_refused_for_the_lock_are_refused_at_once():
+    # The model's row is held elsewhere: the writer in the turn gives up after lock_timeout, and those queued
+    # behind it would only wait as long again, one after the other: they are answered with it.
+    from psycopg2.errors import LockNotAvailable
+
+    from registry.errors import Unavailable
+
+    turns = ModelTurns()
+    inside, release = threading.Event(), threading.Event()
+    calls = []
+
+    def blocked():
+        calls.append(1)
+        inside.set()
+        release.wait(TIMEOUT)
+        raise LockNotAvailable("lock timeout")
+
+    results = {}
+
+    def first():
+        try:
+            turns.run("m", blocked, timeout=TIMEOUT)
+        except Exception as error:
+            results["first"] = error
+
+    def queued(i):
+        try:
+            results[i] = turns.run("m", blocked, timeout=TIMEOUT)
+        except Exception as error:
+            results[i] = error
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert inside.wait(TIMEOUT)
+    waiting = [threading.Thread(target=queued, args=(i,)) for i in range(3)]
+    for t in waiting:
+        t.start()
+    while turns._locks["m"].users < 4:
+        time.sleep(0.001)
+    release.set()
+    for t in [holder, *waiting]:
+        t.join(TIMEOUT)
+    assert isinstance(results["first"], LockNotAvailable)
+    assert all(isinstance(results[i], Unavailable) and results[i].kind == "locked" for i in range(3)), results
+    assert len(calls) == 1
+
+
+def test_requests_queued_behind_a_batch_refused_for_the_lock_are_refused_with_it():
+    from psycopg2.errors import LockNotAvailable
+
+    calls = []
+    started, release = threading.Event(), threading.Event()
+
+    def write(model, items):
+        calls.append(list(items))
+        started.set()
+        release.wait(TIMEOUT)
+        raise LockNotAvailable("lock timeout")
+
+    batcher = Batcher(write)
+    results = {}
+
+    def submit(i):
+        try:
+            results[i] = batcher.submit("m", i)
+        except Exception as error:
+            results[i] = error
+
+    leader = threading.Thread(target=submit, args=("leader",))
+    leader.start()
+    assert started.wait(TIMEOUT)
+    queued = [threading.Thread(target=submit, args=(i,)) for i in range(3)]
+    for t in queued:
+        t.start()
+    while len(batcher._queues[(None, "m")]) < 3:
+        time.sleep(0.001)
+    release.set()
+    for t in [leader, *queued]:
+        t.join(TIMEOUT)
+    assert all(isinstance(results[k], LockNotAvailable) for k in ("leader", 0, 1, 2)), results
+    assert calls == [["leader"]]  # nobody waited for the lock a second time
+    assert batcher._queues == {}
