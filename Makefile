@@ -1,22 +1,28 @@
 # Two entry points for a fresh machine: `make serve` and `make test`. Both create .venv on first use.
+# `make serve` installs what the service needs (the runtime dependencies, as the container image does);
+# `make test` adds the `test` extras (the real MLflow and Databricks clients, pytest, a browser driver...).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 .PHONY: serve test install test-clients-mlflow318
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed-runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed-runtime pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed-runtime
 
-serve: $(BIN)/.installed
+serve: $(BIN)/.installed-runtime
 	$(BIN)/registry serve $(ARGS)
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed-test
 	$(BIN)/pytest $(ARGS)
 
 # The tests that drive the real clients, again in a second environment with the next MLflow client (.venv has

@@ -112,3 +112,14 @@ def child_exit(server, worker):
 def on_exit(server):
     if _OWN_METRICS_DIR is not None:
         shutil.rmtree(_OWN_METRICS_DIR, ignore_errors=True)
+
+
+def post_worker_init(worker):
+    from registry import shutdown
+    from registry.extensions import CACHES_KEY
+
+    # Listen for changes from the start (not at the first cached read): a worker that replaces a dead one is
+    # ready to cache at once, and an operator sees one listener per worker in pg_stat_activity.
+    worker.wsgi.extensions[CACHES_KEY].hub.ensure_listening()
+    # On SIGTERM, refuse new connections at once and answer long-polls now (registry/shutdown.py says why).
+    shutdown.install(worker, worker.wsgi)

@@ -43,7 +43,8 @@ def _configure(app: Flask, settings: Settings) -> None:
             "application_name": "registry",
             # JIT compiling pays off for long analytical queries, never for ours: it added 160 ms to a
             # 0.05 ms audit read whose row estimate was high (tests/perf/run_console.py).
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c jit=off",
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} "
+                       f"-c lock_timeout={settings.lock_timeout_ms} -c jit=off",
         },
     }
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -57,10 +58,13 @@ def _init_extensions(app: Flask) -> None:
     extensions.db.init_app(app)
     extensions.migrate.init_app(app, extensions.db, directory=str(MIGRATIONS_DIR), compare_type=True)
     from . import orm  # noqa: F401  (registers the mapped classes on db.metadata)
+    from .db.availability import Outage
     from .pooling import ping_idle_connections
 
+    outage = app.extensions[extensions.OUTAGE_KEY] = Outage()
     with app.app_context():
         ping_idle_connections(extensions.db.engine, app.config["REGISTRY_SETTINGS"].db_ping_after_seconds)
+        outage.watch(extensions.db.engine)
     extensions.install_caches(app)
 
 

@@ -55,6 +55,30 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
     return value
 
 
+# Rate limits (registry/api/rate_limits.py): "N/second", "N/minute", ... joined with ";", or "off". Per process.
+RATE_LIMITS = {
+    "rate_limit_token_writes": ("REGISTRY_RATE_LIMIT_TOKEN_WRITES", "20/second;600/minute"),
+    "rate_limit_token_searches": ("REGISTRY_RATE_LIMIT_TOKEN_SEARCHES", "20/second;600/minute"),
+    "rate_limit_address_writes": ("REGISTRY_RATE_LIMIT_ADDRESS_WRITES", "50/second;1500/minute"),
+    "rate_limit_address_searches": ("REGISTRY_RATE_LIMIT_ADDRESS_SEARCHES", "50/second;1500/minute"),
+}
+
+
+def _rate_limit(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    if raw.lower() == "off":
+        return ""
+    from limits import parse_many
+
+    try:
+        items = parse_many(raw)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ConfigError(f"{name} must be like '20/second;600/minute' (or 'off'), got {raw!r}")
+    return raw
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name) or ("1" if default else "0")
     if raw not in ("0", "1"):
@@ -71,6 +95,17 @@ class Settings:
     # A pooled connection idle for longer than this is checked before use (registry/pooling.py).
     db_ping_after_seconds: int = 5
     statement_timeout_ms: int = 30_000
+    # How long a write waits for a lock another transaction holds (a migration, a stuck session) before it is
+    # answered 503 with Retry-After; writers of one model also queue in the process no longer than this.
+    lock_timeout_ms: int = 3_000
+    # While the database is unreachable, a serving answer held when contact was lost is still given, marked
+    # stale, for at most this long (0: never; api/replay.py says when exactly).
+    stale_max_seconds: int = 300
+    # Rate limits per token and per client address, on writes and on searches ("" = off; RATE_LIMITS above).
+    rate_limit_token_writes: str = RATE_LIMITS["rate_limit_token_writes"][1]
+    rate_limit_token_searches: str = RATE_LIMITS["rate_limit_token_searches"][1]
+    rate_limit_address_writes: str = RATE_LIMITS["rate_limit_address_writes"][1]
+    rate_limit_address_searches: str = RATE_LIMITS["rate_limit_address_searches"][1]
     log_level: str = "INFO"
     auth_enabled: bool = True
     # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host
@@ -155,6 +190,9 @@ class Settings:
             pool_size=_int(env, "REGISTRY_DB_POOL_SIZE", 10, 1, 100),
             db_ping_after_seconds=_int(env, "REGISTRY_DB_PING_AFTER_SECONDS", 5, 0, 86_400),
             statement_timeout_ms=_int(env, "REGISTRY_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
+            lock_timeout_ms=_int(env, "REGISTRY_LOCK_TIMEOUT_MS", 3_000, 100, 3_600_000),
+            stale_max_seconds=_int(env, "REGISTRY_STALE_MAX_SECONDS", 300, 0, 86_400),
+            **{field_name: _rate_limit(env, name, default) for field_name, (name, default) in RATE_LIMITS.items()},
             log_level=log_level,
         )
 

@@ -39,6 +39,12 @@ class Conflict(RegistryError):
     code = "CONFLICT"
 
 
+class IdempotencyKeyReused(Conflict):
+    """An ``Idempotency-Key`` already used by this caller for a different request."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
 class PermissionDenied(RegistryError):
     code = "PERMISSION_DENIED"
 
@@ -49,3 +55,17 @@ class ApprovalRequired(PermissionDenied):
 
 class Unauthenticated(RegistryError):
     code = "UNAUTHENTICATED"
+
+
+class Unavailable(RegistryError):
+    """Not now, maybe later: the database is unreachable, or a lock this write needs is held too long
+    (``db/availability.py``). Nothing was written; the client may send the request again after
+    ``retry_after`` seconds."""
+
+    code = "UNAVAILABLE"
+
+    def __init__(self, message: str, kind: str = "unavailable", retry_after: int = 5,
+                 details: dict[str, Any] | None = None):
+        super().__init__(message, details)
+        self.kind = kind
+        self.retry_after = retry_after

@@ -16,6 +16,7 @@ db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate()
 
 CACHES_KEY = "registry_caches"
+OUTAGE_KEY = "registry_outage"  # the app's db/availability.Outage
 
 
 def caches():

@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 from flask_migrate import upgrade
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
@@ -17,6 +19,12 @@ from registry.auth import Actor
 from registry.extensions import CACHES_KEY
 from registry.extensions import db
 from tests import pg
+
+# The suite sends thousands of writes from one address (and often one token) in a minute: rate limits are off
+# for every app and server it starts (the environment is inherited), except where a test sets its own
+# (tests/api/test_rate_limits.py).
+for _name in ("TOKEN_WRITES", "TOKEN_SEARCHES", "ADDRESS_WRITES", "ADDRESS_SEARCHES"):
+    os.environ.setdefault(f"REGISTRY_RATE_LIMIT_{_name}", "off")
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import authn, databricks, errors, health, metrics, mlflow, native, replay
+    from . import authn, databricks, errors, health, metrics, mlflow, native, rate_limits, replay
 
+    rate_limits.install(app)  # first: a refused request runs nothing else
     authn.install(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from marshmallow import ValidationError
-from psycopg2.errors import QueryCanceled
-from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from .. import errors
+from ..cache.responses import UNAVAILABLE
+from ..db import availability
+from ..extensions import OUTAGE_KEY
 from ..schemas import mlflow as mlflow_schema
 from ..schemas.native import error_json
 from .mlflow.wire import is_mlflow_path
@@ -26,6 +27,7 @@ NATIVE_STATUS: dict[type[errors.RegistryError], int] = {
     errors.Conflict: 409,
     errors.PreconditionFailed: 412,
     errors.InvalidTransition: 422,
+    errors.Unavailable: 503,
 }
 
 _HTTP_CODES = {
@@ -79,21 +81,48 @@ def http_error(error: HTTPException):
     return response, status
 
 
-def _operational_error(error: OperationalError):
-    """A statement cancelled by ``statement_timeout`` (or by an operator) is the database being too busy for
-    this request: a 503 the client may retry later, not a bug. Any other operational error is unexpected."""
-    if not isinstance(error.orig, QueryCanceled):
-        return _unexpected(error)
-    # The SQL would be long and the parameters are hidden (hide_parameters); the route says what timed out.
-    log.warning("statement timeout: %s %s was cancelled (%s)", request.method, request.path,
-                str(error.orig).strip().splitlines()[0])
-    message = "The database did not answer in time (statement timeout); try again, or narrow the search."
+_MESSAGES = {
+    "unavailable": "The database is unavailable; nothing was done. Try again in {s} s.",
+    "locked": "Another transaction holds a lock this request needs (a long write or a migration); nothing was "
+              "written. Try again in {s} s.",
+    "busy": "The database did not answer in time (statement timeout); try again, or narrow the search.",
+}
+
+
+def unavailable_response(kind: str, message: str | None = None, retry_after: int | None = None):
+    """A 503 with Retry-After in the dialect's error shape (MLflow and Databricks: TEMPORARILY_UNAVAILABLE)."""
+    retry_after = availability.RETRY_AFTER[kind] if retry_after is None else retry_after
+    message = message or _MESSAGES[kind].format(s=retry_after)
     if is_mlflow_path(request.path):
-        return mlflow_schema.mlflow_error("TEMPORARILY_UNAVAILABLE", message, 503)
-    return jsonify(error_json("UNAVAILABLE", message)), 503
+        response = mlflow_schema.mlflow_error("TEMPORARILY_UNAVAILABLE", message, 503)
+    else:
+        response = jsonify(error_json("UNAVAILABLE", message))
+        response.status_code = 503
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _database_failure(error: Exception, kind: str):
+    """The database's state, not a bug (``db/availability.py``): logged once per outage, or as one line."""
+    if kind == "unavailable":
+        current_app.extensions[OUTAGE_KEY].failed(error)
+        # The response replay (cache/responses.py) may answer with the last answer known before the outage.
+        request.environ[UNAVAILABLE] = True
+    elif kind == "busy":
+        # The SQL would be long and the parameters are hidden (hide_parameters); the route says what timed out.
+        log.warning("statement timeout: %s %s was cancelled (%s)", request.method, request.path,
+                    str(getattr(error, "orig", None) or error).strip().splitlines()[0])
+    else:
+        log.info("lock wait gave up: %s %s", request.method, request.path)
+    if isinstance(error, errors.Unavailable):
+        return unavailable_response(kind, error.message, error.retry_after)
+    return unavailable_response(kind)
 
 
 def _unexpected(error: Exception):
+    kind = availability.classify(error)
+    if kind is not None:
+        return _database_failure(error, kind)
     log.exception("unhandled error")
     if is_mlflow_path(request.path):
         return mlflow_schema.mlflow_error("INTERNAL_ERROR", "Internal server error.", 500)
@@ -101,8 +130,8 @@ def _unexpected(error: Exception):
 
 
 def register(app: Flask) -> None:
+    app.register_error_handler(errors.Unavailable, _unexpected)  # a 503 with Retry-After, like the database's
     app.register_error_handler(errors.RegistryError, _registry_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(HTTPException, http_error)
-    app.register_error_handler(OperationalError, _operational_error)
     app.register_error_handler(Exception, _unexpected)

@@ -7,6 +7,7 @@ from alembic.util import CommandError
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..db import availability
 from ..extensions import db
 
 bp = Blueprint("health", __name__)
@@ -42,7 +43,9 @@ def readyz():
         with db.engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
     except SQLAlchemyError as exc:
-        return jsonify({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}), 503
+        # A load balancer or client that honours Retry-After comes back when a restart has likely finished.
+        return (jsonify({"status": "unavailable", "reason": f"database unreachable: {type(exc).__name__}"}), 503,
+                {"Retry-After": str(availability.RETRY_AFTER["unavailable"])})
     scripts = _scripts()
     expected = set(scripts.get_heads())
     if current == expected:
@@ -51,4 +54,4 @@ def readyz():
         return jsonify({"status": "ok", "migration": sorted(current),
                         "note": "the database schema is newer than this server's code"})
     return jsonify({"status": "unavailable", "reason": "migrations not at head",
-                    "database": sorted(current), "expected": sorted(expected)}), 503
+                    "database": sorted(current), "expected": sorted(expected)}), 503, {"Retry-After": "10"}

@@ -6,11 +6,24 @@ into the view's arguments (a hashable value), and the view receives exactly that
 cache key is ``(endpoint, arguments)``: whatever the view depends on is in the key by construction, and
 parameters the view ignores are not. A view marks the response with the model it is about (``about``); the
 replay happens only for callers whose token and READ level on that model this process remembers.
+
+**Stale while unavailable** (``cache/responses.py``): a replayable read that failed because the database is
+unreachable is answered with the last known answer (``Store.last_known``) when all of these hold:
+
+* the change listener is down and the answer was current when it went down (``Store._on_change``);
+* since then this process has not seen the database answer anything (``Outage.last_ok``): had it answered,
+  another host might have changed the answer meanwhile, and the entries prove nothing any more;
+* it is at most ``REGISTRY_STALE_MAX_SECONDS`` old (0 turns this off);
+* the caller's token and READ level were remembered at that moment too.
+
+Nothing can change what the database holds while nobody reaches it, so such an answer is what every reader
+would have got; it is marked stale because this process cannot prove nobody else reached it (a partition).
 """
 from __future__ import annotations
 
 import functools
 import io
+import time
 from typing import Any, Callable, Hashable
 
 from flask import Flask, request
@@ -19,7 +32,8 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request
 
 from ..cache.responses import SCOPE, ResponseReplay
-from ..extensions import CACHES_KEY
+from ..cache.store import LastKnown
+from ..extensions import CACHES_KEY, OUTAGE_KEY
 from ..services.access import may_read, may_read_remembered
 from ..telemetry import context as telemetry
 from .authn import current_actor, remembered_actor
@@ -123,11 +137,12 @@ def _may_replay(app: Flask) -> Callable[[dict, int], bool]:
     auth_enabled = app.config["REGISTRY_SETTINGS"].auth_enabled
     store = app.extensions[CACHES_KEY].store
 
-    def may(environ: dict, model_id: int) -> bool:
+    def may(environ: dict, model_id: int, known=store) -> bool:
+        """``known``: where the remembered tokens and levels are looked up (the store, or its last known)."""
         if not auth_enabled:
             return True  # every caller is an admin (local experiments only)
-        actor = remembered_actor(store, environ.get("HTTP_AUTHORIZATION"))  # None: Flask decides (or 401s)
-        if actor is None or not may_read_remembered(store, actor, model_id):
+        actor = remembered_actor(known, environ.get("HTTP_AUTHORIZATION"))  # None: Flask decides (or 401s)
+        if actor is None or not may_read_remembered(known, actor, model_id):
             return False
         environ[telemetry.ACTOR] = actor.name
         return True
@@ -135,6 +150,27 @@ def _may_replay(app: Flask) -> Callable[[dict, int], bool]:
     return may
 
 
+def _last_known(app: Flask, may_replay: Callable[..., bool]) -> Callable[[dict, Hashable], tuple | None]:
+    store = app.extensions[CACHES_KEY].store
+    outage = app.extensions[OUTAGE_KEY]
+    max_age = app.config["REGISTRY_SETTINGS"].stale_max_seconds
+    known = LastKnown(store)
+
+    def last_known(environ: dict, key: Hashable) -> tuple | None:
+        since = store.last_known_since
+        if not max_age or since is None or outage.last_ok >= since:
+            return None
+        age = time.monotonic() - since
+        entry = store.last_known(key)
+        if age > max_age or entry is None or not may_replay(environ, entry.scope, known):
+            return None
+        return entry, age
+
+    return last_known
+
+
 def install(app: Flask) -> None:
-    replay = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), _may_replay(app))
+    may_replay = _may_replay(app)
+    replay = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), may_replay,
+                            _last_known(app, may_replay))
     app.wsgi_app = app.extensions[REPLAY_KEY] = replay  # other layers wrap it later (telemetry)

@@ -9,7 +9,9 @@ and a listener reset or outage drops and bypasses everything. Nothing else decid
 
 * ``hub.py``     the clock: NOTIFY messages (one per committed change), the LISTEN thread, generations and
                  long-poll waits;
-* ``store.py``   the entries: the rule above, a byte budget, eviction of the oldest;
+* ``store.py``   the entries: the rule above, a byte budget, eviction of the oldest, and the *last known*
+                 entries set aside when the listener goes down (served only as marked-stale answers while the
+                 database is unreachable: ``api/replay.py``);
 * ``access.py``  token (or user and password) -> actor, principal x model -> level, principal -> standing
                  (registry-wide level and vetoed models), as entries;
 * ``responses.py`` WSGI replay of rendered read responses, keyed by the *parsed* request.

@@ -73,6 +73,7 @@ class Hub:
         self._listener: Listener | None = None
         self._listener_pid: int | None = None
         self._start_lock = threading.Lock()
+        self.closing = False  # the process is shutting down: long-polls answer now, nobody waits any more
 
     # --- the clock -----------------------------------------------------------------------------------------
 
@@ -127,6 +128,8 @@ class Hub:
         deadline = time.monotonic() + timeout
         with self._condition:
             while self._generations.get(model_id, -1) <= seen_generation:
+                if self.closing:
+                    return False  # shutting down: answer with what the caller has, at once
                 if label is not None and label.epoch != self.epoch:
                     return True
                 remaining = deadline - time.monotonic()
@@ -136,6 +139,13 @@ class Hub:
                 if not self.healthy:
                     return True
             return True
+
+    def close(self) -> None:
+        """The process is shutting down (SIGTERM, ``deploy/gunicorn.conf.py``): wake every long-poll so it
+        answers now with its current answer, let no new one wait, and stop the listener."""
+        with self._condition:
+            self.closing = True
+            self._condition.notify_all()
 
     def ensure_listening(self) -> None:
         """Start this process's listener once; after a fork the child starts its own."""
@@ -157,26 +167,38 @@ class Listener(threading.Thread):
     def __init__(self, hub: Hub) -> None:
         super().__init__(name="registry-listener", daemon=True)
         self.hub = hub
+        self.failing_since: float | None = None  # one warning per outage, not one per retry
 
     def run(self) -> None:
         backoff = 0.2
-        while True:
+        while not self.hub.closing:
             try:
                 self._listen()
                 backoff = 0.2
             except psycopg2.OperationalError as exc:
                 self.hub.set_healthy(False)
-                if sys.is_finalizing():
+                if sys.is_finalizing() or self.hub.closing:
                     return
                 if "does not exist" in str(exc):
                     log.warning("change listener stopping: %s", exc)
                     return
-                log.warning("change listener disconnected (%s); retrying in %.1fs", exc, backoff)
+                self._failed("disconnected", exc)
             except Exception as exc:  # anything else: degrade to uncached reads, then retry
                 self.hub.set_healthy(False)
-                log.warning("change listener failed (%s); retrying in %.1fs", exc, backoff)
+                self._failed("failed", exc)
             time.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("change listener %s (%s); caches bypassed, reconnecting", what, first_line)
+
+    def _connected(self) -> None:
+        if self.failing_since is not None:
+            log.warning("change listener reconnected after %.1fs", time.monotonic() - self.failing_since)
+            self.failing_since = None
 
     def _listen(self) -> None:
         connection = psycopg2.connect(self.hub.dsn, application_name="registry-listener")
@@ -185,7 +207,8 @@ class Listener(threading.Thread):
             with connection.cursor() as cursor:
                 cursor.execute(f"LISTEN {CHANNEL}")
             self.hub.set_healthy(True)
-            while True:
+            self._connected()
+            while not self.hub.closing:
                 ready, _, _ = select.select([connection], [], [], 5.0)
                 if not ready:
                     # Idle: prove the connection is alive (a silent half-open socket would hide changes).

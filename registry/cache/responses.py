@@ -14,6 +14,12 @@ A response is kept only if its view said which model it is about (``SCOPE`` in t
 store's freshness rule, labelled before the app ran. Who asks matters only for *whether* they may see it:
 ``may_replay(environ, scope)`` must prove it from memory alone (a remembered token and level); otherwise the
 app answers, exactly as it always has.
+
+**Stale while unavailable.** When the app answered a replayable read with a failure because the database is
+unreachable (it marks the environ with ``UNAVAILABLE``), ``last_known(environ, key)`` may give the answer
+this process held when it lost contact, and how old it is; it is then sent instead, marked with
+``Warning: 110`` and ``X-Registry-Stale: <seconds>``. Whether that is allowed is the API's decision
+(``api/replay.py``).
 """
 from __future__ import annotations
 
@@ -24,13 +30,18 @@ from . import Caches
 from .hub import Scope
 
 SCOPE = "registry.replay.scope"
+# Set by the API's error mapping on a request that failed because the database is unreachable.
+UNAVAILABLE = "registry.db_unavailable"
+STALE_WARNING = ("Warning", '110 - "Response is Stale"')
 _KEPT_STATUSES = ("200", "304", "404")
 
 
 class ResponseReplay:
     def __init__(self, wsgi_app: Callable, caches: Caches, request_key: Callable[[dict], Hashable | None],
-                 may_replay: Callable[[dict, Scope], bool]) -> None:
+                 may_replay: Callable[[dict, Scope], bool],
+                 last_known: Callable[[dict, Hashable], tuple[Any, float] | None] | None = None) -> None:
         self.wsgi_app = wsgi_app
+        self.last_known = last_known
         self.caches = caches
         self.request_key = request_key
         self.may_replay = may_replay
@@ -53,23 +64,42 @@ class ResponseReplay:
         captured: list = []
 
         def capture(status: str, headers: list, exc_info: Any = None):
-            captured[:] = [status, headers]
-            return start_response(status, headers, exc_info)
+            # Held back until the app returns: a failed read may yet be answered with the last known answer.
+            captured[:] = [status, headers, exc_info]
+            return _no_write
 
         result = self.wsgi_app(environ, capture)
+        if environ.get(UNAVAILABLE) and self.last_known is not None:
+            found = self.last_known(environ, key)
+            if found is not None:
+                _close(result)
+                (status, headers, body), age = found[0].payload, found[1]
+                start_response(status, [*headers, STALE_WARNING, ("X-Registry-Stale", str(int(age)))])
+                return [body]
+        if captured:
+            start_response(*captured)
+            captured.pop()
         scope = environ.get(SCOPE)
         if scope is None or not captured or not captured[0].startswith(_KEPT_STATUSES):
             return result
         try:
             body = b"".join(result)
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            _close(result)
         status, headers = captured
         headers = _shared(headers)
         store.put(key, scope, label, (status, headers, body), len(body) + sum(len(n) + len(v) for n, v in headers))
         return [body]
+
+
+def _no_write(_data: bytes) -> None:
+    raise RuntimeError("the replayed app must return its body, not write it")
+
+
+def _close(result: Any) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
 
 
 _HEADERS: dict[tuple[str, str], tuple[str, str]] = {}

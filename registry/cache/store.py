@@ -6,6 +6,12 @@ listener neither reset nor went down. A message drops every entry of its scope; 
 everything; while the listener is down nothing is served or stored. So no entry can outlive the change
 that made it wrong, however slow its reader was.
 
+**Last known answers.** When the listener goes down, the entries held at that moment (each one current then)
+are set aside as the *last known* ones instead of being dropped; a listener reconnect or any change heard
+drops them. They are never served by ``get``: only ``last_known`` returns them, and the response replay
+(``responses.py``) asks for them only for a request that has just failed because the database is
+unreachable (stale-while-unavailable, marked as stale; the README's "Operating" section gives the reasoning).
+
 Memory is bounded in bytes (``max_bytes``), not entries: an entry's ``size`` is what its owner says it
 costs (a rendered body counts its bytes), and the oldest entries are evicted to make room. An entry larger
 than an eighth of the budget is not cached at all.
@@ -16,6 +22,7 @@ exported as metrics (``telemetry/metrics.py``).
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Hashable
@@ -47,6 +54,9 @@ class Store:
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         # Scope -> the keys of its entries (a dict as an ordered set: removal is O(1) when one scope has many).
         self._by_scope: dict[Scope, dict[Hashable, None]] = {}
+        # The entries held when the listener last went down, and when that was (time.monotonic()).
+        self._last_known: dict[Hashable, Entry] = {}
+        self.last_known_since: float | None = None
         hub.on_change(self._on_change)
 
     def __len__(self) -> int:
@@ -59,6 +69,16 @@ class Store:
             return None
         metrics.count_cache_lookup(_kind(key), "hit")
         return entry
+
+    def last_known(self, key: Hashable) -> Entry | None:
+        """The entry held under ``key`` when the listener went down, while it is still down; else None."""
+        if self.hub.healthy:
+            return None
+        return self._last_known.get(key)
+
+    def forget_last_known(self) -> None:
+        with self._lock:
+            self._last_known, self.last_known_since = {}, None
 
     def put(self, key: Hashable, scope: Scope, label: Label, payload: Any, size: int) -> bool:
         """Keep ``payload`` (read after ``label`` was taken) unless its scope changed since; True if kept."""
@@ -105,16 +125,36 @@ class Store:
     def _on_change(self, scope: Scope | None) -> None:
         with self._lock:
             if scope is None:
-                self._entries.clear()
+                if not self.hub.healthy and self._entries:  # the listener just went down
+                    self._last_known, self.last_known_since = self._entries, time.monotonic()
+                    self._entries = OrderedDict()
+                else:
+                    self._entries.clear()
+                    if self.hub.healthy:
+                        self._last_known, self.last_known_since = {}, None
                 self._by_scope.clear()
                 self.bytes = 0
                 self._report()
                 return
+            # A change was heard: the database is reachable, and the last known answers prove nothing more.
+            self._last_known, self.last_known_since = {}, None
             for key in self._by_scope.pop(scope, ()):
                 entry = self._entries.pop(key, None)
                 if entry is not None:
                     self.bytes -= entry.size
             self._report()
+
+
+class LastKnown:
+    """The store's last known entries seen through ``get``, for lookups written against a store (remembered
+    tokens and levels, ``access.py``): who may see a last known answer is decided by what was known with it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.hub = store.hub
+
+    def get(self, key: Hashable) -> Entry | None:
+        return self.store.last_known(key)
 
 
 def _kind(key: Hashable) -> str:

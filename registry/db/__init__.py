@@ -1,2 +1,3 @@
 """What use cases stand on: the unit of work (one use case = one transaction), row lookups and locks,
-immutable records, the search condition model and the per-process write queues. No use cases live here."""
+immutable records, the search condition model, the per-process write queues, and which failures are the
+database's state rather than a bug (``availability.py``: answered 503 with Retry-After). No use cases live here."""

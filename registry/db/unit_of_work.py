@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator, ParamSpec, TypeVar
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .. import audit
@@ -60,7 +61,11 @@ def use_case(fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def read_only(fn: Callable[P, R]) -> Callable[P, R]:
-    """Reads end their transaction too, so a long-lived session never pins an old snapshot or a connection."""
+    """Reads end their transaction too, so a long-lived session never pins an old snapshot or a connection.
+
+    A read that fails on a pooled connection the database dropped (a restart, a failover: SQLAlchemy then
+    invalidates the whole pool) is tried once more on a new connection: a read changes nothing, so this is
+    safe, and the first reader after a restart is answered instead of refused. Writes are never retried."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -68,7 +73,13 @@ def read_only(fn: Callable[P, R]) -> Callable[P, R]:
         if _READING_KEY in s.info:  # part of a larger read (one_read) that ends the transaction itself
             return fn(*args, **kwargs)
         try:
-            return fn(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except DBAPIError as error:
+                if not error.connection_invalidated:
+                    raise
+                s.rollback()
+                return fn(*args, **kwargs)
         finally:
             s.rollback()
 

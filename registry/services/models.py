@@ -23,6 +23,7 @@ from ..lifecycle import (
 )
 from ..orm import ModelAlias, ModelVersion, RegisteredModel, RegisteredModelTag
 from ..db.loading import find_model, highest_per_stage, lock_model, revise, touch
+from . import idempotency as idempotent
 from .access import authorize, authorize_registry, grant_creator, readable
 from .policies import serving_review
 from ..db.records import ModelRecord, VersionRecord, model_record, version_record
@@ -44,12 +45,20 @@ def _check_revision(model: RegisteredModel, expected: int | None) -> None:
 
 @use_case
 def create_model(
-    actor: Actor, name: str, description: str | None = None, tags: dict[str, str] | None = None
+    actor: Actor, name: str, description: str | None = None, tags: dict[str, str] | None = None,
+    *, idempotency: idempotent.Key | None = None,
 ) -> ModelRecord:
+    """``idempotency``: the caller's Idempotency-Key; sent again, it answers the model created the first time."""
     name = names.model_name(name)
     description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
     tags = names.tags(tags)
     authorize_registry(actor, Permission.EDIT, "Creating a registered model")
+    if idempotency is not None:
+        earlier = idempotent.claim(actor, idempotency)
+        if earlier is not None:
+            model = idempotent.earlier_model(earlier)
+            authorize(actor, model, Permission.READ, "Reading")
+            return model_record(model)
     when = now()
     s = session()
     # ON CONFLICT instead of check-then-insert: two concurrent creates of one name give one winner and a
@@ -68,6 +77,8 @@ def create_model(
     record(s, actor, Action.MODEL_CREATED, model_id=model_id, model_name=name,
            details={"description": description, "tags": tags}, now=when)
     s.flush()
+    if idempotency is not None:
+        idempotent.settle(actor, idempotency, model_id)
     return model_record(find_model(name))
 
 

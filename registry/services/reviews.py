@@ -95,10 +95,19 @@ def _authorize_read(actor: Actor, model: RegisteredModel, request_id: int) -> No
     authorize(actor, model, Permission.READ, "Reading", missing=_request_not_found(request_id))
 
 
-def _require_pending(request: TransitionRequest) -> None:
-    if request.status != RequestStatus.PENDING.value:
-        raise Conflict(f"Transition request {request.id} is {request.status}, not pending.",
-                       {"request_id": request.id, "status": request.status})
+def _require_pending(request: TransitionRequest, actor: Actor) -> None:
+    """A decided request refuses another decision, saying who decided it, and whether that was the caller: a
+    client retrying a review whose answer was lost (a worker killed after the commit) learns it took effect."""
+    if request.status == RequestStatus.PENDING.value:
+        return
+    approvers = sorted(a.approver for a in request.approvals)
+    by_you = actor.name == request.resolved_by or actor.name in approvers
+    who = "you" if by_you else (request.resolved_by or "the system")
+    message = f"Transition request {request.id} is already {request.status} (by {who}); nothing was changed."
+    if by_you:
+        message += " If you are retrying a request whose answer was lost, your earlier one took effect."
+    raise Conflict(message, {"request_id": request.id, "status": request.status,
+                             "resolved_by": request.resolved_by, "approved_by": approvers, "by_you": by_you})
 
 
 def _close(request: TransitionRequest, status: RequestStatus, actor: Actor, comment: str, when) -> None:
@@ -157,7 +166,7 @@ def approve(actor: Actor, request_id: int, comment: str | None = None, *,
     comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model, request = _lock_request(request_id)
     _authorize_read(actor, model, request_id)
-    _require_pending(request)
+    _require_pending(request, actor)
     _authorize_review(actor, model, request, "Approving")
     s = session()
     version = s.get(ModelVersion, request.version_id)
@@ -195,7 +204,7 @@ def reject(actor: Actor, request_id: int, comment: str | None = None) -> Request
     comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model, request = _lock_request(request_id)
     _authorize_read(actor, model, request_id)
-    _require_pending(request)
+    _require_pending(request, actor)
     _authorize_review(actor, model, request, "Rejecting")
     if actor.name == request.requested_by:
         raise PermissionDenied("You cannot review your own transition request; cancel it instead.",
@@ -217,7 +226,7 @@ def cancel(actor: Actor, request_id: int, comment: str | None = None) -> Request
     comment = names.bounded_text(comment, "comment", names.MAX_DESCRIPTION) or ""
     model, request = _lock_request(request_id)
     _authorize_read(actor, model, request_id)
-    _require_pending(request)
+    _require_pending(request, actor)
     if actor.name != request.requested_by:
         authorize(actor, model, Permission.MANAGE, "Cancelling someone else's transition request")
     when = now()

@@ -55,9 +55,25 @@ def _pending_ids(actor: Actor, model_name: str, version: int | str, stage: str,
     if not ids:
         by = f" by {requested_by}" if requested_by is not None else ""
         raise NotFound(f"No pending request{by} to transition version {number} of registered model "
-                       f"{model.name} to {target.value}.",
+                       f"{model.name} to {target.value}.{_your_last_decision(actor, mv.id, target)}",
                        {"model": model.name, "version": number, "stage": target.value})
     return model, target, ids
+
+
+def _your_last_decision(actor: Actor, version_id: int, target: Stage) -> str:
+    """For a client retrying a review whose answer was lost (a worker killed after the commit): the latest
+    decided request of this version to this stage, when the caller decided it."""
+    latest = session().scalars(
+        select(TransitionRequest).where(TransitionRequest.version_id == version_id,
+                                        TransitionRequest.to_stage == target.value,
+                                        TransitionRequest.status != RequestStatus.PENDING.value)
+        .order_by(TransitionRequest.id.desc()).limit(1)).one_or_none()
+    if latest is None:
+        return ""
+    if actor.name != latest.resolved_by and actor.name not in {a.approver for a in latest.approvals}:
+        return ""
+    return (f" Request {latest.id} was already {latest.status} by you: if you are retrying a request whose "
+            f"answer was lost, it took effect.")
 
 
 def _event(actor: Actor, request_id: int, action: Action) -> AuditRecord:

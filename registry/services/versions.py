@@ -22,6 +22,7 @@ from ..db import filters
 from ..db.queueing import Batcher
 from ..db.unit_of_work import now, read_only, session, use_case
 from ..extensions import settings
+from . import idempotency as idempotent
 from . import lineage
 
 
@@ -85,6 +86,7 @@ def create_version(
     description: str | None = None,
     tags: dict[str, str] | None = None,
     model_id: str | None = None,
+    idempotency: idempotent.Key | None = None,
 ) -> VersionRecord:
     """Register a new version numbered last_version + 1.
 
@@ -112,7 +114,25 @@ def create_version(
         run_id_sent=run_id,
         model_id=model_id,
     )
+    if idempotency is not None:
+        return _create_version_once(names.model_name(model_name), item, idempotency)
     return _CREATES.submit(names.model_name(model_name), item, scope=session().get_bind())
+
+
+@use_case
+def _create_version_once(model_name: str, item: _NewVersion, key: idempotent.Key) -> VersionRecord:
+    """A create sent with an Idempotency-Key: the key is claimed in the create's own transaction, so it is
+    written alone, outside the batches (``services/idempotency.py``)."""
+    earlier = idempotent.claim(item.actor, key)
+    if earlier is not None:
+        mv = idempotent.earlier_version(earlier)
+        authorize(item.actor, mv.model, Permission.READ, "Reading")
+        return version_record(mv)
+    outcome = _create_versions.__wrapped__(model_name, [item])[0]
+    if isinstance(outcome, Exception):
+        raise outcome  # the claim is rolled back with it: the key stays free
+    idempotent.settle(item.actor, key, outcome.model_id, outcome.version)
+    return outcome
 
 
 def _resolved(item: _NewVersion) -> _NewVersion:

@@ -12,11 +12,10 @@ from flask import g, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from markupsafe import Markup
-from psycopg2.errors import QueryCanceled
-from sqlalchemy.exc import OperationalError
-
 from .. import errors
 from ..api.errors import status_for
+from ..db import availability
+from ..extensions import OUTAGE_KEY
 from .session import auth_enabled
 
 log = logging.getLogger("registry.web")
@@ -103,15 +102,30 @@ def not_found_anywhere(error):
     return _http_error(error)
 
 
-def _operational_error(error: OperationalError):
-    if isinstance(error.orig, QueryCanceled):
-        return render_error(503, "Busy", "The database did not answer in time; try again, or narrow the search.")
-    return _unexpected(error)
+_UNAVAILABLE = {
+    "unavailable": ("Database unavailable", "The registry cannot reach its database right now; nothing was done."),
+    "locked": ("Busy", "Someone else's change to this model is taking long; nothing was changed. Try again."),
+    "busy": ("Busy", "The database did not answer in time; try again, or narrow the search."),
+}
+
+
+def _database_failure(kind: str, error: Exception):
+    """The database's state (``db/availability.py``): a 503 page with Retry-After, one log line per outage."""
+    if kind == "unavailable":
+        from flask import current_app
+
+        current_app.extensions[OUTAGE_KEY].failed(error)
+    title, message = _UNAVAILABLE[kind]
+    page, status = render_error(503, title, message)
+    return page, status, {"Retry-After": str(availability.RETRY_AFTER[kind])}
 
 
 def _unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return _http_error(error)
+    kind = availability.classify(error)
+    if kind is not None:
+        return _database_failure(kind, error)
     log.exception("unhandled error in the console")
     return render_error(500, "Something went wrong", "The server could not show this page; it has been logged.")
 
@@ -121,7 +135,7 @@ def install(blueprint) -> None:
     blueprint.register_error_handler(errors.RegistryError, _registry_error)
     blueprint.register_error_handler(CSRFError, _csrf_error)
     blueprint.register_error_handler(HTTPException, _http_error)
-    blueprint.register_error_handler(OperationalError, _operational_error)
+    blueprint.register_error_handler(errors.Unavailable, _unexpected)
     blueprint.register_error_handler(Exception, _unexpected)
     blueprint.add_app_template_global(page_url, "page_url")
     for name, fn in {"when": time_tag, "absolute": absolute, "stage": stage_badge, "change": change_text}.items():

@@ -119,3 +119,28 @@ def test_a_waiter_is_woken_by_a_reset_that_happened_after_its_label():
     hub.set_healthy(False)
     hub.set_healthy(True)
     assert hub.wait(7, 1, timeout=5, label=label) is True
+
+
+def test_entries_held_when_the_listener_goes_down_are_the_last_known_until_it_reconnects():
+    hub = healthy_hub()
+    store = Store(hub, 1 << 20)
+    assert store.put("k", 7, hub.label(), "answer", 10)
+    assert store.last_known("k") is None  # while the listener is up, nothing is "last known": get serves
+    hub.set_healthy(False)
+    assert store.get("k") is None  # never served as fresh
+    assert store.last_known("k").payload == "answer"
+    assert store.last_known_since is not None
+    assert not store.put("k2", 7, hub.label(), "read while down", 10)
+    hub.set_healthy(True)
+    assert store.last_known("k") is None and store.get("k") is None
+
+
+def test_any_change_heard_while_the_listener_is_down_drops_the_last_known_answers():
+    # The writing process hears its own commit even without a listener: the database is reachable then,
+    # and what was known before proves nothing any more.
+    hub = healthy_hub()
+    store = Store(hub, 1 << 20)
+    assert store.put("k", 7, hub.label(), "answer", 10)
+    hub.set_healthy(False)
+    model_change(hub, 8, 3)
+    assert store.last_known("k") is None

@@ -10,6 +10,7 @@ from . import bp, ok
 from .search import model_conditions, model_order
 from .wire import page_size, params
 from ..replay import about, replayable
+from ..rate_limits import search
 
 MAX_MODELS_PAGE = 1000  # MLflow's limit for search-registered-models
 DEFAULT_MODELS_PAGE = 100
@@ -78,12 +79,14 @@ def _search(filter_text: str | None, order_by: list[str], max_results: int | Non
 
 
 @bp.get("/registered-models/search")
+@search
 def search_models():
     p = params()
     return _search(p.string("filter"), p.strings("order_by"), p.integer("max_results"), p.string("page_token"))
 
 
 @bp.get("/registered-models/list")
+@search
 def list_models():
     """Databricks' ``list_models`` (removed from OSS MLflow): a search without filter or ordering."""
     p = params()

@@ -9,6 +9,7 @@ from . import bp, ok
 from .search import version_conditions, version_order
 from .wire import page_size, params
 from ..replay import about, replayable
+from ..rate_limits import search
 
 # MLflow accepts up to 200,000 versions a page. Its REST default when max_results is omitted is that
 # maximum too; we default to the client's own default (10,000) so a bare curl stays a sane size.
@@ -71,6 +72,7 @@ def delete_version():
 
 
 @bp.get("/model-versions/search")
+@search
 def search_versions():
     p = params()
     query = svc.VersionQuery(conditions=version_conditions(p.string("filter")),

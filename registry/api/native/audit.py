@@ -6,11 +6,13 @@ from flask import Blueprint, jsonify
 from ...schemas import native as wire
 from ...services import audit_log
 from .http import args, current_actor
+from ..rate_limits import search
 
 bp = Blueprint("native_audit", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/audit-events")
+@search
 def list_events():
     q = args(wire.AuditListArgs)
     query = audit_log.AuditQuery(

@@ -15,6 +15,7 @@ from ...schemas import native as wire
 from ...schemas.history import historic_json, timeline_json
 from ...services import history
 from .http import args, current_actor
+from ..rate_limits import search
 
 bp = Blueprint("native_history", __name__, url_prefix="/api/v1")
 
@@ -35,6 +36,7 @@ def serve_as_of(key: tuple[str, str, str], as_of: datetime):
 
 
 @bp.get("/models/<name>/timeline")
+@search
 def model_timeline(name: str):
     q = args(wire.TimelineArgs)
     return jsonify(timeline_json(history.timeline(current_actor(), name, since=q.get("since"),

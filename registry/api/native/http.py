@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from typing import Any
@@ -11,9 +12,30 @@ from werkzeug.wrappers import Request
 from marshmallow import Schema, ValidationError
 
 from ...errors import InvalidArgument
+from ...services.idempotency import Key
 from ..authn import current_actor  # noqa: F401  (re-exported for the views)
 
 _ETAG = re.compile(r'^"(\d{1,10})"$')
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def idempotency_key(data: dict[str, Any]) -> Key | None:
+    """The request's ``Idempotency-Key`` (1-255 visible ASCII characters), with a fingerprint of what it asks:
+    method, path and the parsed body, so the same key sent with another request is told apart."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(raw):
+        raise InvalidArgument("Idempotency-Key must be 1 to 255 visible ASCII characters.",
+                              {"field": "Idempotency-Key"})
+    asked = json.dumps([request.method, request.path, data], sort_keys=True, default=str)
+    return Key(raw, hashlib.sha256(asked.encode("utf-8")).hexdigest())
+
+
+def mark_replayed(response: Response, key: Key | None) -> Response:
+    if key is not None and key.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @functools.cache

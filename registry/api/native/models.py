@@ -6,8 +6,9 @@ from flask import Blueprint, jsonify, url_for
 from ... import names
 from ...schemas import native as wire
 from ...services import models as svc
-from .http import args, body, current_actor, expected_revision, with_etag
+from .http import args, body, current_actor, expected_revision, idempotency_key, mark_replayed, with_etag
 from ..replay import about, replayable
+from ..rate_limits import search
 
 bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
 
@@ -15,13 +16,16 @@ bp = Blueprint("native_models", __name__, url_prefix="/api/v1")
 @bp.post("/models")
 def create_model():
     data = body(wire.ModelCreate)
-    record = svc.create_model(current_actor(), data["name"], data.get("description"), data.get("tags"))
-    response = with_etag(jsonify(wire.model_json(record)), record.revision)
+    key = idempotency_key(data)
+    record = svc.create_model(current_actor(), data["name"], data.get("description"), data.get("tags"),
+                              idempotency=key)
+    response = mark_replayed(with_etag(jsonify(wire.model_json(record)), record.revision), key)
     response.headers["Location"] = url_for(".get_model", name=record.name)
     return response, 201
 
 
 @bp.get("/models")
+@search
 def list_models():
     q = args(wire.ModelListArgs)
     order = q["order_by"]

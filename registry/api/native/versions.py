@@ -8,8 +8,9 @@ from ...schemas import native as wire
 from ...services import aliases, stages
 from ...services.models import get_model
 from ...services import versions as svc
-from .http import args, body, current_actor, expected_revision, with_etag
+from .http import args, body, current_actor, expected_revision, idempotency_key, mark_replayed, with_etag
 from ..replay import about, replayable
+from ..rate_limits import search
 
 bp = Blueprint("native_versions", __name__, url_prefix="/api/v1")
 
@@ -25,16 +26,20 @@ def _page(page):
 @bp.post("/models/<name>/versions")
 def create_version(name: str):
     data = body(wire.VersionCreate)
+    key = idempotency_key(data)
     record = svc.create_version(
         current_actor(), name, data["source"], run_id=data.get("run_id"), run_link=data.get("run_link"),
         description=data.get("description"), tags=data.get("tags"), model_id=data.get("model_id"),
+        idempotency=key,
     )
     response, status = _version(record, 201)
+    mark_replayed(response, key)
     response.headers["Location"] = url_for(".get_version", name=record.model_name, version=record.version)
     return response, status
 
 
 @bp.get("/models/<name>/versions")
+@search
 def list_versions(name: str):
     q = args(wire.VersionListArgs)
     query = svc.VersionQuery(model_name=name, run_id=q.get("run_id"), stage=q.get("stage"),
@@ -44,6 +49,7 @@ def list_versions(name: str):
 
 
 @bp.get("/versions")
+@search
 def search_versions():
     q = args(wire.GlobalVersionListArgs)
     query = svc.VersionQuery(model_name=q.get("model"), run_id=q.get("run_id"), stage=q.get("stage"),

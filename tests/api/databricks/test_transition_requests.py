@@ -238,3 +238,13 @@ def test_approvers_archive_choice_replaces_the_requesters(team):
     ok(team.review("prod", "approve", archive_existing_versions=False))
 
     assert (team.stage_of("1"), team.stage_of("2")) == ("Production", "Production")
+
+
+def test_a_retried_approval_that_did_commit_says_the_callers_approval_took_effect(team):
+    ok(team.request("reader"))
+    ok(team.review("prod", "approve"))
+
+    message = assert_error(team.review("prod", "approve"), 404, "RESOURCE_DOES_NOT_EXIST")
+
+    assert "already approved by you" in message
+    assert team.stage_of("1") == "Production"

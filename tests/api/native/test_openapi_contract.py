@@ -33,6 +33,7 @@ from werkzeug.wrappers import Request
 
 from registry import create_app
 from registry.api.errors import _HTTP_CODES
+from registry.api.rate_limits import RATE_LIMITED
 from registry.audit import ACTIONS
 from registry.errors import RegistryError
 from registry.extensions import db
@@ -134,7 +135,8 @@ def _all_subclasses(cls: type) -> set[type]:
 
 
 def test_spec_error_codes_are_exactly_the_codes_the_server_can_send(spec):
-    server_codes = {cls.code for cls in _all_subclasses(RegistryError)} | set(_HTTP_CODES.values()) | {"INTERNAL"}
+    server_codes = ({cls.code for cls in _all_subclasses(RegistryError)} | set(_HTTP_CODES.values()) | {"INTERNAL"}
+                    | {RATE_LIMITED})
     error = spec["components"]["schemas"]["Error"]["properties"]["error"]
     assert set(error["properties"]["code"]["enum"]) == server_codes
 
@@ -349,6 +351,17 @@ def models(r: Recorder, u: Users, too_big: int) -> str:
     r.call("POST", "/api/v1/models", 201, json={"name": "churn model", "description": None})
     r.call("POST", "/api/v1/models", 201, json={"name": "spare"})
     r.call("POST", "/api/v1/models", 409, json={"name": "fraud-detector"}, label="duplicate name")
+    for label in ("keyed create", "keyed retry (replayed)"):
+        r.call("POST", "/api/v1/models", 201, json={"name": "keyed"}, headers={"Idempotency-Key": "create-keyed"},
+               label=label)
+    r.call("POST", "/api/v1/models", 409, json={"name": "other"}, headers={"Idempotency-Key": "create-keyed"},
+           label="key reused for another model")
+    r.call("POST", "/api/v1/models/keyed/versions", 409, json={"source": "s3://b/k"},
+           headers={"Idempotency-Key": "create-keyed"}, label="key reused for a version")
+    r.call("POST", "/api/v1/models/keyed/versions", 201, json={"source": "s3://b/k"},
+           headers={"Idempotency-Key": "version-keyed"}, label="keyed version create")
+    r.call("POST", "/api/v1/models", 400, json={"name": "x"}, headers={"Idempotency-Key": ""}, spec_accepts=False,
+           label="empty Idempotency-Key")
     r.call("POST", "/api/v1/models", 403, json={"name": "bobs-model"}, auth=u.bob, label="READ cannot create")
     r.call("POST", "/api/v1/models", 400, json={"name": "a:b"}, spec_accepts=False, label="name with ':'")
     r.call("POST", "/api/v1/models", 400, json={"name": " padded"}, spec_accepts=False, label="leading space")

@@ -319,3 +319,20 @@ def test_non_author_delete_is_403(secure_client, writer, make_user):
     response = secure_client.delete(f"/api/v1/comments/{made['id']}", headers=make_user("other", "MANAGE"))
 
     assert_error(response, 403, "PERMISSION_DENIED")
+
+
+def test_a_retried_approval_that_did_commit_says_it_was_already_approved_by_you(secure_client, who):
+    # A worker killed after the commit but before the answer: the client's retry finds the request approved.
+    made = ok(request_transition(secure_client, who["reader"]), 201)
+    ok(review(secure_client, who["rev0"], made["id"], "approve"))
+
+    retried = review(secure_client, who["rev0"], made["id"], "approve")
+    other = review(secure_client, who["rev1"], made["id"], "approve")
+
+    error = assert_error(retried, 409, "CONFLICT")
+    assert "already approved" in error["message"] and "by you" in error["message"]
+    assert error["details"] == {"request_id": made["id"], "status": "approved", "resolved_by": "rev0",
+                                "approved_by": ["rev0"], "by_you": True}
+    other_error = assert_error(other, 409, "CONFLICT")
+    assert "by you" not in other_error["message"] and other_error["details"]["by_you"] is False
+    assert stage_of(secure_client, who["admin"]) == "Production"
