@@ -39,6 +39,9 @@ class RegistryWebhook(db.Model):
         BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE")
     )
     events: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    # What the webhook matches in the outbox trigger: audit actions, alone or as "action:ToStage"
+    # (registry/events/topics.py derives them from ``events``).
+    topics: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
     description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="ACTIVE")
     http_url: Mapped[str | None] = mapped_column(Text)
@@ -59,4 +62,5 @@ class RegistryWebhook(db.Model):
         CheckConstraint("(http_url IS NULL) <> (job_id IS NULL)", name="one_target"),
         CheckConstraint("cardinality(events) > 0", name="events_not_empty"),
         Index("ix_registry_webhooks_model_id_id", "model_id", "id"),
+        Index("ix_registry_webhooks_topics", "topics", postgresql_using="gin"),
     )

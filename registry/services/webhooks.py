@@ -23,6 +23,7 @@ from ..audit import Action, record, record_registry
 from ..auth import Actor
 from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
+from ..events.topics import databricks_topics
 from ..orm import RegistryWebhook
 from ..db.loading import find_model, lock_model
 from .access import authorize, level, lock_parent, require_admin
@@ -249,8 +250,8 @@ def create_webhook(actor: Actor, events: list[str], *, model_name: str | None = 
         authorize(actor, model, Permission.MANAGE, "Creating a webhook")
         model_id = model.id
     when = now()
-    row = RegistryWebhook(model_id=model_id, events=wanted, description=description, status=status,
-                          created_by=actor.name, created_at=when, updated_at=when)
+    row = RegistryWebhook(model_id=model_id, events=wanted, topics=databricks_topics(wanted),
+                          description=description, status=status, created_by=actor.name, created_at=when, updated_at=when)
     _set_target(row, http, job)
     s = session()
     s.add(row)
@@ -269,6 +270,7 @@ def update_webhook(actor: Actor, webhook_id: object, *, events: list[str] | None
     row = _load(actor, webhook_id, "Changing", lock=True)
     if events is not None:
         row.events = _events(events, registry_wide=row.model_id is None)
+        row.topics = databricks_topics(row.events)
     if description is not None:
         row.description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
     if status is not None:

@@ -1,0 +1,36 @@
+"""What a subscription matches: *topics*, the audit action alone (``version.transitioned``) or with the stage it
+moves to (``version.transitioned:Production``). The outbox trigger matches a webhook's ``topics`` against each
+new audit event's two topics, so every dialect's event names are translated here, once, when a webhook is
+saved."""
+from __future__ import annotations
+
+# Databricks registry-webhook events -> topics (mirrored in migration 0014 for webhooks stored before it).
+DATABRICKS = {
+    "MODEL_VERSION_CREATED": ("version.created",),
+    "MODEL_VERSION_TRANSITIONED_STAGE": ("version.transitioned",),
+    "TRANSITION_REQUEST_CREATED": ("request.created",),
+    "COMMENT_CREATED": ("comment.created",),
+    "REGISTERED_MODEL_CREATED": ("model.created",),
+    "MODEL_VERSION_TAG_SET": ("version.tag_set",),
+    "MODEL_VERSION_TRANSITIONED_TO_STAGING": ("version.transitioned:Staging",),
+    "MODEL_VERSION_TRANSITIONED_TO_PRODUCTION": ("version.transitioned:Production",),
+    "MODEL_VERSION_TRANSITIONED_TO_ARCHIVED": ("version.transitioned:Archived",),
+    "TRANSITION_REQUEST_TO_STAGING_CREATED": ("request.created:Staging",),
+    "TRANSITION_REQUEST_TO_PRODUCTION_CREATED": ("request.created:Production",),
+    "TRANSITION_REQUEST_TO_ARCHIVED_CREATED": ("request.created:Archived",),
+}
+
+
+def databricks_topics(events: list[str]) -> list[str]:
+    return sorted({topic for event in events for topic in DATABRICKS[event]})
+
+
+def databricks_event(subscribed: list[str], action: str, to_stage: str | None) -> str | None:
+    """The Databricks event name a delivery of this audit event carries: the stage-specific one if the webhook
+    subscribed to it, else the general one (one delivery per webhook and event, never two)."""
+    specific = f"{action}:{to_stage or ''}"
+    for wanted in (specific, action):
+        for event in subscribed:
+            if wanted in DATABRICKS[event]:
+                return event
+    return None
