@@ -48,3 +48,21 @@ def post_fork(server, worker):
     with app.app_context():
         db.engine.dispose(close=False)
 
+
+
+def post_worker_init(worker):
+    # The embedded event dispatcher (REGISTRY_EVENTS_DISPATCHER=embedded): one per worker; they share the work
+    # through the database (registry/events/deliveries.py), so no extra process is needed on a single host.
+    if settings.events_dispatcher != "embedded":
+        return
+    from registry.events.dispatcher import for_app
+
+    from registry.wsgi import app
+
+    worker.registry_dispatcher = for_app(app).start()
+
+
+def worker_exit(server, worker):
+    dispatcher = getattr(worker, "registry_dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.stop(timeout=5)

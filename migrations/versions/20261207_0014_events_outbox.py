@@ -22,7 +22,8 @@ depends_on = None
 _DATABRICKS_TOPICS = {
     'MODEL_VERSION_CREATED': ['version.created'],
     'MODEL_VERSION_TRANSITIONED_STAGE': ['version.transitioned'],
-    'TRANSITION_REQUEST_CREATED': ['request.created'],
+    'TRANSITION_REQUEST_CREATED': ['request.created:None', 'request.created:Staging', 'request.created:Production',
+                                   'request.created:Archived'],
     'COMMENT_CREATED': ['comment.created'],
     'REGISTERED_MODEL_CREATED': ['model.created'],
     'MODEL_VERSION_TAG_SET': ['version.tag_set'],

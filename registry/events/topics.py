@@ -8,7 +8,9 @@ from __future__ import annotations
 DATABRICKS = {
     "MODEL_VERSION_CREATED": ("version.created",),
     "MODEL_VERSION_TRANSITIONED_STAGE": ("version.transitioned",),
-    "TRANSITION_REQUEST_CREATED": ("request.created",),
+    # Per stage: an alias request is a request.created too, but not a transition request.
+    "TRANSITION_REQUEST_CREATED": tuple(f"request.created:{stage}" for stage in ("None", "Staging", "Production",
+                                                                                 "Archived")),
     "COMMENT_CREATED": ("comment.created",),
     "REGISTERED_MODEL_CREATED": ("model.created",),
     "MODEL_VERSION_TAG_SET": ("version.tag_set",),
@@ -29,8 +31,6 @@ def databricks_event(subscribed: list[str], action: str, to_stage: str | None) -
     """The Databricks event name a delivery of this audit event carries: the stage-specific one if the webhook
     subscribed to it, else the general one (one delivery per webhook and event, never two)."""
     specific = f"{action}:{to_stage or ''}"
-    for wanted in (specific, action):
-        for event in subscribed:
-            if wanted in DATABRICKS[event]:
-                return event
-    return None
+    matching = [event for event in subscribed if {specific, action} & set(DATABRICKS[event])]
+    # The stage-specific event (its only topic is this one) wins over the general one.
+    return min(matching, key=lambda event: DATABRICKS[event] != (specific,), default=None)

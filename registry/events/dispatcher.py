@@ -1,0 +1,161 @@
+"""The dispatcher: threads that claim due deliveries, call receivers and settle the deliveries.
+
+It runs inside every server worker (``REGISTRY_EVENTS_DISPATCHER=embedded``, the default, started by
+``deploy/gunicorn.conf.py``) and as ``registry events dispatch``; any number of them share the work through
+the database (``deliveries.py``). Each has ``REGISTRY_EVENTS_CONCURRENCY`` threads, one delivery in flight
+each, and a listener on the ``registry_events`` channel that the outbox trigger notifies when a commit
+created deliveries; without notifications (listener down, retries coming due) the threads look every
+``POLL_SECONDS``.
+"""
+from __future__ import annotations
+
+import logging
+import select
+import threading
+import time
+from datetime import timezone
+from typing import Callable
+
+import psycopg2
+import psycopg2.extensions
+
+from . import databricks, network
+from .deliveries import Claimed, Outcome, claim, settle
+
+log = logging.getLogger("registry.events")
+
+CHANNEL = "registry_events"
+POLL_SECONDS = 1.0
+
+
+def attempt(claimed: Claimed, policy: network.Policy) -> Outcome:
+    """Call the receiver once (no database access here)."""
+    row = claimed.row
+    if row.status != "ACTIVE":
+        return Outcome(None, 0, None, f"the webhook is {row.status}", refused=True)
+    what = databricks.Occurrence(row.action, row.model_name, row.version, row.from_stage, row.to_stage,
+                                 int(row.occurred_at.astimezone(timezone.utc).timestamp() * 1000), row.details or {})
+    event = databricks.event_for(list(row.subscribed), what)
+    if event is None:  # the webhook's events changed since the delivery was queued
+        return Outcome(None, 0, None, "the webhook no longer subscribes to this event", refused=True)
+    try:
+        request = databricks.request(row, databricks.payload(event, row.webhook_id, what), secret=row.http_secret,
+                                     authorization=row.http_authorization, job_token=row.job_access_token)
+    except network.Refused as error:
+        return Outcome(None, 0, None, f"refused: {error}", refused=True)
+    return send(request, policy)
+
+
+def send(request: databricks.Request, policy: network.Policy) -> Outcome:
+    started = time.perf_counter()
+    try:
+        answer = network.post(request.url, request.body, request.headers, policy, verify_tls=request.verify_tls)
+    except network.Refused as error:
+        return Outcome(None, 0, None, f"refused: {error}", refused=True)
+    except OSError as error:
+        return Outcome(None, int((time.perf_counter() - started) * 1000), None, f"{type(error).__name__}: {error}")
+    error = None
+    if 300 <= answer.status < 400:
+        error = "redirects are not followed"
+    return Outcome(answer.status, answer.latency_ms, answer.excerpt, error, answer.retry_after)
+
+
+class Dispatcher:
+    """``start()`` / ``stop()``; ``connect`` yields a SQLAlchemy connection (the app's engine), ``dsn`` is for the
+    listener's own psycopg2 connection."""
+
+    def __init__(self, connect: Callable, dsn: str, settings):
+        self._connect = connect
+        self._dsn = dsn
+        self._policy = network.Policy.from_settings(settings)
+        self._settings = settings
+        self._stopping = threading.Event()
+        self._wake = threading.Condition()
+        self._rings = 0
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> "Dispatcher":
+        for n in range(self._settings.events_concurrency):
+            self._spawn(self._work, f"registry-dispatch-{n}")
+        self._spawn(self._listen, "registry-dispatch-listener")
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Let in-flight deliveries finish (their receivers' timeouts bound the wait)."""
+        self._stopping.set()
+        self._ring()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _spawn(self, target, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _ring(self) -> None:
+        with self._wake:
+            self._rings += 1
+            self._wake.notify_all()
+
+    def run_once(self) -> bool:
+        """Claim, attempt and settle one due delivery; False when none was due."""
+        with self._connect() as conn:
+            with conn.begin():
+                claimed = claim(conn)
+                if claimed is None:
+                    return False
+                outcome = attempt(claimed, self._policy)
+                state = settle(conn, claimed, outcome, base_ms=self._settings.webhook_backoff_ms,
+                               max_age_seconds=self._settings.webhook_max_age_seconds)
+        log.info("delivery %s: %s (%s)", claimed.id, state, outcome.status_code or outcome.error)
+        return True
+
+    def _work(self) -> None:
+        seen = -1
+        while not self._stopping.is_set():
+            try:
+                if self.run_once():
+                    continue
+            except Exception:  # noqa: BLE001 - a database outage must not end the thread
+                log.exception("dispatcher: claiming or settling a delivery failed; retrying")
+            with self._wake:
+                if self._rings == seen and not self._stopping.is_set():
+                    self._wake.wait(POLL_SECONDS)
+                seen = self._rings
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn = psycopg2.connect(self._dsn, application_name="registry-dispatch")
+            except psycopg2.Error:
+                self._stopping.wait(POLL_SECONDS)
+                continue
+            try:
+                conn.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+                conn.cursor().execute(f"LISTEN {CHANNEL}")
+                self._ring()  # deliveries may have been created while nobody listened
+                while not self._stopping.is_set():
+                    if select.select([conn], [], [], POLL_SECONDS) == ([], [], []):
+                        continue
+                    conn.poll()
+                    if any(n.payload == "d" for n in conn.notifies):
+                        self._ring()
+                    conn.notifies.clear()
+            except (psycopg2.Error, OSError):
+                log.warning("dispatcher: lost the notification connection; reconnecting")
+            finally:
+                conn.close()
+
+
+def for_app(app) -> Dispatcher:
+    """A dispatcher on ``app``'s database and settings."""
+    from ..extensions import db
+
+    settings = app.config["REGISTRY_SETTINGS"]
+    dsn = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+    def connect():
+        with app.app_context():
+            return db.engine.connect()
+
+    return Dispatcher(connect, dsn, settings)
