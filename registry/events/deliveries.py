@@ -60,6 +60,12 @@ def claim(conn: Connection) -> Claimed | None:
     return Claimed(row) if row is not None else None
 
 
+def seconds_until_due(conn: Connection) -> float | None:
+    """How long until the earliest pending delivery is due (None: nothing pending)."""
+    return conn.execute(text("SELECT extract(epoch FROM min(next_attempt_at) - now()) FROM webhook_deliveries "
+                             "WHERE state = 'pending'")).scalar()
+
+
 @dataclass(frozen=True)
 class Outcome:
     status_code: int | None

@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.extensions
 
 from . import databricks, network
-from .deliveries import Claimed, Outcome, claim, settle
+from .deliveries import Claimed, Outcome, claim, seconds_until_due, settle
 
 log = logging.getLogger("registry.events")
 
@@ -97,30 +97,34 @@ class Dispatcher:
             self._rings += 1
             self._wake.notify_all()
 
-    def run_once(self) -> bool:
-        """Claim, attempt and settle one due delivery; False when none was due."""
+    def run_once(self) -> float | None:
+        """Claim, attempt and settle one due delivery and return None; when none is due, return how long to
+        wait for the next (at most ``POLL_SECONDS``: a notification or another dispatcher may bring one)."""
         with self._connect() as conn:
             with conn.begin():
                 claimed = claim(conn)
                 if claimed is None:
-                    return False
+                    due = seconds_until_due(conn)
+                    return POLL_SECONDS if due is None else min(POLL_SECONDS, max(0.01, float(due)))
                 outcome = attempt(claimed, self._policy)
                 state = settle(conn, claimed, outcome, base_ms=self._settings.webhook_backoff_ms,
                                max_age_seconds=self._settings.webhook_max_age_seconds)
         log.info("delivery %s: %s (%s)", claimed.id, state, outcome.status_code or outcome.error)
-        return True
+        return None
 
     def _work(self) -> None:
         seen = -1
         while not self._stopping.is_set():
             try:
-                if self.run_once():
+                wait = self.run_once()
+                if wait is None:
                     continue
             except Exception:  # noqa: BLE001 - a database outage must not end the thread
                 log.exception("dispatcher: claiming or settling a delivery failed; retrying")
+                wait = POLL_SECONDS
             with self._wake:
                 if self._rings == seen and not self._stopping.is_set():
-                    self._wake.wait(POLL_SECONDS)
+                    self._wake.wait(wait)
                 seen = self._rings
 
     def _listen(self) -> None:
