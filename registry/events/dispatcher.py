@@ -14,12 +14,12 @@ import select
 import threading
 import time
 from datetime import timezone
-from typing import Callable
 
 import psycopg2
 import psycopg2.extensions
 
 from . import databricks, network
+from .sealing import unseal
 from .deliveries import Claimed, Outcome, claim, seconds_until_due, settle
 
 log = logging.getLogger("registry.events")
@@ -39,34 +39,42 @@ def attempt(claimed: Claimed, policy: network.Policy) -> Outcome:
     if event is None:  # the webhook's events changed since the delivery was queued
         return Outcome(None, 0, None, "the webhook no longer subscribes to this event", refused=True)
     try:
-        request = databricks.request(row, databricks.payload(event, row.webhook_id, what), secret=row.http_secret,
-                                     authorization=row.http_authorization, job_token=row.job_access_token)
+        request = databricks.request(row, databricks.payload(event, row.webhook_id, what),
+                                     secret=unseal(row.http_secret), authorization=unseal(row.http_authorization),
+                                     job_token=unseal(row.job_access_token))
     except network.Refused as error:
         return Outcome(None, 0, None, f"refused: {error}", refused=True)
-    return send(request, policy)
+    return send(request, policy)[0]
 
 
-def send(request: databricks.Request, policy: network.Policy) -> Outcome:
+def send(request: databricks.Request, policy: network.Policy) -> tuple[Outcome, str | None]:
+    """One attempt, as the log records it, and the answer's body (up to ``network.MAX_RESPONSE``)."""
     started = time.perf_counter()
     try:
         answer = network.post(request.url, request.body, request.headers, policy, verify_tls=request.verify_tls)
     except network.Refused as error:
-        return Outcome(None, 0, None, f"refused: {error}", refused=True)
+        return Outcome(None, 0, None, f"refused: {error}", refused=True), None
     except OSError as error:
-        return Outcome(None, int((time.perf_counter() - started) * 1000), None, f"{type(error).__name__}: {error}")
+        elapsed = int((time.perf_counter() - started) * 1000)
+        return Outcome(None, elapsed, None, f"{type(error).__name__}: {error}"), None
     error = None
     if 300 <= answer.status < 400:
         error = "redirects are not followed"
-    return Outcome(answer.status, answer.latency_ms, answer.excerpt, error, answer.retry_after)
+    outcome = Outcome(answer.status, answer.latency_ms, answer.excerpt, error, answer.retry_after)
+    return outcome, answer.body.decode("utf-8", "replace")
 
 
 class Dispatcher:
-    """``start()`` / ``stop()``; ``connect`` yields a SQLAlchemy connection (the app's engine), ``dsn`` is for the
-    listener's own psycopg2 connection."""
+    """``start()`` / ``stop()``. Its threads work inside ``app``'s context (its engine, settings and keys); the
+    listener has a psycopg2 connection of its own."""
 
-    def __init__(self, connect: Callable, dsn: str, settings):
-        self._connect = connect
-        self._dsn = dsn
+    def __init__(self, app):
+        from ..extensions import db
+
+        settings = app.config["REGISTRY_SETTINGS"]
+        self._app = app
+        self._connect = lambda: db.engine.connect()
+        self._dsn = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
         self._policy = network.Policy.from_settings(settings)
         self._settings = settings
         self._stopping = threading.Event()
@@ -113,6 +121,10 @@ class Dispatcher:
         return None
 
     def _work(self) -> None:
+        with self._app.app_context():
+            self._work_in_context()
+
+    def _work_in_context(self) -> None:
         seen = -1
         while not self._stopping.is_set():
             try:
@@ -153,13 +165,4 @@ class Dispatcher:
 
 def for_app(app) -> Dispatcher:
     """A dispatcher on ``app``'s database and settings."""
-    from ..extensions import db
-
-    settings = app.config["REGISTRY_SETTINGS"]
-    dsn = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
-
-    def connect():
-        with app.app_context():
-            return db.engine.connect()
-
-    return Dispatcher(connect, dsn, settings)
+    return Dispatcher(app)

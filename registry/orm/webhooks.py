@@ -29,7 +29,8 @@ class RegistryWebhook(db.Model):
     """A subscription to registry events, on one model or (``model_id`` NULL) registry-wide.
 
     Exactly one target: an HTTP URL or a job. The secret, the Authorization value and the job's access token
-    are write-only on the API; they are kept here because delivery needs them in clear (HMAC key, header).
+    are write-only on the API; delivery needs them in clear (HMAC key, header), so they are kept here
+    encrypted (``registry/events/sealing.py``).
     """
 
     __tablename__ = "registry_webhooks"

@@ -1,8 +1,9 @@
 """Registry webhooks: create, update, delete, list (Databricks' registry-webhooks semantics). Storage only.
 
-Delivery (HTTP POST with an ``X-Databricks-Signature`` HMAC, job runs, TEST_MODE tests) is not implemented
-yet: it must run after commit, from an outbox, outside the request (DESIGN §1). ``describe_test`` checks
-everything a test call needs and tells the caller which event would be sent.
+Delivery happens after commit, from the outbox, outside the request (``registry/events/``); a webhook's
+``topics`` (what the outbox trigger matches) are derived from its events here. ``test_webhook`` is the one
+call that reaches a receiver from a request, as Databricks' test endpoint does: synchronously, with a made-up
+event, logged like a delivery.
 
 Rules: a model-scoped webhook needs MANAGE on its model (to create, change, delete, test or see it); a
 registry-wide one (no model) is for admins only, and only registry-wide webhooks may subscribe to
@@ -23,8 +24,14 @@ from ..audit import Action, record, record_registry
 from ..auth import Actor
 from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
+from ..events import databricks
+from ..events.deliveries import record_attempt
+from ..events.dispatcher import send
+from ..events.network import Policy, Refused
+from ..events.sealing import seal, unseal
+from ..extensions import settings
 from ..events.topics import databricks_topics
-from ..orm import RegistryWebhook
+from ..orm import RegistryWebhook, WebhookDelivery
 from ..db.loading import find_model, lock_model
 from .access import authorize, level, lock_parent, require_admin
 from ..db.unit_of_work import now, read_only, session, use_case
@@ -125,10 +132,13 @@ def _status(raw: object) -> str:
 def _url(raw: object, field: str) -> str:
     text = names.bounded_text(raw, field, MAX_URL, required=True)
     parts = urlsplit(text)
-    # http:// is accepted (unlike Databricks, which insists on HTTPS) because a self-hosted registry often
-    # notifies services on the same private network.
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(f"{field} must be an absolute http(s) URL.", {"field": field})
+    # As Databricks, https only; but a self-hosted registry often notifies services on its own private
+    # network, so the operator may allow http (the dispatcher checks again: the setting may change).
+    if parts.scheme == "http" and not settings().webhook_allow_http:
+        raise InvalidArgument(f"{field} must be an https URL (the operator may allow http with "
+                              "REGISTRY_WEBHOOK_ALLOW_HTTP=true).", {"field": field})
     # A URL is shown to whoever manages the webhook and recorded in the audit trail; credentials belong in the
     # write-only http_url_spec.authorization (e.g. "Basic <base64>"), which neither ever shows.
     if "@" in parts.netloc:
@@ -170,12 +180,12 @@ def _set_target(row: RegistryWebhook, http: HttpTarget | None, job: JobTarget | 
         raise InvalidArgument("Give either http_url_spec or job_spec, not both.", {"field": "http_url_spec"})
     if http is not None:
         http = _check_http(http)
-        row.http_url, row.http_secret, row.http_authorization = http.url, http.secret, http.authorization
+        row.http_url, row.http_secret, row.http_authorization = http.url, seal(http.secret), seal(http.authorization)
         row.enable_ssl_verification = http.enable_ssl_verification
         row.job_id = row.job_access_token = row.job_workspace_url = None
     elif job is not None:
         job = _check_job(job)
-        row.job_id, row.job_access_token, row.job_workspace_url = job.job_id, job.access_token, job.workspace_url
+        row.job_id, row.job_access_token, row.job_workspace_url = job.job_id, seal(job.access_token), job.workspace_url
         row.http_url = row.http_secret = row.http_authorization = None
         row.enable_ssl_verification = True
 
@@ -329,13 +339,57 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
 
 
 @dataclass(frozen=True)
-class TestPlan:
-    webhook: WebhookRecord
+class TestResult:
+    """What the receiver answered to a test event (as Databricks' ``registry-webhooks/test`` returns it)."""
+
     event: str
+    status_code: int
+    body: str
+
+
+def test_webhook(actor: Actor, webhook_id: object, event: str | None = None) -> TestResult:
+    """Send a made-up ``event`` (default: one of the webhook's, at random) to the webhook now, whatever its
+    status but DISABLED, sign it as a real delivery, log the attempt, and return the receiver's answer.
+
+    No transaction is open while the receiver is called."""
+    chosen, webhook_id, request = _prepare_test(actor, webhook_id, event)
+    outcome, body = send(request, Policy.from_settings(settings()))
+    _log_test(webhook_id, chosen, outcome)
+    if outcome.status_code is None:
+        raise InvalidArgument(f"The test event was not delivered: {outcome.error}", {"field": "id"})
+    return TestResult(chosen, outcome.status_code, body or "")
 
 
 @read_only
-def describe_test(actor: Actor, webhook_id: object, event: str | None = None) -> TestPlan:
+def _prepare_test(actor: Actor, webhook_id: object, event: str | None):
+    row = _choose_test_event(actor, webhook_id, event)
+    chosen = row[1]
+    row = row[0]
+    when_ms = int(now().timestamp() * 1000)
+    what = databricks.test_occurrence(chosen, row.model.name if row.model is not None else None, when_ms)
+    try:
+        request = databricks.request(row, databricks.payload(chosen, row.id, what), secret=unseal(row.http_secret),
+                                     authorization=unseal(row.http_authorization),
+                                     job_token=unseal(row.job_access_token))
+    except Refused as error:
+        raise InvalidArgument(f"The test event cannot be sent: {error}", {"field": "id"}) from None
+    return chosen, row.id, request
+
+
+@use_case
+def _log_test(webhook_id: int, event: str, outcome) -> None:
+    """A test call is logged as a delivery without an event (``test_event``), already settled."""
+    s = session()
+    when = now()
+    delivery = WebhookDelivery(webhook_id=webhook_id, event_id=None, test_event=event, model_id=0,
+                               state="delivered" if outcome.delivered else "failed", attempts=1,
+                               next_attempt_at=when, created_at=when, finished_at=when)
+    s.add(delivery)
+    s.flush()
+    record_attempt(s.connection(), delivery.id, outcome, when)
+
+
+def _choose_test_event(actor: Actor, webhook_id: object, event: str | None) -> tuple[RegistryWebhook, str]:
     """Check a test call (permission, event among the webhook's, DISABLED excluded) and pick the event."""
     row = _load(actor, webhook_id, "Testing")
     if event is None:
@@ -347,4 +401,4 @@ def describe_test(actor: Actor, webhook_id: object, event: str | None = None) ->
     if row.status == "DISABLED":
         raise InvalidArgument(f"Webhook {row.id} is DISABLED; set it to ACTIVE or TEST_MODE to test it.",
                               {"field": "id"})
-    return TestPlan(_record(row), chosen)
+    return row, chosen
