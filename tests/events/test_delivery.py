@@ -129,3 +129,28 @@ def test_a_changed_url_is_used_for_the_next_attempt(live, alice, dispatchers):
         webhooks.update_webhook(alice, created.id, http=webhooks.HttpTarget(url=second.url, secret="n3w"))
         [request] = second.wait_for(1)
     assert request.headers["X-Databricks-Signature"] == hmac.new(b"n3w", request.body, hashlib.sha256).hexdigest()
+
+
+def test_a_receiver_the_policy_refuses_fails_at_once_with_the_reason_logged(live, alice, dispatchers):
+    with Receiver() as receiver:
+        models.create_model(alice, "fraud")
+        hook(alice, receiver.url, ["MODEL_VERSION_CREATED"])
+        dispatchers(1, webhook_allow_networks=())  # loopback no longer allowed
+        versions.create_version(alice, "fraud", "s3://b/1")
+        wait_until(lambda: states() == ["failed"])
+    [(_, _, code, error)] = attempts()
+    assert code is None and "127.0.0.1" in error and receiver.received == []
+
+
+def test_a_redirect_is_a_failed_attempt_and_is_not_followed(live, alice, dispatchers):
+    with Receiver() as target, Receiver(answers=[(307, {})]) as receiver:
+        receiver.answers[0] = (307, {"Location": target.url})
+        models.create_model(alice, "fraud")
+        hook(alice, receiver.url, ["MODEL_VERSION_CREATED"])
+        dispatchers(1)
+        versions.create_version(alice, "fraud", "s3://b/1")
+        receiver.wait_for(2)
+        wait_until(lambda: states() == ["delivered"])
+    assert [(code, error) for _, _, code, error in attempts()] == [
+        (307, "redirects are not followed"), (200, None)]
+    assert target.received == []
