@@ -53,6 +53,7 @@ class Action(str, Enum):
     WEBHOOK_CREATED = "webhook.created"
     WEBHOOK_UPDATED = "webhook.updated"
     WEBHOOK_DELETED = "webhook.deleted"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
 
     def __str__(self) -> str:
         return self.value

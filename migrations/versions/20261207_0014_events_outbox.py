@@ -86,7 +86,6 @@ def upgrade():
         sa.UniqueConstraint('position', name=op.f('uq_events_position')),
     )
     op.create_index('ix_events_unpositioned', 'events', ['id'], postgresql_where=sa.text('position IS NULL'))
-    op.execute("CREATE SEQUENCE events_position_seq OWNED BY events.position")
 
     op.create_table(
         'webhook_deliveries',

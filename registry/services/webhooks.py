@@ -229,10 +229,26 @@ def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> Re
     return row
 
 
-def _audit(actor: Actor, row: RegistryWebhook, action: Action, when) -> None:
+def managed_webhook(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> RegistryWebhook:
+    """The webhook if ``actor`` may manage it (see ``_load``): for the delivery log and replay."""
+    return _load(actor, raw_id, doing, lock=lock)
+
+
+def audit_webhook(actor: Actor, row: RegistryWebhook, action: Action, when, **extra) -> None:
+    _audit(actor, row, action, when, **extra)
+
+
+def may_manage(actor: Actor, model_id: int | None, levels: dict[int, int]) -> bool:
+    """Whether ``actor`` may see a webhook on ``model_id`` (None: registry-wide); ``levels`` memoises."""
+    if model_id is None:
+        return actor.is_admin
+    return levels.setdefault(model_id, level(actor, model_id)) >= Permission.MANAGE
+
+
+def _audit(actor: Actor, row: RegistryWebhook, action: Action, when, **extra) -> None:
     """Webhook changes are audited without their secrets (nor the job's access token)."""
     details = {"webhook_id": row.id, "events": list(row.events), "status": row.status,
-               "http_url": _without_credentials(row.http_url), "job_id": row.job_id}
+               "http_url": _without_credentials(row.http_url), "job_id": row.job_id, **extra}
     if row.model_id is None:
         record_registry(session(), actor, action, details=details, now=when)
     else:
@@ -324,11 +340,7 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
     # Visibility is decided row by row (admins see all; others the webhooks of models they MANAGE), so rows
     # are streamed until the page is full and one more visible row proves there is a next page.
     for row in session().scalars(stmt).yield_per(200):
-        if row.model_id is None:
-            visible = actor.is_admin
-        else:
-            visible = levels.setdefault(row.model_id, level(actor, row.model_id)) >= Permission.MANAGE
-        if not visible:
+        if not may_manage(actor, row.model_id, levels):
             continue
         if len(items) == limit:
             more = True

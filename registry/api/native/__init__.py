@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import access, audit, history, models, reviews, serving, versions
+    from . import access, audit, events, history, models, reviews, serving, versions
 
-    for module in (models, versions, serving, history, audit, reviews, access):
+    for module in (models, versions, serving, history, audit, reviews, access, events):
         app.register_blueprint(module.bp)

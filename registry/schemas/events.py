@@ -1,0 +1,71 @@
+"""The native API's events: the pull feed, the delivery log and redelivery (``/api/v1/events``,
+``/api/v1/webhooks/{id}/deliveries``)."""
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+from marshmallow import fields, validate
+
+from ..pagination import MAX_PAGE_SIZE
+from .native import MAX_WAIT_SECONDS, StrictSchema, _Page
+from .timestamps import epoch_ms
+
+_ID = validate.Range(min=1, max=2**63 - 1)
+
+
+class FeedArgs(StrictSchema):
+    after = fields.String()
+    wait = fields.Float(validate=validate.Range(min=0, max=MAX_WAIT_SECONDS))
+    max_results = fields.Integer(validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+class DeliveryListArgs(_Page):
+    state = fields.String(validate=validate.OneOf(["pending", "delivered", "failed"]))
+
+
+class Redeliver(StrictSchema):
+    delivery_id = fields.Integer(validate=_ID)
+    from_event_id = fields.Integer(validate=_ID)
+    to_event_id = fields.Integer(validate=_ID)
+
+
+def feed_event_json(e) -> dict[str, Any]:
+    return {
+        "id": e.event_id,
+        "audit_event_id": e.audit_event_id,
+        "cursor": str(e.position),
+        "seq": e.seq,
+        "time": epoch_ms(e.occurred_at),
+        "time_iso": e.occurred_at.astimezone(timezone.utc).isoformat(),
+        "actor": e.actor,
+        "action": e.action,
+        "model": e.model_name,
+        "version": e.version,
+        "run_id": e.run_id,
+        "from_stage": e.from_stage,
+        "to_stage": e.to_stage,
+        "previous_version": e.previous_version,
+        "new_version": e.new_version,
+        "request_id": e.request_id,
+        "details": e.details,
+    }
+
+
+def _when(value) -> int | None:
+    return epoch_ms(value) if value is not None else None
+
+
+def delivery_json(d) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "webhook_id": d.webhook_id,
+        "event_id": d.event_id,
+        "test_event": d.test_event,
+        "state": d.state,
+        "created_at": epoch_ms(d.created_at),
+        "next_attempt_at": _when(d.next_attempt_at),
+        "finished_at": _when(d.finished_at),
+        "attempts": [{"time": epoch_ms(a.attempted_at), "status_code": a.status_code, "latency_ms": a.latency_ms,
+                      "response_excerpt": a.response_excerpt, "error": a.error} for a in d.attempts],
+    }
