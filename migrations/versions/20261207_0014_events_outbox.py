@@ -66,6 +66,13 @@ $$
 
 
 def upgrade():
+    # One table for the webhooks of the three dialects (Databricks registry webhooks, MLflow 3 webhooks, the
+    # native API's Standard Webhooks); each is managed through its own API and delivered in its own format.
+    op.add_column('registry_webhooks', sa.Column('dialect', sa.Text(), nullable=False, server_default='databricks'))
+    op.create_check_constraint(op.f('ck_registry_webhooks_dialect'), 'registry_webhooks', "dialect IN ('databricks', 'mlflow', 'native')")
+    op.add_column('registry_webhooks', sa.Column('name', sa.Text(), nullable=True))
+    op.add_column('registry_webhooks', sa.Column('previous_secret', sa.Text(), nullable=True))
+    op.add_column('registry_webhooks', sa.Column('previous_secret_until', sa.DateTime(timezone=True), nullable=True))
     op.add_column('registry_webhooks', sa.Column('topics', postgresql.ARRAY(sa.Text()), nullable=False,
                                                  server_default='{}'))
     for event, topics in _DATABRICKS_TOPICS.items():
@@ -146,3 +153,8 @@ def downgrade():
     op.drop_table('events')
     op.drop_index('ix_registry_webhooks_topics', table_name='registry_webhooks')
     op.drop_column('registry_webhooks', 'topics')
+    op.drop_column('registry_webhooks', 'previous_secret_until')
+    op.drop_column('registry_webhooks', 'previous_secret')
+    op.drop_column('registry_webhooks', 'name')
+    op.drop_constraint('ck_registry_webhooks_dialect', 'registry_webhooks')
+    op.drop_column('registry_webhooks', 'dialect')

@@ -23,17 +23,23 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from .feed import NEW_VERSION, PREVIOUS_VERSION
+
 MAX_BACKOFF_SECONDS = 3600
 
-_CLAIM = text("""
+_CLAIM = text(f"""
 SELECT d.id AS delivery_id, d.attempts, d.created_at, d.event_id,
-       w.id AS webhook_id, w.status, w.events AS subscribed, w.http_url, w.http_secret, w.http_authorization,
-       w.enable_ssl_verification, w.job_id, w.job_access_token, w.job_workspace_url,
-       a.action, a.model_name, a.version, a.from_stage, a.to_stage, a.occurred_at, a.details
+       w.id AS webhook_id, w.dialect, w.status, w.events AS subscribed, w.http_url, w.http_secret,
+       w.http_authorization, w.enable_ssl_verification, w.job_id, w.job_access_token, w.job_workspace_url,
+       w.previous_secret, w.previous_secret_until,
+       audit_events.id AS audit_event_id, audit_events.seq, audit_events.actor, audit_events.action,
+       audit_events.model_name, audit_events.version, audit_events.run_id, audit_events.from_stage,
+       audit_events.to_stage, audit_events.request_id, audit_events.occurred_at, audit_events.details,
+       {PREVIOUS_VERSION} AS previous_version, {NEW_VERSION} AS new_version
 FROM webhook_deliveries d
 JOIN registry_webhooks w ON w.id = d.webhook_id
 JOIN events e ON e.id = d.event_id
-JOIN audit_events a ON a.id = e.audit_event_id
+JOIN audit_events ON audit_events.id = e.audit_event_id
 WHERE d.state = 'pending' AND d.next_attempt_at <= now()
   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p
                   WHERE p.webhook_id = d.webhook_id AND p.model_id = d.model_id AND p.state = 'pending'

@@ -18,7 +18,7 @@ from datetime import timezone
 import psycopg2
 import psycopg2.extensions
 
-from . import databricks, network
+from . import databricks, native, network
 from .sealing import unseal
 from .deliveries import Claimed, Outcome, claim, seconds_until_due, settle
 
@@ -29,22 +29,31 @@ POLL_SECONDS = 1.0
 
 
 def attempt(claimed: Claimed, policy: network.Policy) -> Outcome:
-    """Call the receiver once (no database access here)."""
+    """Call the receiver once, in the webhook's dialect (no database access here)."""
     row = claimed.row
     if row.status != "ACTIVE":
         return Outcome(None, 0, None, f"the webhook is {row.status}", refused=True)
+    try:
+        request = _request(row)
+    except network.Refused as error:
+        return Outcome(None, 0, None, f"refused: {error}", refused=True)
+    if request is None:  # the webhook's events changed since the delivery was queued
+        return Outcome(None, 0, None, "the webhook no longer subscribes to this event", refused=True)
+    return send(request, policy)[0]
+
+
+def _request(row) -> databricks.Request | None:
+    if row.dialect == "native":
+        secrets = native.live_secrets(unseal(row.http_secret), unseal(row.previous_secret), row.previous_secret_until)
+        return native.request(row.http_url, f"msg_{row.delivery_id}", native.body(row.action, native.data(row)),
+                              secrets)
     what = databricks.Occurrence(row.action, row.model_name, row.version, row.from_stage, row.to_stage,
                                  int(row.occurred_at.astimezone(timezone.utc).timestamp() * 1000), row.details or {})
     event = databricks.event_for(list(row.subscribed), what)
-    if event is None:  # the webhook's events changed since the delivery was queued
-        return Outcome(None, 0, None, "the webhook no longer subscribes to this event", refused=True)
-    try:
-        request = databricks.request(row, databricks.payload(event, row.webhook_id, what),
-                                     secret=unseal(row.http_secret), authorization=unseal(row.http_authorization),
-                                     job_token=unseal(row.job_access_token))
-    except network.Refused as error:
-        return Outcome(None, 0, None, f"refused: {error}", refused=True)
-    return send(request, policy)[0]
+    if event is None:
+        return None
+    return databricks.request(row, databricks.payload(event, row.webhook_id, what), secret=unseal(row.http_secret),
+                              authorization=unseal(row.http_authorization), job_token=unseal(row.job_access_token))
 
 
 def send(request: databricks.Request, policy: network.Policy) -> tuple[Outcome, str | None]:

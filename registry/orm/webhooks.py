@@ -36,6 +36,9 @@ class RegistryWebhook(db.Model):
     __tablename__ = "registry_webhooks"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # Which API manages it and how it is delivered: "databricks", "mlflow" or "native" (registry/events/).
+    dialect: Mapped[str] = mapped_column(Text, nullable=False, server_default="databricks")
+    name: Mapped[str | None] = mapped_column(Text)  # MLflow webhooks have one
     model_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE")
     )
@@ -52,6 +55,9 @@ class RegistryWebhook(db.Model):
     job_id: Mapped[str | None] = mapped_column(Text)
     job_access_token: Mapped[str | None] = mapped_column(Text)
     job_workspace_url: Mapped[str | None] = mapped_column(Text)
+    # After a secret rotation (native webhooks), deliveries are signed with the old secret too until then.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -60,6 +66,7 @@ class RegistryWebhook(db.Model):
 
     __table_args__ = (
         CheckConstraint(WEBHOOK_STATUS_CHECK, name="status"),
+        CheckConstraint("dialect IN ('databricks', 'mlflow', 'native')", name="dialect"),
         CheckConstraint("(http_url IS NULL) <> (job_id IS NULL)", name="one_target"),
         CheckConstraint("cardinality(events) > 0", name="events_not_empty"),
         Index("ix_registry_webhooks_model_id_id", "model_id", "id"),
