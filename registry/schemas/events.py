@@ -69,3 +69,48 @@ def delivery_json(d) -> dict[str, Any]:
         "attempts": [{"time": epoch_ms(a.attempted_at), "status_code": a.status_code, "latency_ms": a.latency_ms,
                       "response_excerpt": a.response_excerpt, "error": a.error} for a in d.attempts],
     }
+
+
+class WebhookCreate(StrictSchema):
+    url = fields.String(required=True)
+    events = fields.List(fields.String(), required=True)
+    model = fields.String()
+    description = fields.String()
+    status = fields.String()
+
+
+class WebhookUpdate(StrictSchema):
+    url = fields.String()
+    events = fields.List(fields.String())
+    description = fields.String()
+    status = fields.String()
+
+
+class WebhookListArgs(_Page):
+    model = fields.String()
+
+
+class SecretRotation(StrictSchema):
+    overlap_seconds = fields.Integer(strict=True)
+
+
+class WebhookTest(StrictSchema):
+    event = fields.String()
+
+
+def webhook_json(w) -> dict[str, Any]:
+    out = {
+        "id": str(w.id),
+        "model": w.model_name,
+        "url": w.url,
+        "events": list(w.events),
+        "description": w.description,
+        "status": w.status,
+        "created_by": w.created_by,
+        "created_at": epoch_ms(w.created_at),
+        "updated_at": epoch_ms(w.updated_at),
+        "previous_secret_until": _when(w.previous_secret_until),
+    }
+    if w.secret is not None:
+        out["secret"] = w.secret
+    return out

@@ -203,15 +203,17 @@ def _not_found(raw: object) -> NotFound:
 
 # --- Authorisation ----------------------------------------------------------------------------------
 
-def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> RegistryWebhook:
+def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False,
+          dialect: str | None = "databricks") -> RegistryWebhook:
     """The webhook, if the actor may manage it; a webhook on a model the actor cannot read is "not found".
+    Each dialect's API sees its own webhooks only (``dialect``; None: any, for the delivery log).
 
     With ``lock``, the model row is locked first (the lock every model write takes first), then the webhook.
     """
     webhook_id = _webhook_id(raw_id)
     s = session()
     row = s.get(RegistryWebhook, webhook_id)
-    if row is None:
+    if row is None or (dialect is not None and row.dialect != dialect):
         raise _not_found(raw_id)
     if row.model_id is None:
         require_admin(actor, f"{doing} a registry-wide webhook")
@@ -229,9 +231,15 @@ def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> Re
     return row
 
 
-def managed_webhook(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> RegistryWebhook:
-    """The webhook if ``actor`` may manage it (see ``_load``): for the delivery log and replay."""
-    return _load(actor, raw_id, doing, lock=lock)
+def managed_webhook(actor: Actor, raw_id: object, doing: str, *, lock: bool = False,
+                    dialect: str | None = None) -> RegistryWebhook:
+    """The webhook if ``actor`` may manage it (see ``_load``): for the delivery log, replay and the other
+    dialects' APIs."""
+    return _load(actor, raw_id, doing, lock=lock, dialect=dialect)
+
+
+def checked_url(raw: object, field: str) -> str:
+    return _url(raw, field)
 
 
 def audit_webhook(actor: Actor, row: RegistryWebhook, action: Action, when, **extra) -> None:
@@ -323,7 +331,7 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
     limit = pagination.page_size(max_results)
     wanted = _events(events, registry_wide=True) if events else []
     fp = pagination.fingerprint({"kind": "webhooks", "model_name": model_name, "events": sorted(wanted)})
-    stmt = select(RegistryWebhook)
+    stmt = select(RegistryWebhook).where(RegistryWebhook.dialect == "databricks")
     if model_name is not None:
         model = find_model(names.model_name(model_name, "model_name"))
         authorize(actor, model, Permission.MANAGE, "Listing webhooks")
@@ -366,7 +374,7 @@ def test_webhook(actor: Actor, webhook_id: object, event: str | None = None) -> 
     No transaction is open while the receiver is called."""
     chosen, webhook_id, request = _prepare_test(actor, webhook_id, event)
     outcome, body = send(request, Policy.from_settings(settings()))
-    _log_test(webhook_id, chosen, outcome)
+    log_test(webhook_id, chosen, outcome)
     if outcome.status_code is None:
         raise InvalidArgument(f"The test event was not delivered: {outcome.error}", {"field": "id"})
     return TestResult(chosen, outcome.status_code, body or "")
@@ -389,8 +397,8 @@ def _prepare_test(actor: Actor, webhook_id: object, event: str | None):
 
 
 @use_case
-def _log_test(webhook_id: int, event: str, outcome) -> None:
-    """A test call is logged as a delivery without an event (``test_event``), already settled."""
+def log_test(webhook_id: int, event: str, outcome) -> None:
+    """A test call (of any dialect) is logged as a delivery without an event (``test_event``), settled."""
     s = session()
     when = now()
     delivery = WebhookDelivery(webhook_id=webhook_id, event_id=None, test_event=event, model_id=0,

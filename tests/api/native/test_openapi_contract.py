@@ -768,6 +768,38 @@ def events_and_deliveries(r: Recorder, u: Users) -> None:
     r.call("POST", redeliver, 403, json={"from_event_id": 1}, auth=u.bob)
     r.call("POST", "/api/v1/webhooks/987654/redeliver", 404, json={"from_event_id": 1})
 
+    native = r.call("POST", "/api/v1/webhooks", 201, json={"url": "https://hooks.example/n", "model": "fraud-detector",
+                                                          "events": ["version.transitioned:Production"]}).get_json()
+    r.call("POST", "/api/v1/webhooks", 400, json={"url": "https://hooks.example/n", "events": ["nope"]})
+    r.call("POST", "/api/v1/webhooks", 403, json={"url": "https://hooks.example/n", "events": ["model.created"]},
+           label="registry-wide webhooks are for admins")
+    r.call("POST", "/api/v1/webhooks", 404, json={"url": "https://hooks.example/n", "model": "nope",
+                                                 "events": ["alias.set"]})
+    r.call("GET", "/api/v1/webhooks", 200)
+    r.call("GET", "/api/v1/webhooks", 200, query=[("model", "fraud-detector"), ("max_results", "1")])
+    r.call("GET", "/api/v1/webhooks", 400, query=[("max_results", "0")], spec_accepts=False)
+    r.call("GET", "/api/v1/webhooks", 403, query=[("model", "fraud-detector")], auth=u.bob)
+    r.call("GET", "/api/v1/webhooks", 404, query=[("model", "nope")])
+    one = f"/api/v1/webhooks/{native['id']}"
+    r.call("GET", one, 200)
+    r.call("GET", one, 403, auth=u.bob)
+    r.call("GET", "/api/v1/webhooks/987654", 404)
+    r.call("PATCH", one, 200, json={"status": "DISABLED", "description": "paused"})
+    r.call("PATCH", one, 400, json={"status": "PAUSED"}, spec_accepts=False)
+    r.call("PATCH", one, 403, json={"status": "ACTIVE"}, auth=u.bob)
+    r.call("PATCH", "/api/v1/webhooks/987654", 404, json={})
+    r.call("POST", one + "/rotate-secret", 200, json={"overlap_seconds": 60})
+    r.call("POST", one + "/rotate-secret", 400, json={"overlap_seconds": -1}, spec_accepts=False)
+    r.call("POST", one + "/rotate-secret", 403, json={}, auth=u.bob)
+    r.call("POST", "/api/v1/webhooks/987654/rotate-secret", 404, json={})
+    r.call("POST", one + "/test", 200, json={}, label="the receiver cannot be reached: status_code null")
+    r.call("POST", one + "/test", 400, json={"event": "nope"})
+    r.call("POST", one + "/test", 403, json={}, auth=u.bob)
+    r.call("POST", "/api/v1/webhooks/987654/test", 404, json={})
+    r.call("DELETE", one, 403, auth=u.bob)
+    r.call("DELETE", one, 204)
+    r.call("DELETE", one, 404)
+
 
 def unauthenticated(r: Recorder) -> None:
     """Every operation but the probes needs a token. A request without one breaks the spec too."""
