@@ -18,8 +18,9 @@ from datetime import timezone
 import psycopg2
 import psycopg2.extensions
 
-from . import databricks, native, network
+from . import databricks, mlflow, native, network
 from .sealing import unseal
+from .topics import mlflow_event
 from .deliveries import Claimed, Outcome, claim, seconds_until_due, settle
 
 log = logging.getLogger("registry.events")
@@ -47,6 +48,13 @@ def _request(row) -> databricks.Request | None:
         secrets = native.live_secrets(unseal(row.http_secret), unseal(row.previous_secret), row.previous_secret_until)
         return native.request(row.http_url, f"msg_{row.delivery_id}", native.body(row.action, native.data(row)),
                               secrets)
+    if row.dialect == "mlflow":
+        event = mlflow_event(list(row.subscribed), row.action)
+        if event is None:
+            return None
+        return mlflow.request(row.http_url, row.delivery_id, event,
+                              mlflow.data(event, row.model_name, row.version, row.details or {}, row.run_id),
+                              unseal(row.http_secret))
     what = databricks.Occurrence(row.action, row.model_name, row.version, row.from_stage, row.to_stage,
                                  int(row.occurred_at.astimezone(timezone.utc).timestamp() * 1000), row.details or {})
     event = databricks.event_for(list(row.subscribed), what)

@@ -34,3 +34,27 @@ def databricks_event(subscribed: list[str], action: str, to_stage: str | None) -
     matching = [event for event in subscribed if {specific, action} & set(DATABRICKS[event])]
     # The stage-specific event (its only topic is this one) wins over the general one.
     return min(matching, key=lambda event: DATABRICKS[event] != (specific,), default=None)
+
+
+# MLflow 3 webhook events ("entity.action") -> topics. Prompt and budget events are accepted (the MLflow client
+# may subscribe to them) but this registry has no prompts or budgets: they never fire.
+MLFLOW = {
+    "registered_model.created": ("model.created",),
+    "model_version.created": ("version.created",),
+    "model_version_tag.set": ("version.tag_set",),
+    "model_version_tag.deleted": ("version.tag_deleted",),
+    "model_version_alias.created": ("alias.set",),
+    "model_version_alias.deleted": ("alias.deleted",),
+    **{event: () for event in (
+        "prompt.created", "prompt_version.created", "prompt_tag.set", "prompt_tag.deleted",
+        "prompt_version_tag.set", "prompt_version_tag.deleted", "prompt_alias.created", "prompt_alias.deleted",
+        "budget_policy.exceeded")},
+}
+
+
+def mlflow_topics(events: list[str]) -> list[str]:
+    return sorted({topic for event in events for topic in MLFLOW[event]})
+
+
+def mlflow_event(subscribed: list[str], action: str) -> str | None:
+    return next((event for event in subscribed if action in MLFLOW[event]), None)
