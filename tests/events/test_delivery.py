@@ -154,3 +154,17 @@ def test_a_redirect_is_a_failed_attempt_and_is_not_followed(live, alice, dispatc
     assert [(code, error) for _, _, code, error in attempts()] == [
         (307, "redirects are not followed"), (200, None)]
     assert target.received == []
+
+
+def test_a_job_webhook_triggers_a_run_through_the_workspace(live, alice, dispatchers):
+    with Receiver() as workspace:
+        models.create_model(alice, "fraud")
+        webhooks.create_webhook(alice, ["MODEL_VERSION_CREATED"], model_name="fraud", job=webhooks.JobTarget(
+            job_id="42", access_token="job-t0ken", workspace_url=workspace.url.removesuffix("/hook")))
+        dispatchers(1)
+        versions.create_version(alice, "fraud", "s3://b/1")
+        [run] = workspace.wait_for(1)
+    assert run.path == "/api/2.1/jobs/run-now" and run.headers["Authorization"] == "Bearer job-t0ken"
+    assert run.json["job_id"] == 42
+    message = run.json["notebook_params"]["event_message"]
+    assert '"event":"MODEL_VERSION_CREATED"' in message and run.json["python_params"] == [message]
