@@ -57,8 +57,11 @@ BEGIN
         RETURNING 1
     )
     SELECT count(*) INTO fanned FROM fanout;
-    -- Wakes the dispatchers (deliveries) and the feed's long-polls (new events); delivered only on commit.
-    PERFORM pg_notify('registry_events', CASE WHEN fanned > 0 THEN 'd' ELSE 'e' END);
+    -- Wakes the dispatchers; delivered only on commit. (The feed's long-polls wake on the change
+    -- notifications every audited commit sends already.)
+    IF fanned > 0 THEN
+        PERFORM pg_notify('registry_events', 'd');
+    END IF;
     RETURN NULL;
 END
 $$
