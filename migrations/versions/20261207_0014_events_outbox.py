@@ -89,8 +89,6 @@ def upgrade():
         sa.Column('audit_event_id', sa.BigInteger(), nullable=False),
         sa.Column('model_id', sa.BigInteger(), nullable=True),
         sa.Column('position', sa.BigInteger(), nullable=True),
-        sa.ForeignKeyConstraint(['audit_event_id'], ['audit_events.id'],
-                                name=op.f('fk_events_audit_event_id_audit_events')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
         sa.UniqueConstraint('audit_event_id', name=op.f('uq_events_audit_event_id')),
         sa.UniqueConstraint('position', name=op.f('uq_events_position')),

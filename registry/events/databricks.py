@@ -3,13 +3,12 @@
 targets triggered through ``jobs/run-now`` with the payload as ``event_message``."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from .network import Refused
+from . import signing
+from .network import Refused, Request
 from .topics import databricks_event
 
 _TEXT = {
@@ -78,14 +77,6 @@ def test_occurrence(event: str, model_name: str | None, now_ms: int) -> Occurren
     return Occurrence(action, model_name or "test-model", 1, "None", to_stage, now_ms, details)
 
 
-@dataclass(frozen=True)
-class Request:
-    url: str
-    body: bytes
-    headers: dict[str, str]
-    verify_tls: bool
-
-
 def request(target, body: dict[str, Any], *, secret: str | None, authorization: str | None,
             job_token: str | None) -> Request:
     """How to deliver ``body`` to a webhook's target (``target``: url, verify flag, job id and workspace)."""
@@ -93,7 +84,7 @@ def request(target, body: dict[str, Any], *, secret: str | None, authorization: 
     if target.http_url is not None:
         headers = {}
         if secret:
-            headers["X-Databricks-Signature"] = hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+            headers["X-Databricks-Signature"] = signing.databricks(secret, data)
         if authorization:
             headers["Authorization"] = authorization
         return Request(target.http_url, data, headers, target.enable_ssl_verification)

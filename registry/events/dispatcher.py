@@ -4,8 +4,9 @@ It runs inside every server worker (``REGISTRY_EVENTS_DISPATCHER=embedded``, the
 ``deploy/gunicorn.conf.py``) and as ``registry events dispatch``; any number of them share the work through
 the database (``deliveries.py``). Each has ``REGISTRY_EVENTS_CONCURRENCY`` threads, one delivery in flight
 each, and a listener on the ``registry_events`` channel that the outbox trigger notifies when a commit
-created deliveries; without notifications (listener down, retries coming due) the threads look every
-``POLL_SECONDS``.
+created deliveries. A notification wakes one thread; a thread that found work wakes one more, so a burst
+spreads over all of them while an idle dispatcher has one thread looking (every ``POLL_SECONDS``, for retries
+coming due and notifications missed while the listener was down) and holds at most one pooled connection.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def attempt(claimed: Claimed, policy: network.Policy) -> Outcome:
     return send(request, policy)[0]
 
 
-def _request(row) -> databricks.Request | None:
+def _request(row) -> network.Request | None:
     if row.dialect == "native":
         secrets = native.live_secrets(unseal(row.http_secret), unseal(row.previous_secret), row.previous_secret_until)
         return native.request(row.http_url, f"msg_{row.delivery_id}", native.body(row.action, native.data(row)),
@@ -64,7 +65,7 @@ def _request(row) -> databricks.Request | None:
                               authorization=unseal(row.http_authorization), job_token=unseal(row.job_access_token))
 
 
-def send(request: databricks.Request, policy: network.Policy) -> tuple[Outcome, str | None]:
+def send(request: network.Request, policy: network.Policy) -> tuple[Outcome, str | None]:
     """One attempt, as the log records it, and the answer's body (up to ``network.MAX_RESPONSE``)."""
     started = time.perf_counter()
     try:
@@ -101,14 +102,14 @@ class Dispatcher:
 
     def start(self) -> "Dispatcher":
         for n in range(self._settings.events_concurrency):
-            self._spawn(self._work, f"registry-dispatch-{n}")
+            self._spawn(lambda poller=(n == 0): self._work(poller), f"registry-dispatch-{n}")
         self._spawn(self._listen, "registry-dispatch-listener")
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Let in-flight deliveries finish (their receivers' timeouts bound the wait)."""
         self._stopping.set()
-        self._ring()
+        self._ring(everyone=True)
         for thread in self._threads:
             thread.join(timeout)
 
@@ -117,10 +118,13 @@ class Dispatcher:
         thread.start()
         self._threads.append(thread)
 
-    def _ring(self) -> None:
+    def _ring(self, everyone: bool = False) -> None:
         with self._wake:
             self._rings += 1
-            self._wake.notify_all()
+            if everyone:
+                self._wake.notify_all()
+            else:
+                self._wake.notify()
 
     def run_once(self) -> float | None:
         """Claim, attempt and settle one due delivery and return None; when none is due, return how long to
@@ -137,24 +141,25 @@ class Dispatcher:
         log.info("delivery %s: %s (%s)", claimed.id, state, outcome.status_code or outcome.error)
         return None
 
-    def _work(self) -> None:
+    def _work(self, poller: bool) -> None:
         with self._app.app_context():
-            self._work_in_context()
+            self._work_in_context(poller)
 
-    def _work_in_context(self) -> None:
-        seen = -1
+    def _work_in_context(self, poller: bool) -> None:
         while not self._stopping.is_set():
+            seen = self._rings  # a ring after this is never missed: the wait below is skipped
             try:
                 wait = self.run_once()
                 if wait is None:
+                    self._ring()  # there may be more: let one more thread help
                     continue
             except Exception:  # noqa: BLE001 - a database outage must not end the thread
                 log.exception("dispatcher: claiming or settling a delivery failed; retrying")
                 wait = POLL_SECONDS
             with self._wake:
                 if self._rings == seen and not self._stopping.is_set():
-                    self._wake.wait(wait)
-                seen = self._rings
+                    # The others sleep until rung (a long timeout only guards against a lost ring).
+                    self._wake.wait(wait if poller else 30 * POLL_SECONDS)
 
     def _listen(self) -> None:
         while not self._stopping.is_set():

@@ -14,8 +14,14 @@ the transaction's changes).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from ..schemas.timestamps import epoch_ms
 
 _SEQUENCER_LOCK = 0x5265_6745_7665  # advisory lock key: one sequencer at a time, everywhere
 
@@ -52,3 +58,48 @@ NEW_VERSION = """CASE
   WHEN audit_events.action = 'version.transitioned'
     THEN (audit_events.details -> 'serving' ->> audit_events.to_stage)::int
 END"""
+
+
+@dataclass(frozen=True)
+class FeedEvent:
+    """An event as consumers see it: in the pull feed and in the body of a native webhook delivery."""
+
+    event_id: int
+    audit_event_id: int
+    position: int | None
+    seq: int
+    occurred_at: datetime
+    actor: str
+    action: str
+    model_name: str | None
+    version: int | None
+    run_id: str | None
+    from_stage: str | None
+    to_stage: str | None
+    previous_version: int | None
+    new_version: int | None
+    request_id: int | None
+    details: dict[str, Any]
+
+
+def event_json(e: FeedEvent) -> dict[str, Any]:
+    """Its JSON (``FeedEvent`` in openapi.yaml); ``cursor`` is null outside the feed (a webhook body)."""
+    return {
+        "id": e.event_id,
+        "audit_event_id": e.audit_event_id,
+        "cursor": str(e.position) if e.position is not None else None,
+        "seq": e.seq,
+        "time": epoch_ms(e.occurred_at),
+        "time_iso": e.occurred_at.astimezone(timezone.utc).isoformat(),
+        "actor": e.actor,
+        "action": e.action,
+        "model": e.model_name,
+        "version": e.version,
+        "run_id": e.run_id,
+        "from_stage": e.from_stage,
+        "to_stage": e.to_stage,
+        "previous_version": e.previous_version,
+        "new_version": e.new_version,
+        "request_id": e.request_id,
+        "details": e.details,
+    }

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import signing
-from .databricks import Request
+from .network import Request
 
 
 def data(event: str, model_name: str | None, version: int | None, details: dict[str, Any],

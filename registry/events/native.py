@@ -14,16 +14,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import signing
-from .databricks import Request
+from .feed import FeedEvent, event_json
+from .network import Request
 
 
 def data(row) -> dict[str, Any]:
-    """The event as ``GET /api/v1/events`` shows it (``schemas/events.feed_event_json``), from a claim row."""
-    from ..schemas.events import feed_event_json
-    from ..services.event_feed import FeedEvent
-
-    return feed_event_json(FeedEvent(
-        row.event_id, row.audit_event_id, 0, row.seq, row.occurred_at, row.actor, row.action, row.model_name,
+    """The event as ``GET /api/v1/events`` shows it (``feed.event_json``), from a claim row."""
+    return event_json(FeedEvent(
+        row.event_id, row.audit_event_id, None, row.seq, row.occurred_at, row.actor, row.action, row.model_name,
         row.version, row.run_id, row.from_stage, row.to_stage, row.previous_version, row.new_version,
         row.request_id, row.details or {}))
 

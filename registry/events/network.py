@@ -40,6 +40,16 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Request:
+    """A call to make, as a dialect built it: where, the exact bytes (signatures cover them), headers."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    verify_tls: bool = True
+
+
+@dataclass(frozen=True)
 class Answer:
     status: int
     body: bytes

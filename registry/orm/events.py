@@ -23,8 +23,9 @@ class Event(db.Model):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    audit_event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("audit_events.id"), nullable=False,
-                                                unique=True)
+    # No foreign key, as elsewhere for audit events: the trail is append-only, and its own trigger (not a
+    # foreign key error) must be what refuses a TRUNCATE of it.
+    audit_event_id: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
     model_id: Mapped[int | None] = mapped_column(BigInteger)  # no foreign key: events outlive their model
     position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
 

@@ -2,11 +2,11 @@
 ``/api/v1/webhooks/{id}/deliveries``)."""
 from __future__ import annotations
 
-from datetime import timezone
 from typing import Any
 
 from marshmallow import fields, validate
 
+from ..events.feed import event_json
 from ..pagination import MAX_PAGE_SIZE
 from .native import MAX_WAIT_SECONDS, StrictSchema, _Page
 from .timestamps import epoch_ms
@@ -31,25 +31,7 @@ class Redeliver(StrictSchema):
 
 
 def feed_event_json(e) -> dict[str, Any]:
-    return {
-        "id": e.event_id,
-        "audit_event_id": e.audit_event_id,
-        "cursor": str(e.position),
-        "seq": e.seq,
-        "time": epoch_ms(e.occurred_at),
-        "time_iso": e.occurred_at.astimezone(timezone.utc).isoformat(),
-        "actor": e.actor,
-        "action": e.action,
-        "model": e.model_name,
-        "version": e.version,
-        "run_id": e.run_id,
-        "from_stage": e.from_stage,
-        "to_stage": e.to_stage,
-        "previous_version": e.previous_version,
-        "new_version": e.new_version,
-        "request_id": e.request_id,
-        "details": e.details,
-    }
+    return event_json(e)
 
 
 def _when(value) -> int | None:

@@ -6,8 +6,6 @@ feed position (``events/feed.py``), so a consumer that stores it resumes where i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy import literal_column, select
 
@@ -15,29 +13,9 @@ from .. import pagination
 from ..auth import Actor
 from ..db.unit_of_work import read_only, session, use_case
 from ..errors import InvalidArgument
-from ..events.feed import NEW_VERSION, PREVIOUS_VERSION, assign_positions
+from ..events.feed import NEW_VERSION, PREVIOUS_VERSION, FeedEvent, assign_positions
 from ..orm import AuditEvent, Event
 from .audit_log import visible_events
-
-
-@dataclass(frozen=True)
-class FeedEvent:
-    event_id: int
-    audit_event_id: int
-    position: int
-    seq: int
-    occurred_at: datetime
-    actor: str
-    action: str
-    model_name: str | None
-    version: int | None
-    run_id: str | None
-    from_stage: str | None
-    to_stage: str | None
-    previous_version: int | None
-    new_version: int | None
-    request_id: int | None
-    details: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ import hashlib
 import hmac
 
 from mlflow.entities.webhook import WebhookEvent, WebhookStatus
-from mlflow.webhooks.delivery import _generate_hmac_signature
+
+try:  # MLflow's own signer (private; compared against when this MLflow version has it)
+    from mlflow.webhooks.delivery import _generate_hmac_signature
+except ImportError:  # pragma: no cover
+    _generate_hmac_signature = None
 
 from tests.clients import unique
 from tests.events.receiver import Receiver
@@ -28,8 +32,9 @@ def verified(request, secret: str) -> dict:
     payload = request.body.decode()
     assert verify_mlflow_signature(payload, headers["X-MLflow-Signature"], secret, headers["X-MLflow-Delivery-Id"],
                                    headers["X-MLflow-Timestamp"])
-    assert headers["X-MLflow-Signature"] == _generate_hmac_signature(
-        secret, headers["X-MLflow-Delivery-Id"], headers["X-MLflow-Timestamp"], payload)
+    if _generate_hmac_signature is not None:
+        assert headers["X-MLflow-Signature"] == _generate_hmac_signature(
+            secret, headers["X-MLflow-Delivery-Id"], headers["X-MLflow-Timestamp"], payload)
     return request.json
 
 
