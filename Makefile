@@ -33,7 +33,7 @@ MLFLOW_318 := 3.18.0
 VENV_318 ?= .venv-mlflow318
 CLIENT_TESTS := tests/system/test_mlflow_client.py tests/system/test_mlflow_parity.py \
                 tests/system/test_mlflow_pyfunc.py tests/system/test_mlflow_auth_client.py \
-                tests/system/test_databricks_sdk.py
+                tests/system/test_databricks_sdk.py tests/system/test_mlflow_webhooks.py
 
 $(VENV_318)/bin/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV_318)

@@ -96,6 +96,9 @@ def post_fork(server, worker):
 
 
 def worker_exit(server, worker):
+    dispatcher = getattr(worker, "registry_dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.stop(timeout=5)
     # The last second of this worker's request and cache counts (metrics add them up once a second).
     from registry.telemetry import metrics
 
@@ -123,3 +126,9 @@ def post_worker_init(worker):
     worker.wsgi.extensions[CACHES_KEY].hub.ensure_listening()
     # On SIGTERM, refuse new connections at once and answer long-polls now (registry/shutdown.py says why).
     shutdown.install(worker, worker.wsgi)
+    # The embedded event dispatcher (REGISTRY_EVENTS_DISPATCHER=embedded): one per worker; they share the work
+    # through the database (registry/events/deliveries.py), so no extra process is needed on a single host.
+    if settings.events_dispatcher == "embedded":
+        from registry.events.dispatcher import for_app
+
+        worker.registry_dispatcher = for_app(worker.wsgi).start()

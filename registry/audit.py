@@ -60,6 +60,7 @@ class Action(str, Enum):
     WEBHOOK_UPDATED = "webhook.updated"
     WEBHOOK_DELETED = "webhook.deleted"
     AUDIT_VERIFIED = "audit.verified"
+    WEBHOOK_REDELIVERED = "webhook.redelivered"
 
     def __str__(self) -> str:
         return self.value

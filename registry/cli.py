@@ -216,6 +216,30 @@ def tokens_revoke(token_id: int) -> None:
     click.echo(f"token {record.id} of {record.user} revoked")
 
 
+@click.group("events")
+def events_group() -> None:
+    """Events and webhook deliveries."""
+
+
+@events_group.command("dispatch")
+@with_appcontext
+def events_dispatch() -> None:
+    """Deliver webhooks until SIGTERM or SIGINT (alongside or instead of the servers' embedded dispatchers)."""
+    import threading
+
+    from flask import current_app
+
+    from .events.dispatcher import for_app
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    dispatcher = for_app(current_app._get_current_object()).start()
+    click.echo("registry: dispatching events", err=True)
+    stop.wait()
+    dispatcher.stop()
+
+
 def _or_exit(call):
     from .errors import RegistryError
 
@@ -229,3 +253,4 @@ def _or_exit(call):
 def register_app_commands(app: Flask) -> None:
     app.cli.add_command(audit_group)
     app.cli.add_command(tokens_group)
+    app.cli.add_command(events_group)

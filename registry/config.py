@@ -86,6 +86,26 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     return raw == "1"
 
 
+def _boolean(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("true", "1")
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for item in (env.get(name) or "").split(","):
+        if item.strip():
+            try:
+                networks.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ConfigError(f"{name} must be comma-separated CIDRs such as 10.0.0.0/8, got {item!r}") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -133,6 +153,15 @@ class Settings:
     # answered from the replay cache (counted by the metrics), ``all``, or ``off``. Costs: tests/perf/run_observability.py.
     metrics_enabled: bool = True
     request_log: str = "uncached"
+    # Events and webhooks (registry/events/). REGISTRY_EVENTS_DISPATCHER: "embedded" runs a dispatcher in every
+    # server worker; "off" leaves delivery to `registry events dispatch` processes.
+    events_dispatcher: str = "embedded"
+    events_concurrency: int = 4  # deliveries in flight per dispatcher
+    webhook_allow_http: bool = False
+    webhook_allow_networks: tuple[str, ...] = ()  # CIDRs a receiver may be in although private/loopback
+    webhook_timeout_seconds: int = 10  # connect and read, each
+    webhook_backoff_ms: int = 1000  # first retry after about this long, doubling (with jitter)
+    webhook_max_age_seconds: int = 24 * 3600  # retries stop this long after the event: the delivery fails
 
     @property
     def host(self) -> str:
@@ -168,7 +197,17 @@ class Settings:
         bind = env.get("REGISTRY_BIND") or f"{host}:{_int(env, 'REGISTRY_PORT', 8080, 1, 65535)}"
         if not re.fullmatch(r"[^\s]+:\d{1,5}", bind):
             raise ConfigError(f"REGISTRY_BIND must look like HOST:PORT, got {bind!r}")
+        dispatcher = (env.get("REGISTRY_EVENTS_DISPATCHER") or "embedded").lower()
+        if dispatcher not in {"embedded", "off"}:
+            raise ConfigError(f"REGISTRY_EVENTS_DISPATCHER must be 'embedded' or 'off', got {dispatcher!r}")
         return cls(
+            events_dispatcher=dispatcher,
+            events_concurrency=_int(env, "REGISTRY_EVENTS_CONCURRENCY", 4, 1, 256),
+            webhook_allow_http=_boolean(env, "REGISTRY_WEBHOOK_ALLOW_HTTP"),
+            webhook_allow_networks=_networks(env, "REGISTRY_WEBHOOK_ALLOW_NETWORKS"),
+            webhook_timeout_seconds=_int(env, "REGISTRY_WEBHOOK_TIMEOUT_SECONDS", 10, 1, 300),
+            webhook_backoff_ms=_int(env, "REGISTRY_WEBHOOK_BACKOFF_MS", 1000, 10, 3_600_000),
+            webhook_max_age_seconds=_int(env, "REGISTRY_WEBHOOK_MAX_AGE_SECONDS", 24 * 3600, 0, 30 * 24 * 3600),
             bind=bind,
             workers=_int(env, "REGISTRY_WORKERS", 2, 1, 64),
             threads=threads,

@@ -147,6 +147,18 @@ class Hub:
             self.closing = True
             self._condition.notify_all()
 
+    def wait_any(self, label: Label, timeout: float) -> bool:
+        """Block until any message arrives after ``label`` (or the listener resets), or ``timeout`` passes;
+        True when the caller should read again (the events feed waits on every change)."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self.sequence == label.sequence and self.epoch == label.epoch:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._condition.wait(remaining)
+            return True
+
     def ensure_listening(self) -> None:
         """Start this process's listener once; after a fork the child starts its own."""
         pid = os.getpid()

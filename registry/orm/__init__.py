@@ -4,6 +4,7 @@ Every schema change goes through a migration in migrations/versions; tests check
 the migrations agree.
 """
 from .audit import AuditEvent
+from .events import Event, WebhookAttempt, WebhookDelivery
 from .idempotency import IdempotencyKey
 from .identities import ApiToken, InstanceSecret, PermissionGrant, User
 from .models import STAGE_CHECK, ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag
@@ -12,4 +13,4 @@ from .webhooks import RegistryWebhook
 
 __all__ = ["STAGE_CHECK", "ApiToken", "ApprovalPolicy", "AuditEvent", "Comment", "IdempotencyKey", "InstanceSecret", "ModelAlias", "ModelVersion",
            "ModelVersionTag", "PermissionGrant", "RegisteredModel", "RegisteredModelTag", "RegistryWebhook",
-           "TransitionApproval", "TransitionRequest", "User"]
+           "TransitionApproval", "TransitionRequest", "User", "Event", "WebhookAttempt", "WebhookDelivery"]

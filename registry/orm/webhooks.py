@@ -29,16 +29,23 @@ class RegistryWebhook(db.Model):
     """A subscription to registry events, on one model or (``model_id`` NULL) registry-wide.
 
     Exactly one target: an HTTP URL or a job. The secret, the Authorization value and the job's access token
-    are write-only on the API; they are kept here because delivery needs them in clear (HMAC key, header).
+    are write-only on the API; delivery needs them in clear (HMAC key, header), so they are kept here
+    encrypted (``registry/events/sealing.py``).
     """
 
     __tablename__ = "registry_webhooks"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # Which API manages it and how it is delivered: "databricks", "mlflow" or "native" (registry/events/).
+    dialect: Mapped[str] = mapped_column(Text, nullable=False, server_default="databricks")
+    name: Mapped[str | None] = mapped_column(Text)  # MLflow webhooks have one
     model_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("registered_models.id", ondelete="CASCADE")
     )
     events: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False)
+    # What the webhook matches in the outbox trigger: audit actions, alone or as "action:ToStage"
+    # (registry/events/topics.py derives them from ``events``).
+    topics: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
     description: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="ACTIVE")
     http_url: Mapped[str | None] = mapped_column(Text)
@@ -48,6 +55,9 @@ class RegistryWebhook(db.Model):
     job_id: Mapped[str | None] = mapped_column(Text)
     job_access_token: Mapped[str | None] = mapped_column(Text)
     job_workspace_url: Mapped[str | None] = mapped_column(Text)
+    # After a secret rotation (native webhooks), deliveries are signed with the old secret too until then.
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
@@ -56,7 +66,9 @@ class RegistryWebhook(db.Model):
 
     __table_args__ = (
         CheckConstraint(WEBHOOK_STATUS_CHECK, name="status"),
+        CheckConstraint("dialect IN ('databricks', 'mlflow', 'native')", name="dialect"),
         CheckConstraint("(http_url IS NULL) <> (job_id IS NULL)", name="one_target"),
         CheckConstraint("cardinality(events) > 0", name="events_not_empty"),
         Index("ix_registry_webhooks_model_id_id", "model_id", "id"),
+        Index("ix_registry_webhooks_topics", "topics", postgresql_using="gin"),
     )

@@ -24,7 +24,7 @@ from ..db.unit_of_work import read_only, session
 
 # On a model, these need MANAGE, as reading the model's grants and webhooks does; every other event READ.
 _MANAGED_ON_MODEL = (Action.PERMISSIONS_CHANGED, Action.WEBHOOK_CREATED, Action.WEBHOOK_UPDATED,
-                     Action.WEBHOOK_DELETED)
+                     Action.WEBHOOK_DELETED, Action.WEBHOOK_REDELIVERED)
 # Registry-wide: policies are readable by every authenticated user; a user sees the events about their own
 # tokens (which their token listing shows anyway). Users, other tokens and registry webhooks: admins only.
 _PUBLIC_ON_REGISTRY = (Action.POLICY_CHANGED,)

@@ -1,8 +1,9 @@
 """Registry webhooks: create, update, delete, list (Databricks' registry-webhooks semantics). Storage only.
 
-Delivery (HTTP POST with an ``X-Databricks-Signature`` HMAC, job runs, TEST_MODE tests) is not implemented
-yet: it must run after commit, from an outbox, outside the request (DESIGN §1). ``describe_test`` checks
-everything a test call needs and tells the caller which event would be sent.
+Delivery happens after commit, from the outbox, outside the request (``registry/events/``); a webhook's
+``topics`` (what the outbox trigger matches) are derived from its events here. ``test_webhook`` is the one
+call that reaches a receiver from a request, as Databricks' test endpoint does: synchronously, with a made-up
+event, logged like a delivery.
 
 Rules: a model-scoped webhook needs MANAGE on its model (to create, change, delete, test or see it); a
 registry-wide one (no model) is for admins only, and only registry-wide webhooks may subscribe to
@@ -23,7 +24,14 @@ from ..audit import Action, record, record_registry
 from ..auth import Actor
 from ..errors import InvalidArgument, NotFound
 from ..lifecycle import Permission
-from ..orm import RegistryWebhook
+from ..events import databricks
+from ..events.deliveries import record_attempt
+from ..events.dispatcher import send
+from ..events.network import Policy, Refused
+from ..events.sealing import seal, unseal
+from ..extensions import settings
+from ..events.topics import databricks_topics
+from ..orm import RegistryWebhook, WebhookDelivery
 from ..db.loading import find_model, lock_model
 from .access import authorize, level, lock_parent, require_admin
 from ..db.unit_of_work import now, read_only, session, use_case
@@ -124,10 +132,13 @@ def _status(raw: object) -> str:
 def _url(raw: object, field: str) -> str:
     text = names.bounded_text(raw, field, MAX_URL, required=True)
     parts = urlsplit(text)
-    # http:// is accepted (unlike Databricks, which insists on HTTPS) because a self-hosted registry often
-    # notifies services on the same private network.
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidArgument(f"{field} must be an absolute http(s) URL.", {"field": field})
+    # As Databricks, https only; but a self-hosted registry often notifies services on its own private
+    # network, so the operator may allow http (the dispatcher checks again: the setting may change).
+    if parts.scheme == "http" and not settings().webhook_allow_http:
+        raise InvalidArgument(f"{field} must be an https URL (the operator may allow http with "
+                              "REGISTRY_WEBHOOK_ALLOW_HTTP=true).", {"field": field})
     # A URL is shown to whoever manages the webhook and recorded in the audit trail; credentials belong in the
     # write-only http_url_spec.authorization (e.g. "Basic <base64>"), which neither ever shows.
     if "@" in parts.netloc:
@@ -169,12 +180,12 @@ def _set_target(row: RegistryWebhook, http: HttpTarget | None, job: JobTarget | 
         raise InvalidArgument("Give either http_url_spec or job_spec, not both.", {"field": "http_url_spec"})
     if http is not None:
         http = _check_http(http)
-        row.http_url, row.http_secret, row.http_authorization = http.url, http.secret, http.authorization
+        row.http_url, row.http_secret, row.http_authorization = http.url, seal(http.secret), seal(http.authorization)
         row.enable_ssl_verification = http.enable_ssl_verification
         row.job_id = row.job_access_token = row.job_workspace_url = None
     elif job is not None:
         job = _check_job(job)
-        row.job_id, row.job_access_token, row.job_workspace_url = job.job_id, job.access_token, job.workspace_url
+        row.job_id, row.job_access_token, row.job_workspace_url = job.job_id, seal(job.access_token), job.workspace_url
         row.http_url = row.http_secret = row.http_authorization = None
         row.enable_ssl_verification = True
 
@@ -192,15 +203,17 @@ def _not_found(raw: object) -> NotFound:
 
 # --- Authorisation ----------------------------------------------------------------------------------
 
-def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> RegistryWebhook:
+def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False,
+          dialect: str | None = "databricks") -> RegistryWebhook:
     """The webhook, if the actor may manage it; a webhook on a model the actor cannot read is "not found".
+    Each dialect's API sees its own webhooks only (``dialect``; None: any, for the delivery log).
 
     With ``lock``, the model row is locked first (the lock every model write takes first), then the webhook.
     """
     webhook_id = _webhook_id(raw_id)
     s = session()
     row = s.get(RegistryWebhook, webhook_id)
-    if row is None:
+    if row is None or (dialect is not None and row.dialect != dialect):
         raise _not_found(raw_id)
     if row.model_id is None:
         require_admin(actor, f"{doing} a registry-wide webhook")
@@ -218,10 +231,32 @@ def _load(actor: Actor, raw_id: object, doing: str, *, lock: bool = False) -> Re
     return row
 
 
-def _audit(actor: Actor, row: RegistryWebhook, action: Action, when) -> None:
+def managed_webhook(actor: Actor, raw_id: object, doing: str, *, lock: bool = False,
+                    dialect: str | None = None) -> RegistryWebhook:
+    """The webhook if ``actor`` may manage it (see ``_load``): for the delivery log, replay and the other
+    dialects' APIs."""
+    return _load(actor, raw_id, doing, lock=lock, dialect=dialect)
+
+
+def checked_url(raw: object, field: str) -> str:
+    return _url(raw, field)
+
+
+def audit_webhook(actor: Actor, row: RegistryWebhook, action: Action, when, **extra) -> None:
+    _audit(actor, row, action, when, **extra)
+
+
+def may_manage(actor: Actor, model_id: int | None, levels: dict[int, int]) -> bool:
+    """Whether ``actor`` may see a webhook on ``model_id`` (None: registry-wide); ``levels`` memoises."""
+    if model_id is None:
+        return actor.is_admin
+    return levels.setdefault(model_id, level(actor, model_id)) >= Permission.MANAGE
+
+
+def _audit(actor: Actor, row: RegistryWebhook, action: Action, when, **extra) -> None:
     """Webhook changes are audited without their secrets (nor the job's access token)."""
     details = {"webhook_id": row.id, "events": list(row.events), "status": row.status,
-               "http_url": _without_credentials(row.http_url), "job_id": row.job_id}
+               "http_url": _without_credentials(row.http_url), "job_id": row.job_id, **extra}
     if row.model_id is None:
         record_registry(session(), actor, action, details=details, now=when)
     else:
@@ -249,8 +284,8 @@ def create_webhook(actor: Actor, events: list[str], *, model_name: str | None = 
         authorize(actor, model, Permission.MANAGE, "Creating a webhook")
         model_id = model.id
     when = now()
-    row = RegistryWebhook(model_id=model_id, events=wanted, description=description, status=status,
-                          created_by=actor.name, created_at=when, updated_at=when)
+    row = RegistryWebhook(model_id=model_id, events=wanted, topics=databricks_topics(wanted),
+                          description=description, status=status, created_by=actor.name, created_at=when, updated_at=when)
     _set_target(row, http, job)
     s = session()
     s.add(row)
@@ -269,6 +304,7 @@ def update_webhook(actor: Actor, webhook_id: object, *, events: list[str] | None
     row = _load(actor, webhook_id, "Changing", lock=True)
     if events is not None:
         row.events = _events(events, registry_wide=row.model_id is None)
+        row.topics = databricks_topics(row.events)
     if description is not None:
         row.description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
     if status is not None:
@@ -295,7 +331,7 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
     limit = pagination.page_size(max_results)
     wanted = _events(events, registry_wide=True) if events else []
     fp = pagination.fingerprint({"kind": "webhooks", "model_name": model_name, "events": sorted(wanted)})
-    stmt = select(RegistryWebhook)
+    stmt = select(RegistryWebhook).where(RegistryWebhook.dialect == "databricks")
     if model_name is not None:
         model = find_model(names.model_name(model_name, "model_name"))
         authorize(actor, model, Permission.MANAGE, "Listing webhooks")
@@ -312,11 +348,7 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
     # Visibility is decided row by row (admins see all; others the webhooks of models they MANAGE), so rows
     # are streamed until the page is full and one more visible row proves there is a next page.
     for row in session().scalars(stmt).yield_per(200):
-        if row.model_id is None:
-            visible = actor.is_admin
-        else:
-            visible = levels.setdefault(row.model_id, level(actor, row.model_id)) >= Permission.MANAGE
-        if not visible:
+        if not may_manage(actor, row.model_id, levels):
             continue
         if len(items) == limit:
             more = True
@@ -327,13 +359,57 @@ def list_webhooks(actor: Actor, *, model_name: str | None = None, events: list[s
 
 
 @dataclass(frozen=True)
-class TestPlan:
-    webhook: WebhookRecord
+class TestResult:
+    """What the receiver answered to a test event (as Databricks' ``registry-webhooks/test`` returns it)."""
+
     event: str
+    status_code: int
+    body: str
+
+
+def test_webhook(actor: Actor, webhook_id: object, event: str | None = None) -> TestResult:
+    """Send a made-up ``event`` (default: one of the webhook's, at random) to the webhook now, whatever its
+    status but DISABLED, sign it as a real delivery, log the attempt, and return the receiver's answer.
+
+    No transaction is open while the receiver is called."""
+    chosen, webhook_id, request = _prepare_test(actor, webhook_id, event)
+    outcome, body = send(request, Policy.from_settings(settings()))
+    log_test(webhook_id, chosen, outcome)
+    if outcome.status_code is None:
+        raise InvalidArgument(f"The test event was not delivered: {outcome.error}", {"field": "id"})
+    return TestResult(chosen, outcome.status_code, body or "")
 
 
 @read_only
-def describe_test(actor: Actor, webhook_id: object, event: str | None = None) -> TestPlan:
+def _prepare_test(actor: Actor, webhook_id: object, event: str | None):
+    row = _choose_test_event(actor, webhook_id, event)
+    chosen = row[1]
+    row = row[0]
+    when_ms = int(now().timestamp() * 1000)
+    what = databricks.test_occurrence(chosen, row.model.name if row.model is not None else None, when_ms)
+    try:
+        request = databricks.request(row, databricks.payload(chosen, row.id, what), secret=unseal(row.http_secret),
+                                     authorization=unseal(row.http_authorization),
+                                     job_token=unseal(row.job_access_token))
+    except Refused as error:
+        raise InvalidArgument(f"The test event cannot be sent: {error}", {"field": "id"}) from None
+    return chosen, row.id, request
+
+
+@use_case
+def log_test(webhook_id: int, event: str, outcome) -> None:
+    """A test call (of any dialect) is logged as a delivery without an event (``test_event``), settled."""
+    s = session()
+    when = now()
+    delivery = WebhookDelivery(webhook_id=webhook_id, event_id=None, test_event=event, model_id=0,
+                               state="delivered" if outcome.delivered else "failed", attempts=1,
+                               next_attempt_at=when, created_at=when, finished_at=when)
+    s.add(delivery)
+    s.flush()
+    record_attempt(s.connection(), delivery.id, outcome, when)
+
+
+def _choose_test_event(actor: Actor, webhook_id: object, event: str | None) -> tuple[RegistryWebhook, str]:
     """Check a test call (permission, event among the webhook's, DISABLED excluded) and pick the event."""
     row = _load(actor, webhook_id, "Testing")
     if event is None:
@@ -345,4 +421,4 @@ def describe_test(actor: Actor, webhook_id: object, event: str | None = None) ->
     if row.status == "DISABLED":
         raise InvalidArgument(f"Webhook {row.id} is DISABLED; set it to ACTIVE or TEST_MODE to test it.",
                               {"field": "id"})
-    return TestPlan(_record(row), chosen)
+    return row, chosen

@@ -15,7 +15,10 @@ def registry_url(admin_url, template_database):
 
     name = pg.create_database(admin_url, template=template_database)
     try:
-        with running_server(pg.with_database(admin_url, name), extra_env={"REGISTRY_AUTH": "enabled"}) as url:
+        # Webhook tests deliver to a receiver on loopback (tests/events/receiver.py): let it in.
+        env = {"REGISTRY_AUTH": "enabled", "REGISTRY_WEBHOOK_ALLOW_HTTP": "true",
+               "REGISTRY_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+        with running_server(pg.with_database(admin_url, name), extra_env=env) as url:
             yield url
     finally:
         pg.drop_database(admin_url, name)

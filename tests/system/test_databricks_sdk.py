@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 
+import hashlib
+import hmac
+
 import pytest
 import requests
 from databricks.sdk.errors import BadRequest, PermissionDenied, ResourceDoesNotExist
@@ -19,6 +22,7 @@ from databricks.sdk.service.ml import (
 )
 
 from tests.clients import native, user_token
+from tests.events.receiver import Receiver
 from tests.server import ADMIN_TOKEN
 
 _names = itertools.count(1)
@@ -219,14 +223,14 @@ def test_non_manager_cannot_read_a_models_permissions(clients, model):
 
 def test_webhooks_create_list_update_test_delete(clients, model):
     admin = clients["admin"]
-
+    receiver = Receiver().__enter__()
     hook = admin.create_webhook(
         events=[RegistryWebhookEvent.MODEL_VERSION_CREATED, RegistryWebhookEvent.TRANSITION_REQUEST_CREATED],
-        http_url_spec=HttpUrlSpec(url="https://hooks.example/x", secret="s3cr3t", enable_ssl_verification=True),
+        http_url_spec=HttpUrlSpec(url=receiver.url, secret="s3cr3t", enable_ssl_verification=True),
         model_name=model, description="ci", status=RegistryWebhookStatus.TEST_MODE,
     ).webhook
     assert (hook.model_name, hook.status, hook.http_url_spec.url) == (
-        model, RegistryWebhookStatus.TEST_MODE, "https://hooks.example/x")
+        model, RegistryWebhookStatus.TEST_MODE, receiver.url)
 
     listed = list(admin.list_webhooks(model_name=model, events=[RegistryWebhookEvent.TRANSITION_REQUEST_CREATED]))
     assert [w.id for w in listed] == [hook.id]
@@ -234,9 +238,14 @@ def test_webhooks_create_list_update_test_delete(clients, model):
     updated = admin.update_webhook(hook.id, status=RegistryWebhookStatus.ACTIVE).webhook
     assert (updated.status, updated.description) == (RegistryWebhookStatus.ACTIVE, "ci")
 
-    with pytest.raises(BadRequest) as refused:
-        admin.test_registry_webhook(hook.id, event=RegistryWebhookEvent.MODEL_VERSION_CREATED)
-    assert refused.value.error_code == "NOT_IMPLEMENTED"
+    try:
+        tested = admin.test_registry_webhook(hook.id, event=RegistryWebhookEvent.MODEL_VERSION_CREATED)
+        [sent] = receiver.wait_for(1)
+    finally:
+        receiver.__exit__(None, None, None)
+    assert (tested.status_code, tested.body) == (200, '{"ok": true}')
+    assert sent.json["event"] == "MODEL_VERSION_CREATED" and sent.json["model_name"] == model
+    assert sent.headers["X-Databricks-Signature"] == hmac.new(b"s3cr3t", sent.body, hashlib.sha256).hexdigest()
 
     admin.delete_webhook(hook.id)
     assert list(admin.list_webhooks(model_name=model)) == []

@@ -1,8 +1,8 @@
 """Databricks registry webhooks: ``/api/2.0/mlflow/registry-webhooks/{create,update,delete,list,test}``.
 
-Storage and API only. Delivery is not implemented yet, so ``test`` checks the call (webhook, permission,
-event) and then answers 400 with error code ``NOT_IMPLEMENTED`` instead of pretending to have called the
-URL. Secrets (``http_url_spec.secret``/``authorization``, ``job_spec.access_token``) are write-only.
+Deliveries come from the outbox (``registry/events/``); ``test`` sends a made-up event to the receiver at once
+and answers its ``status_code`` and ``body``. Secrets (``http_url_spec.secret``/``authorization``,
+``job_spec.access_token``) are write-only.
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 from ...errors import InvalidArgument
 from ...schemas import databricks as wire
-from ...schemas.mlflow import mlflow_error
 from ...services import webhooks
 from ..authn import current_actor
 from ..mlflow import ok
@@ -93,11 +92,8 @@ def list_webhooks():
 @bp.post("/registry-webhooks/test")
 def test_webhook():
     p = params()
-    plan = webhooks.describe_test(current_actor(), p.required("id"), p.string("event"))
-    target = plan.webhook.http_url or f"job {plan.webhook.job_id}"
-    return mlflow_error(
-        "NOT_IMPLEMENTED",
-        f"Webhook delivery is not implemented yet, so {plan.event} was not sent to {target}. "
-        f"Webhook {plan.webhook.id} is stored and the test call is valid.",
-        400,
-    )
+    result = webhooks.test_webhook(current_actor(), p.required("id"), p.string("event"))
+    # Top-level status_code/body as the API reference documents; also under "webhook", where databricks-sdk
+    # up to 0.57 read them.
+    answer = {"status_code": result.status_code, "body": result.body}
+    return ok({**answer, "webhook": answer})

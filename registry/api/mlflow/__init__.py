@@ -20,7 +20,7 @@ def ok(payload: dict[str, Any] | None = None):
 
 
 def register(app: Flask) -> None:
-    from . import auth, models, versions  # noqa: F401  (their routes attach to ``bp``)
+    from . import auth, models, versions, webhooks  # noqa: F401  (their routes attach to ``bp``)
 
     api, ajax = MLFLOW_PREFIXES
     app.register_blueprint(bp, url_prefix=api + "/mlflow")

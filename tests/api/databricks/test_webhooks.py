@@ -1,9 +1,13 @@
-"""Registry webhooks (storage and API; delivery is a later issue): create, update, delete, list, test."""
+"""Registry webhooks: create, update, delete, list, test (delivery itself: tests/events/)."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 import pytest
+
+from tests.events.receiver import Receiver
 
 from .conftest import API, assert_error, ok
 
@@ -52,6 +56,7 @@ def test_create_a_job_webhook_keeps_its_access_token_to_itself(team):
     {"events": ["REGISTERED_MODEL_CREATED"]},  # registry-wide only
     {"status": "PAUSED"},
     {"http_url_spec": {"url": "ftp://hooks.example/x"}},
+    {"http_url_spec": {"url": "http://hooks.example/x"}},  # https only, unless the operator allows http
     {"http_url_spec": {"url": "not a url"}},
     {"http_url_spec": {"url": "https://user:pa55@hooks.example/x"}},  # credentials: use "authorization"
     {"http_url_spec": {"url": "https://tok3n@hooks.example/x"}},
@@ -182,13 +187,43 @@ def test_deleting_the_model_deletes_its_webhooks(team):
     assert listed(team) == {}
 
 
-def test_test_call_answers_that_delivery_is_not_implemented(team):
-    hook = create(team, status="TEST_MODE")
+@pytest.fixture
+def loopback_allowed(secure_app, monkeypatch):
+    """The operator's settings that let a receiver on this machine in (tests/events/receiver.py)."""
+    settings = secure_app.config["REGISTRY_SETTINGS"].with_overrides(
+        {"webhook_allow_http": True, "webhook_allow_networks": ("127.0.0.0/8",)})
+    monkeypatch.setitem(secure_app.config, "REGISTRY_SETTINGS", settings)
 
-    response = team.as_("owner").post(HOOKS + "/test", {"id": hook["id"], "event": "MODEL_VERSION_CREATED"})
 
-    message = assert_error(response, 400, "NOT_IMPLEMENTED")
-    assert "not implemented" in message and "MODEL_VERSION_CREATED" in message
+def test_test_call_sends_the_event_and_answers_the_receivers_status_and_body(team, loopback_allowed):
+    with Receiver(answers=[(202, {})]) as receiver:
+        hook = create(team, status="TEST_MODE", http_url_spec={"url": receiver.url, "secret": "s3cr3t"},
+                      events=["MODEL_VERSION_TRANSITIONED_TO_PRODUCTION"])
+
+        answer = ok(team.as_("owner").post(HOOKS + "/test", {"id": hook["id"]}))
+        [sent] = receiver.wait_for(1)
+
+    assert answer == {"status_code": 202, "body": '{"ok": true}',
+                      "webhook": {"status_code": 202, "body": '{"ok": true}'}}
+    assert sent.headers["X-Databricks-Signature"] == hmac.new(b"s3cr3t", sent.body, hashlib.sha256).hexdigest()
+    assert {k: sent.json[k] for k in ("event", "webhook_id", "model_name", "to_stage")} == {
+        "event": "MODEL_VERSION_TRANSITIONED_TO_PRODUCTION", "webhook_id": hook["id"], "model_name": "fraud",
+        "to_stage": "Production"}
+
+
+def test_test_call_reports_a_failing_receiver_as_databricks_does(team, loopback_allowed):
+    with Receiver(answers=[(503, {})]) as receiver:
+        hook = create(team, http_url_spec={"url": receiver.url})
+        answer = ok(team.as_("owner").post(HOOKS + "/test", {"id": hook["id"]}))
+    assert (answer["status_code"], answer["body"]) == (503, "try later")
+
+
+def test_test_call_to_a_loopback_receiver_is_refused_by_default(team):
+    with Receiver() as receiver:
+        hook = create(team, http_url_spec={"url": receiver.url.replace("http://", "https://")})
+        message = assert_error(team.as_("owner").post(HOOKS + "/test", {"id": hook["id"]}), 400,
+                               "INVALID_PARAMETER_VALUE")
+    assert "127.0.0.1" in message and "REGISTRY_WEBHOOK_ALLOW_NETWORKS" in message and receiver.received == []
 
 
 def test_test_call_with_an_event_the_webhook_lacks_is_invalid(team):

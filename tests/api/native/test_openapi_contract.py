@@ -156,7 +156,7 @@ def test_spec_enumeration_lists_exactly_the_server_values(spec, schema, values):
 
 _SAMPLE_PATH_VALUES = {
     "name": "fraud-detector", "version": "1", "key": "team", "alias": "champion", "stage": "Production",
-    "request_id": "1", "comment_id": "1", "token_id": "1",
+    "request_id": "1", "comment_id": "1", "token_id": "1", "event_id": "1", "webhook_id": "1",
 }
 
 
@@ -765,6 +765,63 @@ def audit_and_deletes(r: Recorder, u: Users, approved_request: int) -> None:
     r.call("GET", "/api/v1/permissions", 403, auth=u.erin)
 
 
+def events_and_deliveries(r: Recorder, u: Users) -> None:
+    from registry.auth import SYSTEM
+    from registry.services import webhooks
+
+    with r.app.app_context():  # webhooks are made through the Databricks API, which is not in this contract
+        hook = webhooks.create_webhook(SYSTEM, ["MODEL_VERSION_CREATED"], model_name="fraud-detector",
+                                       http=webhooks.HttpTarget(url="https://hooks.example/x", secret="s"))
+    r.call("POST", FD + "/versions", 201, json={"source": "s3://bucket/events"})
+    feed = r.call("GET", "/api/v1/events", 200, query=[("max_results", "1000")]).get_json()
+    r.call("GET", "/api/v1/events", 200, query=[("after", feed["cursor"]), ("wait", "0")])
+    r.call("GET", "/api/v1/events", 400, query=[("after", "abc")], spec_accepts=False)
+    log = f"/api/v1/webhooks/{hook.id}/deliveries"
+    delivery = r.call("GET", log, 200).get_json()["deliveries"][0]
+    r.call("GET", log, 200, query=[("state", "pending"), ("max_results", "1")])
+    r.call("GET", log, 400, query=[("state", "lost")], spec_accepts=False)
+    r.call("GET", log, 403, auth=u.bob)
+    r.call("GET", "/api/v1/webhooks/987654/deliveries", 404)
+    r.call("GET", f"/api/v1/events/{delivery['event_id']}/deliveries", 200)
+    redeliver = f"/api/v1/webhooks/{hook.id}/redeliver"
+    r.call("POST", redeliver, 200, json={"delivery_id": delivery["id"]})
+    r.call("POST", redeliver, 400, json={}, label="neither a delivery nor a range")
+    r.call("POST", redeliver, 403, json={"from_event_id": 1}, auth=u.bob)
+    r.call("POST", "/api/v1/webhooks/987654/redeliver", 404, json={"from_event_id": 1})
+
+    native = r.call("POST", "/api/v1/webhooks", 201, json={"url": "https://hooks.example/n", "model": "fraud-detector",
+                                                          "events": ["version.transitioned:Production"]}).get_json()
+    r.call("POST", "/api/v1/webhooks", 400, json={"url": "https://hooks.example/n", "events": ["nope"]})
+    r.call("POST", "/api/v1/webhooks", 403, json={"url": "https://hooks.example/n", "events": ["model.created"]},
+           label="registry-wide webhooks are for admins")
+    r.call("POST", "/api/v1/webhooks", 404, json={"url": "https://hooks.example/n", "model": "nope",
+                                                 "events": ["alias.set"]})
+    r.call("GET", "/api/v1/webhooks", 200)
+    r.call("GET", "/api/v1/webhooks", 200, query=[("model", "fraud-detector"), ("max_results", "1")])
+    r.call("GET", "/api/v1/webhooks", 400, query=[("max_results", "0")], spec_accepts=False)
+    r.call("GET", "/api/v1/webhooks", 403, query=[("model", "fraud-detector")], auth=u.bob)
+    r.call("GET", "/api/v1/webhooks", 404, query=[("model", "nope")])
+    one = f"/api/v1/webhooks/{native['id']}"
+    r.call("GET", one, 200)
+    r.call("GET", one, 403, auth=u.bob)
+    r.call("GET", "/api/v1/webhooks/987654", 404)
+    r.call("PATCH", one, 200, json={"status": "DISABLED", "description": "paused"})
+    r.call("PATCH", one, 400, json={"status": "PAUSED"}, spec_accepts=False)
+    r.call("PATCH", one, 403, json={"status": "ACTIVE"}, auth=u.bob)
+    r.call("PATCH", "/api/v1/webhooks/987654", 404, json={})
+    r.call("POST", one + "/rotate-secret", 200, json={"overlap_seconds": 60})
+    r.call("POST", one + "/rotate-secret", 400, json={"overlap_seconds": -1}, spec_accepts=False)
+    r.call("POST", one + "/rotate-secret", 403, json={}, auth=u.bob)
+    r.call("POST", "/api/v1/webhooks/987654/rotate-secret", 404, json={})
+    r.call("POST", one + "/test", 200, json={}, label="the receiver cannot be reached: status_code null")
+    r.call("POST", one + "/test", 400, json={"event": "nope"})
+    r.call("POST", one + "/test", 403, json={}, auth=u.bob)
+    r.call("POST", "/api/v1/webhooks/987654/test", 404, json={})
+    r.call("DELETE", one, 403, auth=u.bob)
+    r.call("DELETE", one, 204)
+    r.call("DELETE", one, 404)
+
+
 def unauthenticated(r: Recorder) -> None:
     """Every operation but the probes needs a token. A request without one breaks the spec too."""
     for (path, method), operation in spec_operations(r.spec).items():
@@ -785,6 +842,7 @@ def run_scenario(r: Recorder, u: Users, admin_url: str) -> None:
     permissions(r, u, too_big)
     aliases(r, u, too_big)
     protected_aliases(r, u, too_big)
+    events_and_deliveries(r, u)
     audit_and_deletes(r, u, approved_request)
     unauthenticated(r)
 

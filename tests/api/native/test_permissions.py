@@ -24,7 +24,8 @@ import pytest
 from sqlalchemy import text
 
 from registry.auth import SYSTEM, Actor
-from registry.services import aliases, comments, identities, models, permissions, reviews, stages, versions
+from registry.services import (aliases, comments, identities, models, native_webhooks, permissions, reviews, stages,
+                               versions)
 
 MODEL = "churn"
 
@@ -72,6 +73,8 @@ class Route:
 
 
 POLICY = {"required_approvals": 0, "creator_may_not_approve": False}
+# A receiver nobody may call (loopback is refused by default): a test call answers at once, with an error.
+HOOK_URL = "https://127.0.0.1:9/hook"
 GRANTS = {"grants": [{"principal": "*", "level": "READ"}]}
 
 ROUTES = [
@@ -125,6 +128,15 @@ ROUTES = [
     Route("comment", "POST", f"/api/v1/models/{MODEL}/versions/1/comments", {"comment": "hi"}, "model", "EDIT"),
     Route("edit someone else's comment", "PATCH", "/api/v1/comments/{comment}", {"comment": "mine now"}, "author"),
     Route("delete someone else's comment", "DELETE", "/api/v1/comments/{comment}", None, "author_or_admin"),
+    Route("create webhook", "POST", "/api/v1/webhooks", {"url": HOOK_URL, "model": MODEL, "events": ["alias.set"]},
+          "model", "MANAGE"),
+    Route("create registry-wide webhook", "POST", "/api/v1/webhooks", {"url": HOOK_URL, "events": ["model.created"]},
+          "admin"),
+    Route("change webhook", "PATCH", "/api/v1/webhooks/{webhook}", {"status": "DISABLED"}, "model", "MANAGE"),
+    Route("delete webhook", "DELETE", "/api/v1/webhooks/{webhook}", None, "model", "MANAGE"),
+    Route("rotate webhook secret", "POST", "/api/v1/webhooks/{webhook}/rotate-secret", {}, "model", "MANAGE"),
+    Route("test webhook", "POST", "/api/v1/webhooks/{webhook}/test", {}, "model", "MANAGE"),
+    Route("redeliver", "POST", "/api/v1/webhooks/{webhook}/redeliver", {"from_event_id": 1}, "model", "MANAGE"),
 ]
 
 ALLOWED = "2xx"
@@ -164,7 +176,7 @@ def test_matrix_covers_every_write_route_of_the_native_api(secure_app):
     """A new native write route must get a row in ROUTES: compare with the app's URL map (the MLflow and
     Databricks dialects call the same services, whose checks this matrix exercises)."""
     adapter = secure_app.url_map.bind("localhost")
-    dummy = {"request": 1, "pair_request": 1, "comment": 1, "other_token": 1}
+    dummy = {"request": 1, "pair_request": 1, "comment": 1, "other_token": 1, "webhook": 1}
     covered = {(adapter.match(r.path.format(**dummy), method=r.method)[0], r.method) for r in ROUTES}
     writes = {(rule.endpoint, method) for rule in secure_app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")
               for method in rule.methods - {"GET", "HEAD", "OPTIONS"}}
@@ -191,7 +203,8 @@ def _make_world(secure_app, db_session, make_user, route: Route | None) -> World
         comment = comments.create_comment(Actor("author"), MODEL, 1, "looks good")
         request = reviews.create_request(Actor("requester"), MODEL, 1, "Staging")
         ids = {"comment": comment.id, "request": request.id,
-               "other_token": identities.list_tokens(SYSTEM, "other")[0].id}
+               "other_token": identities.list_tokens(SYSTEM, "other")[0].id,
+               "webhook": native_webhooks.create(SYSTEM, HOOK_URL, ["version.created"], model_name=MODEL).id}
         if route is not None and route.pair is not None:
             source, target = route.pair
             versions.create_version(SYSTEM, MODEL, "s3://b/2")

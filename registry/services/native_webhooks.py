@@ -1,0 +1,212 @@
+"""Native webhooks (``/api/v1/webhooks``): Standard Webhooks deliveries of any audited event type.
+
+A webhook watches one model (MANAGE on it) or the whole registry (admins), for a list of event types: audit
+actions (``version.transitioned``), optionally narrowed to a target stage (``version.transitioned:Production``).
+The secret is made by the server and shown once, at creation and at each rotation; a rotation keeps signing
+with the previous secret too for ``overlap_seconds``. Stored in the webhook table with ``dialect = 'native'``;
+permissions, auditing and sealing are those of ``webhooks.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from .. import names, pagination
+from ..audit import ACTIONS, Action
+from ..auth import Actor
+from ..db.loading import find_model, lock_model
+from ..db.unit_of_work import now, read_only, session, use_case
+from ..errors import InvalidArgument
+from ..events import native, signing
+from ..events.dispatcher import send
+from ..events.network import Policy
+from ..events.sealing import seal, unseal
+from ..extensions import settings
+from ..lifecycle import Permission
+from ..orm import RegistryWebhook
+from .access import authorize, require_admin
+from .webhooks import audit_webhook, checked_url, log_test, managed_webhook, may_manage
+
+STATUSES = ("ACTIVE", "DISABLED")
+STAGES = ("None", "Staging", "Production", "Archived")
+MAX_OVERLAP_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class NativeWebhook:
+    id: int
+    model_name: str | None
+    url: str
+    events: tuple[str, ...]
+    description: str
+    status: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    previous_secret_until: datetime | None
+    secret: str | None = None  # only in the answer that made it
+
+
+def _record(row: RegistryWebhook, secret: str | None = None) -> NativeWebhook:
+    until = row.previous_secret_until if row.previous_secret and row.previous_secret_until and \
+        row.previous_secret_until > now() else None
+    return NativeWebhook(row.id, row.model.name if row.model is not None else None, row.http_url,
+                         tuple(row.events), row.description, row.status, row.created_by, row.created_at,
+                         row.updated_at, until, secret)
+
+
+def _event_types(raw: object) -> list[str]:
+    if not isinstance(raw, (list, tuple)) or not raw:
+        raise InvalidArgument("events must be a non-empty list of event types.", {"field": "events"})
+    found: list[str] = []
+    for item in raw:
+        action, _, stage = item.partition(":") if isinstance(item, str) else ("", "", "")
+        if action not in ACTIONS or (stage and stage not in STAGES):
+            raise InvalidArgument(f"Unknown event type {item!r}: an audit action such as version.transitioned, "
+                                  "optionally with a target stage (version.transitioned:Production).",
+                                  {"field": "events"})
+        if item not in found:
+            found.append(item)
+    return found
+
+
+def _status(raw: object) -> str:
+    if raw not in STATUSES:
+        raise InvalidArgument(f"status must be one of {list(STATUSES)}.", {"field": "status"})
+    return raw
+
+
+def _load(actor: Actor, webhook_id: object, doing: str, *, lock: bool = False) -> RegistryWebhook:
+    return managed_webhook(actor, webhook_id, doing, lock=lock, dialect="native")
+
+
+@use_case
+def create(actor: Actor, url: str, events: list[str], *, model_name: str | None = None,
+           description: str | None = None, status: str | None = None) -> NativeWebhook:
+    url = checked_url(url, "url")
+    wanted = _event_types(events)
+    description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+    status = _status(status or "ACTIVE")
+    if model_name is None:
+        require_admin(actor, "Creating a registry-wide webhook")
+        model_id = None
+    else:
+        model = lock_model(names.model_name(model_name, "model"))
+        authorize(actor, model, Permission.MANAGE, "Creating a webhook")
+        model_id = model.id
+    secret = signing.new_standard_secret()
+    when = now()
+    row = RegistryWebhook(dialect="native", model_id=model_id, events=wanted, topics=wanted, description=description,
+                          status=status, http_url=url, http_secret=seal(secret), created_by=actor.name,
+                          created_at=when, updated_at=when)
+    s = session()
+    s.add(row)
+    s.flush()
+    s.refresh(row)
+    audit_webhook(actor, row, Action.WEBHOOK_CREATED, when)
+    return _record(row, secret)
+
+
+@read_only
+def get(actor: Actor, webhook_id: object) -> NativeWebhook:
+    return _record(_load(actor, webhook_id, "Reading"))
+
+
+@read_only
+def search(actor: Actor, *, model_name: str | None = None, max_results: int | None = None,
+           page_token: str | None = None) -> pagination.Page[NativeWebhook]:
+    """The native webhooks the actor may manage, oldest first."""
+    limit = pagination.page_size(max_results)
+    fp = pagination.fingerprint({"kind": "native-webhooks", "model": model_name})
+    stmt = select(RegistryWebhook).where(RegistryWebhook.dialect == "native")
+    if model_name is not None:
+        model = find_model(names.model_name(model_name, "model"))
+        authorize(actor, model, Permission.MANAGE, "Listing webhooks")
+        stmt = stmt.where(RegistryWebhook.model_id == model.id)
+    after = pagination.decode_id(page_token, fp)
+    if after is not None:
+        stmt = stmt.where(RegistryWebhook.id > after)
+    items: list[NativeWebhook] = []
+    levels: dict[int, int] = {}
+    more = False
+    for row in session().scalars(stmt.order_by(RegistryWebhook.id)).yield_per(200):
+        if not may_manage(actor, row.model_id, levels):
+            continue
+        if len(items) == limit:
+            more = True
+            break
+        items.append(_record(row))
+    return pagination.Page(items, pagination.encode([items[-1].id], fp) if more else None)
+
+
+@use_case
+def update(actor: Actor, webhook_id: object, *, url: str | None = None, events: list[str] | None = None,
+           description: str | None = None, status: str | None = None) -> NativeWebhook:
+    row = _load(actor, webhook_id, "Changing", lock=True)
+    if url is not None:
+        row.http_url = checked_url(url, "url")
+    if events is not None:
+        row.events = row.topics = _event_types(events)
+    if description is not None:
+        row.description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+    if status is not None:
+        row.status = _status(status)
+    row.updated_at = now()
+    session().flush()
+    audit_webhook(actor, row, Action.WEBHOOK_UPDATED, row.updated_at)
+    return _record(row)
+
+
+@use_case
+def rotate_secret(actor: Actor, webhook_id: object, overlap_seconds: int = 24 * 3600) -> NativeWebhook:
+    """A new secret, returned once; the current one goes on signing too for ``overlap_seconds``."""
+    if not isinstance(overlap_seconds, int) or not 0 <= overlap_seconds <= MAX_OVERLAP_SECONDS:
+        raise InvalidArgument(f"overlap_seconds must be between 0 and {MAX_OVERLAP_SECONDS}.",
+                              {"field": "overlap_seconds"})
+    row = _load(actor, webhook_id, "Rotating the secret of", lock=True)
+    secret = signing.new_standard_secret()
+    when = now()
+    row.previous_secret, row.previous_secret_until = row.http_secret, when + timedelta(seconds=overlap_seconds)
+    row.http_secret, row.updated_at = seal(secret), when
+    session().flush()
+    audit_webhook(actor, row, Action.WEBHOOK_UPDATED, when, secret_rotated=True, overlap_seconds=overlap_seconds)
+    return _record(row, secret)
+
+
+@use_case
+def delete(actor: Actor, webhook_id: object) -> None:
+    row = _load(actor, webhook_id, "Deleting", lock=True)
+    audit_webhook(actor, row, Action.WEBHOOK_DELETED, now())
+    session().delete(row)
+    session().flush()
+
+
+@dataclass(frozen=True)
+class TestAnswer:
+    event: str
+    status_code: int | None
+    body: str
+    error: str | None
+
+
+def test(actor: Actor, webhook_id: object, event: str | None = None) -> TestAnswer:
+    """Send a made-up event (``data.test`` is true) now, signed as a delivery; log it; return the answer.
+    No transaction is open while the receiver is called."""
+    chosen, hook_id, request = _prepare_test(actor, webhook_id, event)
+    outcome, body = send(request, Policy.from_settings(settings()))
+    log_test(hook_id, chosen, outcome)
+    return TestAnswer(chosen, outcome.status_code, body or "", outcome.error)
+
+
+@read_only
+def _prepare_test(actor: Actor, webhook_id: object, event: str | None):
+    row = _load(actor, webhook_id, "Testing")
+    chosen = _event_types([event])[0] if event is not None else row.events[0]
+    action, _, stage = chosen.partition(":")
+    data = {"id": None, "action": action, "model": row.model.name if row.model is not None else None,
+            "to_stage": stage or None, "test": True}
+    secrets = native.live_secrets(unseal(row.http_secret), unseal(row.previous_secret), row.previous_secret_until)
+    return chosen, row.id, native.request(row.http_url, f"msg_test_{int(now().timestamp() * 1000)}",
+                                          native.body(action, data), secrets)
