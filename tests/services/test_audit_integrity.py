@@ -93,7 +93,8 @@ def test_verify_reports_a_rehashed_event_through_the_next_link(trail, db_session
     bypass_trigger(db_session)
     row = db_session.execute(text("SELECT * FROM audit_events WHERE id = :id"), {"id": target.id}).mappings().one()
     forged = {k: row[k] for k in ("chain_id", "seq", "occurred_at", "action", "model_id", "model_name", "version",
-                                  "run_id", "from_stage", "to_stage", "request_id", "details", "prev_hash")}
+                                  "run_id", "from_stage", "to_stage", "request_id", "details", "correlation_id",
+                                  "prev_hash")}
     forged_hash = compute_hash(actor="mallory", **forged)
     db_session.execute(text("UPDATE audit_events SET actor = 'mallory', hash = :h WHERE id = :id"),
                        {"h": forged_hash, "id": target.id})
