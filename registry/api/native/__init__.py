@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import access, audit, history, models, reviews, serving, versions
+    from . import access, audit, history, models, reviews, serving, versions, watch
 
-    for module in (models, versions, serving, history, audit, reviews, access):
+    for module in (models, versions, serving, watch, history, audit, reviews, access):
         app.register_blueprint(module.bp)
