@@ -67,6 +67,10 @@ class Settings:
     # REGISTRY_LISTEN_DATABASE_URL: where the change listener LISTENs, when requests go through a pooler in
     # transaction mode (PgBouncer), which cannot keep a LISTEN: a direct, session-level URL. Default: DATABASE_URL.
     listen_database_url: str | None = None
+    # REGISTRY_DB_TRANSACTION_POOLER=1: DATABASE_URL is a pooler in transaction mode (PgBouncer). Such a pooler
+    # refuses the ``options`` startup parameter (statement_timeout, jit), so none is sent: set them on the
+    # database role instead (README). LISTEN cannot work through it, so REGISTRY_LISTEN_DATABASE_URL is required.
+    transaction_pooler: bool = False
     data_dir: Path = field(default_factory=default_data_dir)
     max_body_bytes: int = 1024 * 1024
     pool_size: int = 10
@@ -113,6 +117,12 @@ class Settings:
         env = os.environ if env is None else env
         url = env.get("DATABASE_URL") or None
         listen_url = env.get("REGISTRY_LISTEN_DATABASE_URL") or None
+        transaction_pooler = _flag(env, "REGISTRY_DB_TRANSACTION_POOLER")
+        if transaction_pooler and not listen_url:
+            # Through the pooler, LISTEN would land on a server connection shared with others and hear nothing:
+            # every cache would trust answers no notification can ever invalidate.
+            raise ConfigError("REGISTRY_DB_TRANSACTION_POOLER=1 needs REGISTRY_LISTEN_DATABASE_URL: a direct "
+                              "(session) connection to PostgreSQL for the change listener")
         log_level = (env.get("REGISTRY_LOG_LEVEL") or "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"REGISTRY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -148,6 +158,7 @@ class Settings:
             console_session_hours=_int(env, "REGISTRY_CONSOLE_SESSION_HOURS", 12, 1, 24 * 30),
             database_url=normalise_database_url(url) if url else None,
             listen_database_url=normalise_database_url(listen_url) if listen_url else None,
+            transaction_pooler=transaction_pooler,
             watch_heartbeat_seconds=_int(env, "REGISTRY_WATCH_HEARTBEAT_SECONDS", 15, 1, 300),
             watch_max_selectors=_int(env, "REGISTRY_WATCH_MAX_SELECTORS", 100, 1, 1000),
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),
