@@ -43,6 +43,12 @@ class Streams:
         self.condition = threading.Condition(self.lock)
 
     def follow(self, base: str) -> None:
+        try:
+            self._follow(base)
+        except requests.RequestException:
+            pass  # the servers stop at the end of the run
+
+    def _follow(self, base: str) -> None:
         response = requests.get(f"{base}/api/v1/watch", params={"select": f"{MODEL}:Production"},
                                 headers=ADMIN_HEADERS, stream=True, timeout=(30, 600))
         assert response.status_code == 200, response.text
