@@ -16,6 +16,7 @@ import pytest
 from registry.auth import SYSTEM
 from registry.extensions import CACHES_KEY, db
 from registry.services import identities, permissions
+from tests.api.support import listening
 from tests.api.native.test_serving import ADMIN, BASE, JOIN, MODEL, make_live, ok, seed
 
 WATCH = "/api/v1/watch"
@@ -274,6 +275,7 @@ def test_heartbeats_while_nothing_changes(live):
 
 
 def test_an_idle_stream_holds_no_database_connection(live):
+    listening(live.app)  # else the listener's connecting would wake the stream to read everything again
     stream = live.open([PRODUCTION, CHAMPION])
     stream.initial(2)
     stream.next(skip_heartbeats=False)  # after a heartbeat the stream is back to waiting on the hub
