@@ -82,7 +82,7 @@ class Settings:
     # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host
     # or shared-filesystem setups). Off, as in a registry-only MLflow: registry/sources.py says why.
     allow_local_sources: bool = False
-    # Long-polls waiting at once per process; the rest of the threads stay free for other requests.
+    # Long-polls and watch streams waiting at once per process; the rest of the threads stay free for other requests.
     max_waiters: int = 24
     # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
     cache_bytes: int = 64 * 1024 * 1024

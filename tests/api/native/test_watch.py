@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from registry.auth import SYSTEM
-from registry.extensions import CACHES_KEY, db
+from registry.extensions import db
 from registry.services import identities, permissions
 from tests.api.support import listening
 from tests.api.native.test_serving import ADMIN, BASE, JOIN, MODEL, make_live, ok, seed
