@@ -39,18 +39,26 @@ def _configure(app: Flask, settings: Settings) -> None:
         # A failed statement's message (and so the error log) shows its SQL but not the values bound to it:
         # those are what callers sent (filters, descriptions, tag values), not ours to write to logs.
         "hide_parameters": True,
-        "connect_args": {
-            "application_name": "registry",
-            # JIT compiling pays off for long analytical queries, never for ours: it added 160 ms to a
-            # 0.05 ms audit read whose row estimate was high (tests/perf/run_console.py).
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} "
-                       f"-c lock_timeout={settings.lock_timeout_ms} -c jit=off",
-        },
+        "connect_args": _connect_args(settings),
     }
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     app.json.compact = True
     logging.getLogger("registry").setLevel(settings.log_level)
+
+
+def _connect_args(settings: Settings) -> dict:
+    if settings.transaction_pooler:
+        # A transaction pooler refuses startup options, and a SET would stick to a server connection that
+        # other clients share: the role's settings (README, "Running several replicas") apply instead.
+        return {"application_name": "registry"}
+    return {
+        "application_name": "registry",
+        # JIT compiling pays off for long analytical queries, never for ours: it added 160 ms to a
+        # 0.05 ms audit read whose row estimate was high (tests/perf/run_console.py).
+        "options": f"-c statement_timeout={settings.statement_timeout_ms} "
+                   f"-c lock_timeout={settings.lock_timeout_ms} -c jit=off",
+    }
 
 
 def _init_extensions(app: Flask) -> None:

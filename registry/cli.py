@@ -1,4 +1,4 @@
-"""The ``registry`` command: serve, db (Flask-Migrate), audit verify, and Flask's shell/routes."""
+"""The ``registry`` command: serve, watch, db (Flask-Migrate), audit verify, tokens, and Flask's shell/routes."""
 from __future__ import annotations
 
 import os
@@ -107,6 +107,43 @@ def serve(host: str, port: int, workers: int) -> None:
         code = process.wait()
     # A gunicorn killed by a signal reports -N; exit like a shell would (128 + N).
     sys.exit(code if code >= 0 else 128 - code)
+
+
+@main.command("watch", with_appcontext=False)
+@click.argument("selectors", nargs=-1, required=True, metavar="SELECTOR...")
+@click.option("--url", envvar="REGISTRY_URL", default="http://127.0.0.1:8080", show_default=True,
+              help="The registry, or the load balancer in front of its replicas (REGISTRY_URL).")
+@click.option("--token", envvar="REGISTRY_TOKEN", default=None,
+              help="API token with READ on the models watched (REGISTRY_TOKEN).")
+@click.option("--exec", "command", default=None, metavar="CMD",
+              help="Run CMD (sh -c) for each change, with the answer in its environment (REGISTRY_VERSION, ...).")
+@click.option("--write", "path", default=None, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Keep FILE holding every selector's current answer as JSON, replaced atomically.")
+@click.option("--idle-timeout", type=click.FloatRange(1, 3600), default=60.0, show_default=True,
+              help="Reconnect when nothing, not even a heartbeat, arrived for this many seconds.")
+def watch(selectors: tuple[str, ...], url: str, token: str | None, command: str | None, path: str | None,
+          idle_timeout: float) -> None:
+    """Follow serving answers (SELECTOR: model:Stage or model@alias) and act on every change.
+
+    Without --exec or --write, prints one JSON line per change. Reconnects with exponential backoff and
+    resumes where it left off (Last-Event-ID). Exits 3 when the token is refused or revoked, 2 when the
+    server refuses the selectors.
+    """
+    import logging
+
+    from .watcher import FileWriter, Follower, Printer, Runner, Stop
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    actions = [action for action in (FileWriter(path) if path else None, Runner(command) if command else None)
+               if action is not None] or [Printer()]
+    try:
+        Follower(url, list(selectors), token, actions, idle_timeout=idle_timeout).run()
+    except Stop as stop:
+        click.echo(f"registry watch: {stop}", err=True)
+        sys.exit(stop.code)
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def _upgrade_database() -> None:

@@ -109,6 +109,13 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
+    # REGISTRY_LISTEN_DATABASE_URL: where the change listener LISTENs, when requests go through a pooler in
+    # transaction mode (PgBouncer), which cannot keep a LISTEN: a direct, session-level URL. Default: DATABASE_URL.
+    listen_database_url: str | None = None
+    # REGISTRY_DB_TRANSACTION_POOLER=1: DATABASE_URL is a pooler in transaction mode (PgBouncer). Such a pooler
+    # refuses the ``options`` startup parameter (statement_timeout, jit), so none is sent: set them on the
+    # database role instead (README). LISTEN cannot work through it, so REGISTRY_LISTEN_DATABASE_URL is required.
+    transaction_pooler: bool = False
     data_dir: Path = field(default_factory=default_data_dir)
     max_body_bytes: int = 1024 * 1024
     pool_size: int = 10
@@ -131,10 +138,14 @@ class Settings:
     # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host
     # or shared-filesystem setups). Off, as in a registry-only MLflow: registry/sources.py says why.
     allow_local_sources: bool = False
-    # Long-polls waiting at once per process; the rest of the threads stay free for other requests.
+    # Long-polls and watch streams waiting at once per process; the rest of the threads stay free for other requests.
     max_waiters: int = 24
     # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
     cache_bytes: int = 64 * 1024 * 1024
+    # GET /api/v1/watch: a comment line this often on an idle stream, so proxies keep it open and a gone
+    # client is noticed; and how many selectors one stream may watch.
+    watch_heartbeat_seconds: int = 15
+    watch_max_selectors: int = 100
     admin_token: str | None = None
     # REGISTRY_SECRET_KEY: keys for what the server signs (the console's cookies); the first signs, all verify,
     # so a key can be rotated. Empty: a key the installation makes for itself and keeps in the database.
@@ -175,6 +186,13 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
         url = env.get("DATABASE_URL") or None
+        listen_url = env.get("REGISTRY_LISTEN_DATABASE_URL") or None
+        transaction_pooler = _flag(env, "REGISTRY_DB_TRANSACTION_POOLER")
+        if transaction_pooler and not listen_url:
+            # Through the pooler, LISTEN would land on a server connection shared with others and hear nothing:
+            # every cache would trust answers no notification can ever invalidate.
+            raise ConfigError("REGISTRY_DB_TRANSACTION_POOLER=1 needs REGISTRY_LISTEN_DATABASE_URL: a direct "
+                              "(session) connection to PostgreSQL for the change listener")
         log_level = (env.get("REGISTRY_LOG_LEVEL") or "INFO").upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"REGISTRY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
@@ -224,6 +242,10 @@ class Settings:
             secret_keys=secret_keys,
             console_session_hours=_int(env, "REGISTRY_CONSOLE_SESSION_HOURS", 12, 1, 24 * 30),
             database_url=normalise_database_url(url) if url else None,
+            listen_database_url=normalise_database_url(listen_url) if listen_url else None,
+            transaction_pooler=transaction_pooler,
+            watch_heartbeat_seconds=_int(env, "REGISTRY_WATCH_HEARTBEAT_SECONDS", 15, 1, 300),
+            watch_max_selectors=_int(env, "REGISTRY_WATCH_MAX_SELECTORS", 100, 1, 1000),
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),
             max_body_bytes=_int(env, "REGISTRY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             pool_size=_int(env, "REGISTRY_DB_POOL_SIZE", 10, 1, 100),
@@ -243,6 +265,7 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown settings: {sorted(unknown)}")
         values = dict(overrides)
-        if isinstance(values.get("database_url"), str):
-            values["database_url"] = normalise_database_url(values["database_url"])
+        for url_field in ("database_url", "listen_database_url"):
+            if isinstance(values.get(url_field), str):
+                values[url_field] = normalise_database_url(values[url_field])
         return replace(self, **values)

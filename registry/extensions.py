@@ -42,6 +42,9 @@ def install_caches(app) -> None:
     from .cache import Caches
 
     settings = app.config["REGISTRY_SETTINGS"]
-    dsn = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
+    # LISTEN needs a session of its own: a pooler in transaction mode cannot give one, so the listener may
+    # take a direct URL while requests go through the pooler (REGISTRY_LISTEN_DATABASE_URL).
+    url = settings.listen_database_url or settings.database_url
+    dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
     app.extensions[CACHES_KEY] = Caches.create(dsn, max_bytes=settings.cache_bytes,
                                                max_waiters=settings.max_waiters)

@@ -8,7 +8,7 @@ label and the change listener has not reset (``Hub.is_current``); any later chan
 and a listener reset or outage drops and bypasses everything. Nothing else decides freshness.
 
 * ``hub.py``     the clock: NOTIFY messages (one per committed change), the LISTEN thread, generations and
-                 long-poll waits;
+                 the waits of long-polls and watch streams;
 * ``store.py``   the entries: the rule above, a byte budget, eviction of the oldest, and the *last known*
                  entries set aside when the listener goes down (served only as marked-stale answers while the
                  database is unreachable: ``api/replay.py``);

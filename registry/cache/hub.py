@@ -147,17 +147,33 @@ class Hub:
             self.closing = True
             self._condition.notify_all()
 
-    def wait_any(self, label: Label, timeout: float) -> bool:
-        """Block until any message arrives after ``label`` (or the listener resets), or ``timeout`` passes;
-        True when the caller should read again (the events feed waits on every change)."""
+    def changes_since(self, scopes, label: Label) -> tuple[Label, set | None]:
+        """Atomically: a new label, and which of ``scopes`` had a message after ``label`` (None: all of them
+        may have changed, as the listener reset or is down). Taken under the lock, so a message is either
+        before the new label and reported here, or after it and wakes the next ``wait_any``."""
+        with self._condition:
+            now = Label(self.epoch, self.sequence)
+            if label.epoch != self.epoch or not self.healthy:
+                return now, None
+            return now, {scope for scope in scopes if self._last.get(scope, 0) > label.sequence}
+
+    def wait_any(self, scopes, label: Label, timeout: float, *, any_after: int | None = None) -> bool:
+        """Block until a message about one of ``scopes`` arrives after ``label`` (or any message numbered
+        after ``any_after``), or the listener resets, or ``timeout`` passes; True when something may have
+        changed. The many-scope form of ``wait``, for streams of several answers (``services/watching.py``)."""
         deadline = time.monotonic() + timeout
         with self._condition:
-            while self.sequence == label.sequence and self.epoch == label.epoch:
+            while True:
+                if self.closing:
+                    return False  # shutting down: the caller answers (or ends its stream) now
+                if label.epoch != self.epoch or (any_after is not None and self.sequence > any_after):
+                    return True
+                if any(self._last.get(scope, 0) > label.sequence for scope in scopes):
+                    return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._condition.wait(remaining)
-            return True
 
     def ensure_listening(self) -> None:
         """Start this process's listener once; after a fork the child starts its own."""

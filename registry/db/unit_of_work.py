@@ -101,6 +101,11 @@ def one_read() -> Iterator[None]:
         s.rollback()
 
 
+def reading() -> bool:
+    """Inside ``one_read``: a lookup there is shared by the read's use cases (``read_once``)."""
+    return _READING_KEY in db.session.info
+
+
 def read_once(key: tuple, load: Callable[[], R]) -> R:
     """``load()``, or inside ``one_read`` the value it gave the first time for ``key``. Outside, nothing is kept."""
     memo = db.session.info.get(_READING_KEY)

@@ -215,6 +215,12 @@ class ServingArgs(StrictSchema):
     as_of = _AsOf()
 
 
+class WatchArgs(StrictSchema):
+    """``GET /watch``: ``select`` repeated, one per answer (``services/watching.py`` parses each)."""
+
+    select = fields.List(fields.String(), required=True)
+
+
 class TimelineArgs(StrictSchema):
     since = _AsOf()
     until = _AsOf()

@@ -29,7 +29,7 @@ from ..auth import Actor
 from ..cache import access as cached
 from ..cache.store import Store
 from ..db.loading import lock_model_by_id, model_not_found
-from ..db.unit_of_work import read_once, session
+from ..db.unit_of_work import read_once, reading, session
 from ..errors import NotFound, PermissionDenied
 from ..extensions import caches
 from ..lifecycle import Permission
@@ -65,6 +65,8 @@ def level(actor: Actor, model_id: int | None, *, cached_ok: bool = False) -> int
         return int(Permission.MANAGE)
     key = REGISTRY if model_id is None else model_id
     current = caches() if cached_ok else None
+    if current is not None and reading() and cached.cached_level(current.store, actor.name, key) is None:
+        current = None  # inside one read: looked up once and shared with its other use cases (not remembered)
     if current is None:
         return read_once(("level", actor.name, key), lambda: _load_level(actor.name, key))
     return cached.level(current.store, actor.name, key, lambda: _load_level(actor.name, key))

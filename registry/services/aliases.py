@@ -21,8 +21,9 @@ from ..lifecycle import (
     refusal_details,
 )
 from ..orm import ModelAlias, ModelVersion, RegisteredModel
-from ..db.loading import alias_not_found, find_model, find_version, lock_model, revise
+from ..db.loading import alias_not_found, find_version, lock_model, revise
 from .access import authorize
+from . import serving
 from .policies import alias_review
 from .transitions import supersede_alias_requests
 from ..db.records import VersionRecord, version_record
@@ -116,11 +117,9 @@ def delete_alias(actor: Actor, model_name: str, alias: str, *, force: bool = Fal
 
 @read_only
 def get_version_by_alias(actor: Actor, model_name: str, alias: str) -> VersionRecord:
-    """Resolve an alias; ``latest`` (reserved, case-insensitive) resolves to the highest version number."""
-    alias = names.alias_name(alias, for_write=False)
-    model = find_model(names.model_name(model_name))
-    authorize(actor, model, Permission.READ, "Reading")
-    return version_record(alias_target(model, alias))
+    """Resolve an alias; ``latest`` (reserved, case-insensitive) resolves to the highest version number. The
+    serving read with the whole version (one statement)."""
+    return serving.alias_record(actor, model_name, alias)
 
 
 def alias_target(model: RegisteredModel, alias: str) -> ModelVersion:

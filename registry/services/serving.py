@@ -1,6 +1,7 @@
 """The serving hot path: "which version is in <stage> / behind <alias> for model X right now?".
 
-Cheap by construction: one SQL statement (no ORM objects), and in the common case none at all: answers live
+Cheap by construction: one SQL statement (no ORM objects; ``latest_records`` and ``alias_record`` are the same
+reads with whole versions, for the MLflow dialect's get-latest-versions and get-by-alias), and in the common case none at all: answers live
 in the per-process cache under its freshness rule (``registry/cache``), so a slow reader can never
 reinstate a stale answer. "Current" is MLflow's rule: the highest version number in the stage.
 """
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from .. import names
 from ..auth import Actor
 from ..db.loading import alias_not_found, model_not_found, stage_empty
+from ..db.records import VersionRecord, version_record_from_row
 from ..db.unit_of_work import read_only, session
 from ..errors import NotFound
 from ..extensions import caches
@@ -28,32 +30,62 @@ _COLUMNS = """
          ELSE ARRAY(SELECT a.alias FROM model_aliases a WHERE a.version_id = v.id ORDER BY a.alias) END AS aliases
 """
 
-_BY_STAGE = text(f"""
-SELECT {_COLUMNS}
+_FROM_STAGE = """
 FROM registered_models m
 LEFT JOIN LATERAL (
     SELECT * FROM model_versions mv WHERE mv.model_id = m.id AND mv.stage = :selector
     ORDER BY mv.version DESC LIMIT 1
 ) v ON true
 WHERE m.name = :name
-""")
+"""
 
-_BY_ALIAS = text(f"""
-SELECT {_COLUMNS}
+_FROM_ALIAS = """
 FROM registered_models m
 LEFT JOIN model_aliases al ON al.model_id = m.id AND al.alias = :selector
 LEFT JOIN model_versions v ON v.id = al.version_id
 WHERE m.name = :name
-""")
+"""
 
-_LATEST = text(f"""
-SELECT {_COLUMNS}
+_FROM_LATEST = """
 FROM registered_models m
 LEFT JOIN LATERAL (
     SELECT * FROM model_versions mv WHERE mv.model_id = m.id ORDER BY mv.version DESC LIMIT 1
 ) v ON true
 WHERE m.name = :name
-""")
+"""
+
+# Several stages at once (MLflow's get-latest-versions), in the order asked: one row per stage that has a
+# version, or one row with no version (the model exists, the stages are empty).
+_FROM_STAGES = """
+FROM registered_models m
+LEFT JOIN LATERAL (
+    SELECT top.*, s.ord FROM unnest(CAST(:stages AS text[])) WITH ORDINALITY AS s(stage, ord)
+    CROSS JOIN LATERAL (
+        SELECT * FROM model_versions mv WHERE mv.model_id = m.id AND mv.stage = s.stage
+        ORDER BY mv.version DESC LIMIT 1
+    ) top
+) v ON true
+WHERE m.name = :name
+ORDER BY v.ord
+"""
+
+_BY_STAGE = text(f"SELECT {_COLUMNS} {_FROM_STAGE}")
+_BY_ALIAS = text(f"SELECT {_COLUMNS} {_FROM_ALIAS}")
+_LATEST = text(f"SELECT {_COLUMNS} {_FROM_LATEST}")
+
+# The same reads with everything a whole version holds (``records.version_record_from_row``), for the MLflow
+# dialect, which renders whole versions: still one statement, no ORM objects.
+_RECORD_COLUMNS = """
+    m.id AS model_id, m.name AS model_name, v.id, v.version, v.source, v.storage_location, v.run_id, v.run_link,
+    v.description, v.status, v.stage, v.created_by, v.revision, v.created_at, v.updated_at,
+    CASE WHEN v.id IS NULL THEN NULL
+         ELSE (SELECT json_object_agg(t.key, t.value) FROM model_version_tags t WHERE t.version_id = v.id) END AS tags,
+    CASE WHEN v.id IS NULL THEN NULL
+         ELSE ARRAY(SELECT a.alias FROM model_aliases a WHERE a.version_id = v.id ORDER BY a.alias) END AS aliases
+"""
+_RECORDS_BY_STAGES = text(f"SELECT {_RECORD_COLUMNS} {_FROM_STAGES}")
+_RECORD_BY_ALIAS = text(f"SELECT {_RECORD_COLUMNS} {_FROM_ALIAS}")
+_RECORD_LATEST = text(f"SELECT {_RECORD_COLUMNS} {_FROM_LATEST}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +170,31 @@ def resolve(actor: Actor, model_name: str, *, stage: str | None = None, alias: s
     if not may_read(actor, answer.model_id):
         raise model_not_found(name)
     return answer
+
+
+@read_only
+def latest_records(actor: Actor, model_name: str, stages: list[str]) -> tuple[int, list[VersionRecord]]:
+    """The whole current version of each of ``stages`` (canonical values) that has one, in that order, and the
+    model's id: one statement. READ is checked like ``resolve`` (cached levels); unreadable = not found."""
+    name = names.model_name(model_name)
+    rows = session().execute(_RECORDS_BY_STAGES, {"name": name, "stages": stages}).all()
+    if not rows or not may_read(actor, rows[0].model_id):
+        raise model_not_found(name)
+    return rows[0].model_id, [version_record_from_row(row) for row in rows if row.id is not None]
+
+
+@read_only
+def alias_record(actor: Actor, model_name: str, alias: str) -> VersionRecord:
+    """The whole version behind ``alias`` (``latest``: the highest), one statement; NotFound for a missing or
+    unreadable model, or an alias that is not set."""
+    kind, name, selector = answer_key(model_name, alias=alias)
+    statement = _RECORD_LATEST if kind == "latest" else _RECORD_BY_ALIAS
+    row = session().execute(statement, {"name": name, "selector": selector}).first()
+    if row is None or not may_read(actor, row.model_id):
+        raise model_not_found(name)
+    if row.id is None:
+        raise alias_not_found(row.model_name, alias)
+    return version_record_from_row(row)
 
 
 def not_found(answer: Answer, key: tuple[str, str, str]) -> NotFound:

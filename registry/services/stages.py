@@ -17,8 +17,9 @@ from ..lifecycle import (
     parse_stage,
     refusal_details,
 )
-from ..db.loading import find_model, find_version, highest_per_stage, lock_model
+from ..db.loading import find_model, find_version, lock_model
 from .access import authorize, level
+from . import serving
 from .policies import PolicyBook
 from .transitions import apply_transition
 from ..db.records import VersionRecord, version_record
@@ -90,14 +91,12 @@ class LatestVersions:
     versions: tuple[VersionRecord, ...]
 
 
-@read_only
 def latest_versions(actor: Actor, model_name: str, stages: list[str] | tuple[str, ...] | None = None) -> LatestVersions:
-    """The highest version in each requested stage (all stages when none are given), in stage order."""
+    """The highest version in each requested stage (all stages when none are given), in stage order: the
+    serving read with whole versions (one statement)."""
     wanted = _parse_stages(stages)
-    model = find_model(names.model_name(model_name))
-    authorize(actor, model, Permission.READ, "Reading")
-    by_stage = {row.stage: row for row in highest_per_stage([model.id], [s.value for s in wanted])}
-    return LatestVersions(model.id, tuple(version_record(by_stage[s.value]) for s in wanted if s.value in by_stage))
+    model_id, records = serving.latest_records(actor, model_name, [s.value for s in wanted])
+    return LatestVersions(model_id, tuple(records))
 
 
 @read_only

@@ -185,3 +185,28 @@ def test_local_sources_are_refused_unless_the_operator_allows_them():
 def test_nonsense_local_sources_setting_fails_fast(raw):
     with pytest.raises(ConfigError, match="REGISTRY_ALLOW_LOCAL_SOURCES must be 0 or 1"):
         Settings.from_env({"REGISTRY_ALLOW_LOCAL_SOURCES": raw})
+
+
+def test_a_transaction_pooler_needs_a_direct_listen_url():
+    with pytest.raises(ConfigError, match="REGISTRY_LISTEN_DATABASE_URL"):
+        Settings.from_env({"DATABASE_URL": "postgresql://u@pooler:6432/db", "REGISTRY_DB_TRANSACTION_POOLER": "1"})
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://u@pooler:6432/db",
+                                  "REGISTRY_LISTEN_DATABASE_URL": "postgres://u@primary:5432/db",
+                                  "REGISTRY_DB_TRANSACTION_POOLER": "1"})
+    assert settings.transaction_pooler
+    assert settings.listen_database_url == "postgresql+psycopg2://u@primary:5432/db"
+
+
+def test_no_startup_options_are_sent_through_a_transaction_pooler():
+    from registry import _connect_args
+
+    assert "statement_timeout" in _connect_args(Settings())["options"]
+    assert "options" not in _connect_args(Settings(transaction_pooler=True))
+
+
+@pytest.mark.parametrize("name, value", [("REGISTRY_WATCH_HEARTBEAT_SECONDS", "0"),
+                                         ("REGISTRY_WATCH_MAX_SELECTORS", "1001"),
+                                         ("REGISTRY_WATCH_HEARTBEAT_SECONDS", "x")])
+def test_watch_settings_out_of_range_are_config_errors_naming_them(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from . import access, audit, events, history, models, reviews, serving, versions, webhooks
+    from . import access, audit, events, history, models, reviews, serving, versions, watch, webhooks
 
-    for module in (models, versions, serving, history, audit, reviews, access, events, webhooks):
+    for module in (models, versions, serving, watch, history, audit, reviews, access, events, webhooks):
         app.register_blueprint(module.bp)

@@ -28,7 +28,7 @@ def feed():
             deadline = time.monotonic() + wait
             while not page.events:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not hub.wait_any(label, remaining):
+                if remaining <= 0 or not hub.wait_any((), label, remaining, any_after=label.sequence):
                     break
                 label = hub.label()
                 event_feed.sequence()

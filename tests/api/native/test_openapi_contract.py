@@ -477,6 +477,35 @@ def versions(r: Recorder, u: Users, too_big: int) -> None:
     r.call("DELETE", FD + "/versions/99/tags/validated", 404)
 
 
+def watch(r: Recorder, u: Users) -> None:
+    """The stream, on apps of its own on the scenario's database: one that beats every second, for a token
+    that expires in a moment (the stream then ends with ``end`` and the test client can read it to its end),
+    and one without waiting slots (503)."""
+    from datetime import timedelta
+
+    from registry.auth import SYSTEM
+    from registry.services import identities
+
+    url = r.app.config["REGISTRY_SETTINGS"].database_url
+    beating = create_app({"database_url": url, "watch_heartbeat_seconds": 1, "pool_size": 2})
+    full = create_app({"database_url": url, "max_waiters": 0, "pool_size": 2})
+    with beating.app_context():
+        _, token = identities.create_token(SYSTEM, "bob", expires_in=timedelta(seconds=2))
+    short_lived = {"Authorization": f"Bearer {token}"}
+    selectors = [("select", "fraud-detector:Production"), ("select", "fraud-detector@champion")]
+    stream = r.call("GET", "/api/v1/watch", 200, query=selectors, auth=short_lived, client=beating.test_client(),
+                    label="a stream until its token expires")
+    events = stream.get_data(as_text=True)
+    assert "event: answer" in events and "event: missing" in events and "event: end" in events, events
+    r.call("GET", "/api/v1/watch", 400, query=[("select", "fraud-detector")], label="selector without stage")
+    r.call("GET", "/api/v1/watch", 400, spec_accepts=False, label="no selector")
+    r.call("GET", "/api/v1/watch", 401, query=selectors, auth=None, spec_accepts=False)
+    r.call("GET", "/api/v1/watch", 503, query=selectors, client=full.test_client(), label="no waiting slot")
+    for app in (beating, full):
+        with app.app_context():
+            db.engine.dispose()
+
+
 def stages_and_policies(r: Recorder, u: Users, too_big: int) -> None:
     r.call("POST", FD + "/versions/1/transition", 200, json={"stage": "staging", "comment": "smoke tests pass"})
     r.call("POST", FD + "/versions/2/transition", 200, json={"stage": "Production", "archive_existing_versions": True})
@@ -837,6 +866,7 @@ def run_scenario(r: Recorder, u: Users, admin_url: str) -> None:
     models(r, u, too_big)
     versions(r, u, too_big)
     stages_and_policies(r, u, too_big)
+    watch(r, u)
     approved_request = reviews(r, u, too_big)
     comments(r, u, too_big)
     permissions(r, u, too_big)
