@@ -122,6 +122,10 @@ def standing(actor: Actor) -> Standing:
     if actor.is_admin:
         return ADMIN_STANDING
     current = caches()
+    if current is not None and reading() and cached.cached_standing(current.store, actor.name) is None:
+        # Inside one read: looked up once and shared by its use cases, but not remembered: a value read earlier
+        # in the read must not be stored under a label taken now (a change in between would be missed).
+        current = None
     if current is None:
         return read_once(("standing", actor.name), lambda: _load_standing(actor.name))
     return cached.standing(current.store, actor.name, lambda: _load_standing(actor.name))
