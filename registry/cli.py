@@ -216,6 +216,41 @@ def _or_exit(call):
         sys.exit(2)
 
 
+@click.group("import")
+def import_group() -> None:
+    """Bring models in from another registry (admin-only; audited as imported)."""
+
+
+@import_group.command("mlflow")
+@click.option("--from", "url", required=True, help="The MLflow server (or Databricks workspace) URL.")
+@click.option("--token", envvar="MLFLOW_TRACKING_TOKEN", default=None,
+              help="Bearer token for the source (default: MLFLOW_TRACKING_TOKEN).")
+@click.option("--models", "patterns", multiple=True, help="Only models matching this glob (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace conflicting models here (deleted, audited) instead of skipping.")
+@with_appcontext
+def import_mlflow(url: str, token: str | None, patterns: tuple[str, ...], dry_run: bool, overwrite: bool) -> None:
+    """Copy registered models, versions (original numbers), stages, aliases and tags from a running MLflow.
+
+    Idempotent and resumable: each model is one transaction, and a model already here as the source has it
+    is left alone, so re-running after a change or an interruption imports only what is missing."""
+    from .auth import SYSTEM
+    from .migrate import mlflow, run
+
+    reporter = run.Reporter()
+    source = mlflow.MlflowSource(url, token)
+    try:
+        snapshots = mlflow.read_models(source, patterns, reporter)
+    except mlflow.SourceError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    outcomes = run.import_all(SYSTEM, snapshots, origin=source.url, overwrite=overwrite, dry_run=dry_run,
+                              reporter=reporter, total=len(snapshots))
+    run.summary(outcomes, dry_run=dry_run)
+    sys.exit(1 if any(o.status == "failed" for o in outcomes) else 0)
+
+
 def register_app_commands(app: Flask) -> None:
     app.cli.add_command(audit_group)
+    app.cli.add_command(import_group)
     app.cli.add_command(tokens_group)
