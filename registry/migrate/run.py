@@ -82,7 +82,7 @@ def import_all(actor: Actor, snapshots: Iterable[ModelSnapshot], *, origin: str,
 
 
 def summary(outcomes: list[ImportOutcome], out: IO[str] | None = None, *, dry_run: bool = False) -> None:
-    """Counts per outcome, then every model that was skipped or failed with its reason."""
+    """Counts per outcome, then every model with a reason: skipped, failed, or imported another way than asked."""
     console = Console(file=out or sys.stdout, width=120)
     counts = Counter(o.status for o in outcomes)
     title = "import summary" + (" (dry run: nothing was written)" if dry_run else "")
@@ -94,12 +94,12 @@ def summary(outcomes: list[ImportOutcome], out: IO[str] | None = None, *, dry_ru
         table.add_row(status, str(counts.get(status, 0)),
                       str(sum(o.changes for o in outcomes if o.status == status)))
     console.print(table)
-    problems = [o for o in outcomes if o.status in (SKIPPED, FAILED)]
-    if problems:
-        reasons = Table(title="skipped and failed models")
+    noted = [o for o in outcomes if o.reason]
+    if noted:
+        reasons = Table(title="models skipped, failed or imported differently, and why")
         reasons.add_column("model")
         reasons.add_column("outcome")
         reasons.add_column("reason")
-        for o in problems:
+        for o in noted:
             reasons.add_row(o.name, o.status, o.reason)
         console.print(reasons)
