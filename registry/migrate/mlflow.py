@@ -10,17 +10,22 @@ them to MLflow's prompt client as prompts again).
 from __future__ import annotations
 
 import fnmatch
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import requests
 
 from .run import Reporter
-from ..services.imports import ModelSnapshot, VersionSnapshot, from_millis
+from ..services.imports import ModelSnapshot, RequestSnapshot, VersionSnapshot, from_millis
 
-MODELS_PAGE = 1000  # MLflow's maximum page for registered models
-VERSIONS_PAGE = 10000  # MLflow's default maximum for a model-version search
+# Page sizes: a stock MLflow server answers a page of registered models with a query per model (their latest
+# versions), and its uvicorn supervisor kills a worker that stays busy for seconds (measured: a page of 1,000
+# models on a loaded 2-core machine). Smaller pages cost a few more round trips and keep each answer short.
+MODELS_PAGE = 200
+VERSIONS_PAGE = 2000
 TIMEOUT = 120
+ATTEMPTS = 4  # a dropped connection or a 5xx is retried, with a growing pause: reads are idempotent
 PROMPTS = "tags.`mlflow.prompt.is_prompt` = 'true'"
 # A plain search (MLflow 3 leaves prompts out of it), then the prompts.
 SCANS = ({}, {"filter": PROMPTS})
@@ -42,13 +47,30 @@ class MlflowSource:
             self.http.headers["Authorization"] = f"Bearer {self.token}"
 
     def get(self, path: str, **params) -> dict:
-        try:
-            response = self.http.get(f"{self.url}/api/2.0/mlflow/{path}", params=params, timeout=TIMEOUT)
-        except requests.RequestException as error:
-            raise SourceError(f"{self.url} did not answer: {error}") from None
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                response = self.http.get(f"{self.url}/api/2.0/mlflow/{path}", params=params, timeout=TIMEOUT)
+            except requests.RequestException as error:
+                if attempt == ATTEMPTS:
+                    raise SourceError(f"{self.url} did not answer: {error}") from None
+            else:
+                if response.status_code < 500 or attempt == ATTEMPTS:
+                    break
+            time.sleep(0.5 * 2 ** attempt)
         if response.status_code != 200:
             raise SourceError(f"{self.url} answered {path} with HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
+
+    def is_databricks(self) -> bool:
+        """Whether the source speaks Databricks' registry extensions: a stock MLflow has no transition
+        requests at all (its answer is no MLflow error, or ENDPOINT_NOT_FOUND)."""
+        try:
+            response = self.http.get(f"{self.url}/api/2.0/mlflow/transition-requests/list",
+                                     params={"name": "registry-import-probe", "version": "1"}, timeout=TIMEOUT)
+            code = response.json().get("error_code") if response.status_code != 200 else None
+        except (requests.RequestException, ValueError, AttributeError):
+            return False
+        return response.status_code == 200 or code not in (None, "ENDPOINT_NOT_FOUND")
 
     def pages(self, path: str, key: str, page_size: int, **params) -> Iterator[list[dict]]:
         token = None
@@ -81,13 +103,19 @@ def version_snapshot(raw: dict) -> VersionSnapshot:
     )
 
 
-def model_snapshot(raw: dict, versions: list[VersionSnapshot]) -> ModelSnapshot:
+def request_snapshot(version: int, raw: dict) -> RequestSnapshot:
+    return RequestSnapshot(version=version, to_stage=raw.get("to_stage", ""), requested_by=raw.get("user_id", ""),
+                           created_at=from_millis(raw.get("creation_timestamp")), comment=raw.get("comment", ""))
+
+
+def model_snapshot(raw: dict, versions: list[VersionSnapshot],
+                   requests_: tuple[RequestSnapshot, ...] = ()) -> ModelSnapshot:
     return ModelSnapshot(
         name=raw["name"], created_at=from_millis(raw.get("creation_timestamp")),
         updated_at=from_millis(raw.get("last_updated_timestamp") or raw.get("creation_timestamp")),
         description=raw.get("description", ""), tags=_tags(raw.get("tags")), versions=tuple(versions),
         aliases={a["alias"]: int(a["version"]) for a in raw.get("aliases") or []},
-        created_by=raw.get("user_id") or None,
+        created_by=raw.get("user_id") or None, requests=requests_,
     )
 
 
@@ -111,4 +139,15 @@ def read_models(source: MlflowSource, patterns: tuple[str, ...], reporter: Repor
                         seen.add((raw["name"], raw["version"]))
                         versions[raw["name"]].append(version_snapshot(raw))
                 reporter.advance(len(page))
-    return [model_snapshot(models[name], versions[name]) for name in sorted(models)]
+    requests_: dict[str, list[RequestSnapshot]] = {name: [] for name in models}
+    if source.is_databricks():
+        # Databricks lists open requests per version (the only review history its public API shows).
+        with reporter.phase(f"reading open transition requests from {source.url}",
+                            sum(len(v) for v in versions.values())):
+            for name in sorted(models):
+                for v in versions[name]:
+                    for raw in source.get("transition-requests/list", name=name, version=str(v.version)).get(
+                            "requests", []):
+                        requests_[name].append(request_snapshot(v.version, raw))
+                    reporter.advance()
+    return [model_snapshot(models[name], versions[name], tuple(requests_[name])) for name in sorted(models)]

@@ -32,11 +32,12 @@ from sqlalchemy.dialects.postgresql import insert
 
 from .. import names, sources
 from ..audit import Action, record
-from ..auth import Actor
+from ..auth import Actor, validate_user_name
 from ..errors import InvalidArgument, RegistryError
 from ..extensions import settings
-from ..lifecycle import AliasAction, Stage, direct_alias_refusal, direct_transition_refusal, forced_details, parse_stage
-from ..orm import AuditEvent, ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag
+from ..lifecycle import AliasAction, RequestStatus, Stage, direct_alias_refusal, direct_transition_refusal, forced_details, parse_stage
+from ..orm import (AuditEvent, ModelAlias, ModelVersion, ModelVersionTag, RegisteredModel, RegisteredModelTag,
+                   TransitionRequest)
 from ..db.loading import lock_model_by_id
 from ..db.unit_of_work import now, session, use_case
 from .access import require_admin
@@ -69,6 +70,17 @@ class VersionSnapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestSnapshot:
+    """An open transition request as a Databricks workspace lists it."""
+
+    version: int
+    to_stage: str
+    requested_by: str
+    created_at: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSnapshot:
     """A registered model as the source has it, with all its (surviving) versions and its aliases."""
 
@@ -80,6 +92,7 @@ class ModelSnapshot:
     versions: tuple[VersionSnapshot, ...] = ()
     aliases: dict[str, int] = field(default_factory=dict)
     created_by: str | None = None
+    requests: tuple[RequestSnapshot, ...] = ()  # open ones (Databricks); MLflow OSS has none
 
 
 IMPORTED, UPDATED, UNCHANGED, SKIPPED, FAILED = "imported", "updated", "unchanged", "skipped", "failed"
@@ -133,10 +146,19 @@ def _checked(snapshot: ModelSnapshot) -> ModelSnapshot:
         if number not in numbers:
             raise InvalidArgument(f"alias {alias} points at version {number}, which the source does not have")
         aliases[alias] = number
+    requests = []
+    for r in snapshot.requests:
+        if r.version not in numbers:
+            raise InvalidArgument(f"a transition request names version {r.version}, which the source does not have")
+        requests.append(RequestSnapshot(
+            version=r.version, to_stage=parse_stage(r.to_stage).value,
+            requested_by=validate_user_name(r.requested_by, "requested_by"), created_at=r.created_at,
+            comment=names.bounded_text(r.comment, "comment", names.MAX_DESCRIPTION) or ""))
     return ModelSnapshot(
         name=name, created_at=snapshot.created_at, updated_at=snapshot.updated_at,
         description=names.bounded_text(snapshot.description, "description", names.MAX_DESCRIPTION) or "",
         tags=names.tags(snapshot.tags), versions=tuple(versions), aliases=aliases, created_by=snapshot.created_by,
+        requests=tuple(requests),
     )
 
 
@@ -279,6 +301,29 @@ class _Import:
                               details=details):
             self.changes += 1
 
+    def open_requests(self, wanted: tuple[RequestSnapshot, ...], local: dict[int, ModelVersion]) -> None:
+        """The source's open requests that are not here yet, as pending requests by their requesters. (One
+        closed at the source since an earlier run stays pending here: the source no longer says how it ended.)"""
+        have = set(self.session.execute(
+            select(TransitionRequest.version, TransitionRequest.to_stage, TransitionRequest.requested_by,
+                   TransitionRequest.created_at)
+            .where(TransitionRequest.model_id == self.model.id, TransitionRequest.alias.is_(None))).all())
+        for r in wanted:
+            if (r.version, r.to_stage, r.requested_by, r.created_at) in have:
+                continue
+            mv = local[r.version]
+            request = TransitionRequest(
+                model_id=self.model.id, version_id=mv.id, version=mv.version, from_stage=mv.stage,
+                to_stage=r.to_stage, comment=r.comment, requested_by=r.requested_by,
+                status=RequestStatus.PENDING.value, created_at=r.created_at, updated_at=r.created_at)
+            self.session.add(request)
+            self.session.flush()
+            self.record(Action.REQUEST_CREATED, version=mv.version, run_id=mv.run_id, from_stage=mv.stage,
+                        to_stage=r.to_stage, request_id=request.id,
+                        details={"comment": r.comment, "archive_existing_versions": False,
+                                 "imported": {"from": self.origin, "created_at": _millis(r.created_at),
+                                              "created_by": r.requested_by}})
+
 
 @use_case
 def import_model(actor: Actor, snapshot: ModelSnapshot, *, origin: str, overwrite: bool = False,
@@ -329,6 +374,7 @@ def import_model(actor: Actor, snapshot: ModelSnapshot, *, origin: str, overwrit
     for alias, number in sorted(snapshot.aliases.items()):
         if have.get(alias) != number:
             work.alias(alias, local[number], snapshot)
+    work.open_requests(snapshot.requests, local)
     if work.changes == 0:
         return ImportOutcome(snapshot.name, UNCHANGED, model_id=model.id)
     # The source's timestamps, not the moment of the import (which the audit events record).

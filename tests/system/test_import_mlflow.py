@@ -19,6 +19,7 @@ from registry import create_app
 from registry.auth import Actor
 from registry.extensions import db
 from registry.services import audit_log, models, versions
+from tests import pg
 from tests.mlflow_server import stock_mlflow_server
 from tests.server import cli_env
 
@@ -294,3 +295,41 @@ def test_a_killed_run_resumes_to_the_same_end_as_an_uninterrupted_one(admin_url,
             whole.close()
         finally:
             pg.drop_database(admin_url, name)
+
+
+# --- From a Databricks workspace: our own server's Databricks dialect stands in for one (no real workspace
+# is reachable from the test machine); the import calls exactly the endpoints a workspace offers.
+
+def test_from_a_databricks_workspace_open_transition_requests_come_along(admin_url, template_database, target):
+    from tests.server import ADMIN_HEADERS, ADMIN_TOKEN, running_server
+
+    database_url, registry = target
+    name = pg.create_database(admin_url, template=template_database)
+    try:
+        with running_server(pg.with_database(admin_url, name), workers=1,
+                            extra_env={"REGISTRY_AUTH": "enabled"}) as url:
+            def post(path, body):
+                response = requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, headers=ADMIN_HEADERS, timeout=30)
+                assert response.status_code == 200, response.text
+                return response.json()
+
+            post("registered-models/create", {"name": "scored"})
+            for i in (1, 2):
+                post("model-versions/create", {"name": "scored", "source": f"s3://scored/{i}"})
+            post("transition-requests/create", {"name": "scored", "version": "2", "stage": "Production",
+                                                "comment": "ready — metrics attached"})
+            listed = requests.get(f"{url}/api/2.0/mlflow/transition-requests/list", headers=ADMIN_HEADERS,
+                                  params={"name": "scored", "version": "2"}, timeout=30).json()["requests"]
+            run_import(database_url, "--from", url, "--token", ADMIN_TOKEN)
+            second = run_import(database_url, "--from", url, "--token", ADMIN_TOKEN)
+        assert "unchanged" in second.stdout
+        imported = registry.get("transition-requests/list", {"name": "scored", "version": "2"})["requests"]
+        assert [(r["user_id"], r["to_stage"], r["comment"], r["creation_timestamp"]) for r in imported] == \
+            [(r["user_id"], r["to_stage"], r["comment"], r["creation_timestamp"]) for r in listed]
+        with registry.app.app_context():
+            created = db.session.execute(db.text(
+                "SELECT actor, details FROM audit_events WHERE action = 'request.created'")).all()
+        assert len(created) == 1 and created[0].details["imported"]["created_by"] == "admin"
+        assert registry.verify()[1] is None
+    finally:
+        pg.drop_database(admin_url, name)
