@@ -253,8 +253,11 @@ def import_group() -> None:
 @click.option("--models", "patterns", multiple=True, help="Only models matching this glob (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
 @click.option("--overwrite", is_flag=True, help="Replace conflicting models here (deleted, audited) instead of skipping.")
+@click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Models imported at once (each in its own transaction and database connection).")
 @with_appcontext
-def import_mlflow(url: str, token: str | None, patterns: tuple[str, ...], dry_run: bool, overwrite: bool) -> None:
+def import_mlflow(url: str, token: str | None, patterns: tuple[str, ...], dry_run: bool, overwrite: bool,
+                  jobs: int) -> None:
     """Copy registered models, versions (original numbers), stages, aliases and tags from a running MLflow.
 
     Idempotent and resumable: each model is one transaction, and a model already here as the source has it
@@ -270,7 +273,7 @@ def import_mlflow(url: str, token: str | None, patterns: tuple[str, ...], dry_ru
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
     outcomes = run.import_all(SYSTEM, snapshots, origin=source.url, overwrite=overwrite, dry_run=dry_run,
-                              reporter=reporter, total=len(snapshots))
+                              reporter=reporter, jobs=jobs)
     run.summary(outcomes, dry_run=dry_run)
     sys.exit(1 if any(o.status == "failed" for o in outcomes) else 0)
 

@@ -9,10 +9,13 @@ as unchanged and carries on (resumable without a state file).
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import IO, Iterable, Iterator
 
+from flask import current_app
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -40,6 +43,7 @@ class Reporter:
     @contextmanager
     def phase(self, name: str, total: int | None = None) -> Iterator["Reporter"]:
         self._name, self._done, self._total = name, 0, total
+        started = time.monotonic()
         if self.terminal:
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=Console(file=self.stream), transient=False)
@@ -54,7 +58,7 @@ class Reporter:
                 self._bar.stop()
                 self._bar = None
             else:
-                self._line(f"{name}: done, {self._done}")
+                self._line(f"{name}: done, {self._done} in {time.monotonic() - started:.1f} s")
 
     def advance(self, n: int = 1) -> None:
         before, self._done = self._done, self._done + n
@@ -68,16 +72,25 @@ class Reporter:
         print(text, file=self.stream, flush=True)
 
 
-def import_all(actor: Actor, snapshots: Iterable[ModelSnapshot], *, origin: str, overwrite: bool,
-               dry_run: bool, reporter: Reporter, total: int | None = None) -> list[ImportOutcome]:
-    outcomes = []
-    with reporter.phase("importing models" + (" (dry run)" if dry_run else ""), total):
-        for snapshot in snapshots:
+def import_all(actor: Actor, snapshots: list[ModelSnapshot], *, origin: str, overwrite: bool, dry_run: bool,
+               reporter: Reporter, jobs: int = 1) -> list[ImportOutcome]:
+    """Each model in its own transaction; ``jobs`` of them at once (models are independent: each takes only
+    its own row lock), since an import spends most of its time waiting for database round trips."""
+    app = current_app._get_current_object()
+
+    def one(snapshot: ModelSnapshot) -> ImportOutcome:
+        with app.app_context():  # a session of its own per thread
             try:
-                outcomes.append(import_model(actor, snapshot, origin=origin, overwrite=overwrite, dry_run=dry_run))
+                return import_model(actor, snapshot, origin=origin, overwrite=overwrite, dry_run=dry_run)
             except RegistryError as error:  # e.g. a name this registry refuses; the next model may be fine
-                outcomes.append(ImportOutcome(snapshot.name, FAILED, error.message))
-            reporter.advance()
+                return ImportOutcome(snapshot.name, FAILED, error.message)
+
+    outcomes = []
+    with reporter.phase("importing models" + (" (dry run)" if dry_run else ""), len(snapshots)):
+        with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="import") as pool:
+            for outcome in pool.map(one, snapshots):
+                outcomes.append(outcome)
+                reporter.advance()
     return outcomes
 
 
