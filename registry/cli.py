@@ -1,4 +1,4 @@
-"""The ``registry`` command: serve, db (Flask-Migrate), audit verify, and Flask's shell/routes."""
+"""The ``registry`` command: serve, db (Flask-Migrate), audit verify, tokens, import, export, and Flask's shell/routes."""
 from __future__ import annotations
 
 import os
