@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import event as sa_event, func, insert, select
 from sqlalchemy.orm import Session
@@ -179,6 +179,13 @@ def known_head(session: Session, model_id: int, seq: int, hash_: str | None) -> 
     session.info.setdefault(_HEADS_KEY, {}).setdefault(model_id, (seq, hash_))
 
 
+def restored(session: Session, model_id: int, seq: int, hash_: str | None) -> None:
+    """A model's chain was written back whole from a backup (``services/backups.py``), not appended to: at
+    commit its row keeps this head and the change is announced like any other (its generation moves)."""
+    session.info.setdefault(_HEADS_KEY, {})[model_id] = (seq, hash_)
+    session.info.setdefault(_APPENDED_KEY, set()).add(model_id)
+
+
 _EVENT_COLUMNS = tuple(name for name, _ in EVENT_FIELDS)
 # The transaction's buffered events as one INSERT over arrays: a fragment of the unit of work's commit
 # statement (db/unit_of_work.py), which also moves each changed model's chain head and generation.
@@ -258,13 +265,24 @@ def _iter_events(session: Session, chain_id: int | None) -> Iterator[AuditEvent]
 def verify_chain(session: Session, chain_id: int | None = None) -> tuple[int, ChainBreak | None]:
     """Walk every chain (or the one given: a model's id), then check each existing model's recorded head
     against the end of its chain; return (events checked, first break or None)."""
+    ends: dict[int, tuple[int, str]] = {}
+    checked, problem = check_chains(_iter_events(session, chain_id), ends)
+    if problem is not None:
+        return checked, problem
+    return checked, _check_heads(session, ends, chain_id)
+
+
+def check_chains(events: Iterable[Any], ends: dict[int, tuple[int, str]] | None = None) -> tuple[int, ChainBreak | None]:
+    """The one chain walk, over rows from the database or from an export file (``registry audit verify
+    --export``): ``events`` in (chain_id, seq) order, each with ``id`` and the HASHED_FIELDS and ``hash`` as
+    attributes. Fills ``ends`` with each chain's last (seq, hash), for the caller to compare with the heads
+    the models recorded; returns (events checked, first break or None)."""
     checked = 0
     chain_id: int | None = None
     expected_seq = 1
     prev_hash: str | None = None
-    ends: dict[int, tuple[int, str]] = {}
-    only = chain_id
-    for event in _iter_events(session, only):
+    ends = {} if ends is None else ends
+    for event in events:
         if event.chain_id != chain_id:
             chain_id, expected_seq, prev_hash = event.chain_id, 1, None
         if event.seq != expected_seq:
@@ -282,15 +300,12 @@ def verify_chain(session: Session, chain_id: int | None = None) -> tuple[int, Ch
         ends[event.chain_id] = (event.seq, event.hash)
         expected_seq += 1
         checked += 1
-    return checked, _check_heads(session, ends, only)
+    return checked, None
 
 
-def _check_heads(session: Session, ends: dict[int, tuple[int, str]], chain_id: int | None) -> ChainBreak | None:
-    """The chain alone cannot show that its *last* events were removed; the head on the model row can."""
-    stmt = select(RegisteredModel.id, RegisteredModel.audit_seq, RegisteredModel.audit_hash).order_by(RegisteredModel.id)
-    if chain_id is not None:
-        stmt = stmt.where(RegisteredModel.id == chain_id)
-    heads = session.execute(stmt)
+def compare_heads(heads: Iterable[tuple[int, int, str | None]], ends: dict[int, tuple[int, str]]) -> ChainBreak | None:
+    """The chain alone cannot show that its *last* events were removed; the head on the model row can.
+    ``heads``: (model id, recorded seq, recorded hash) of every model that exists."""
     for model_id, seq, hash_ in heads:
         end_seq, end_hash = ends.get(model_id, (0, None))
         if (seq, hash_) != (end_seq, end_hash):
@@ -298,3 +313,10 @@ def _check_heads(session: Session, ends: dict[int, tuple[int, str]], chain_id: i
                               f"the model's recorded chain head is seq {seq}, but the chain ends at seq {end_seq}: "
                               "events were removed from its end")
     return None
+
+
+def _check_heads(session: Session, ends: dict[int, tuple[int, str]], chain_id: int | None) -> ChainBreak | None:
+    stmt = select(RegisteredModel.id, RegisteredModel.audit_seq, RegisteredModel.audit_hash).order_by(RegisteredModel.id)
+    if chain_id is not None:
+        stmt = stmt.where(RegisteredModel.id == chain_id)
+    return compare_heads(session.execute(stmt), ends)

@@ -1,4 +1,5 @@
-"""The ``registry`` command: serve, watch, db (Flask-Migrate), audit verify, tokens, and Flask's shell/routes."""
+"""The ``registry`` command: serve, watch, db (Flask-Migrate), audit verify, tokens, events, import, export,
+and Flask's shell/routes."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, with_appcontext
 
 from .config import Settings
 
@@ -169,11 +170,20 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.option("--no-record", is_flag=True,
               help="Do not record the outcome as an audit.verified event (a read-only replica, say).")
-@with_appcontext
-def audit_verify(no_record: bool) -> None:
+@click.option("--export", "export_file", type=click.Path(exists=True, dir_okay=False),
+              help="Check an export file offline (no database) instead of the database's trail.")
+@click.pass_context
+def audit_verify(ctx: click.Context, no_record: bool, export_file: str | None) -> None:
     """Recompute the hash chains; exit 1 naming the first altered or missing event.
 
     The outcome is recorded in the trail (event audit.verified), which the metrics report as the last run."""
+    if export_file is not None:
+        _verify_export(export_file)
+        return
+    from flask import current_app
+
+    if not current_app:  # as flask.cli.with_appcontext does; the offline check above needs no app at all
+        ctx.with_resource(ctx.ensure_object(ScriptInfo).load_app().app_context())
     from .services.audit_log import verify
     from .services.operations import record_audit_verification
 
@@ -188,6 +198,22 @@ def audit_verify(no_record: bool) -> None:
         f"{problem.reason}. {checked} events before it verified.",
         err=True,
     )
+    sys.exit(1)
+
+
+def _verify_export(path: str) -> None:
+    from .migrate.exchange import ExportFileError, verify_file
+
+    try:
+        result = verify_file(path)
+    except ExportFileError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    if result.ok:
+        click.echo(f"export intact: {result.events} audit events verified, file digest matches")
+        return
+    for problem in result.problems:
+        click.echo(f"export BROKEN: {problem}", err=True)
     sys.exit(1)
 
 
@@ -287,7 +313,88 @@ def _or_exit(call):
         sys.exit(2)
 
 
+@click.group("import")
+def import_group() -> None:
+    """Bring models in from another registry (admin-only; audited as imported)."""
+
+
+@import_group.command("mlflow")
+@click.option("--from", "url", required=True, help="The MLflow server (or Databricks workspace) URL.")
+@click.option("--token", envvar="MLFLOW_TRACKING_TOKEN", default=None,
+              help="Bearer token for the source (default: MLFLOW_TRACKING_TOKEN).")
+@click.option("--models", "patterns", multiple=True, help="Only models matching this glob (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Report what would change; write nothing.")
+@click.option("--overwrite", is_flag=True, help="Replace conflicting models here (deleted, audited) instead of skipping.")
+@click.option("--jobs", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Models imported at once (each in its own transaction and database connection).")
+@with_appcontext
+def import_mlflow(url: str, token: str | None, patterns: tuple[str, ...], dry_run: bool, overwrite: bool,
+                  jobs: int) -> None:
+    """Copy registered models, versions (original numbers), stages, aliases and tags from a running MLflow.
+
+    Idempotent and resumable: each model is one transaction, and a model already here as the source has it
+    is left alone, so re-running after a change or an interruption imports only what is missing."""
+    from .auth import SYSTEM
+    from .migrate import mlflow, run
+
+    reporter = run.Reporter()
+    source = mlflow.MlflowSource(url, token)
+    try:
+        snapshots = mlflow.read_models(source, patterns, reporter)
+    except mlflow.SourceError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    outcomes = run.import_all(SYSTEM, snapshots, origin=source.url, overwrite=overwrite, dry_run=dry_run,
+                              reporter=reporter, jobs=jobs)
+    run.summary(outcomes, dry_run=dry_run)
+    sys.exit(1 if any(o.status == "failed" for o in outcomes) else 0)
+
+
+@import_group.command("registry")
+@click.option("--from", "path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="An export file written by `registry export`.")
+@with_appcontext
+def import_registry(path: str) -> None:
+    """Restore an export into this registry (empty or not), after verifying it offline.
+
+    Models whose ids are free here come back as they were, history included; see the README."""
+    from .auth import SYSTEM
+    from .migrate import run
+    from .migrate.exchange import ExportFileError
+    from .migrate.restore import restore_file
+
+    try:
+        outcomes = restore_file(SYSTEM, path, run.Reporter())
+    except ExportFileError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    run.summary(outcomes)
+    sys.exit(1 if any(o.status == "failed" for o in outcomes) else 0)
+
+
+@click.command("export")
+@click.option("--models", "patterns", multiple=True, help="Only models matching this glob (repeatable).")
+@click.option("--out", required=True, help="A file, or a directory to write a timestamped file into.")
+@with_appcontext
+def export_command(patterns: tuple[str, ...], out: str) -> None:
+    """Write the registry (or the models matching --models) to a registry-export JSON Lines file."""
+    from .auth import SYSTEM
+    from .migrate.exchange import write_export
+
+    written = write_export(SYSTEM, patterns, out)
+    counts = ", ".join(f"{n} {kind}" for kind, n in written.counts.items())
+    click.echo(f"exported to {written.path}: {counts}", err=True)
+    click.echo(f"sha256 {written.sha256}  (keep it: `registry audit verify --export` checks the file against it)")
+
+
+# On the group itself too, so FlaskGroup finds `audit` without building the app: `audit verify --export`
+# needs no database (with no DATABASE_URL, building the app would start the embedded PostgreSQL).
+main.add_command(audit_group)
+
+
 def register_app_commands(app: Flask) -> None:
+    app.cli.add_command(export_command)
     app.cli.add_command(audit_group)
+    app.cli.add_command(import_group)
     app.cli.add_command(tokens_group)
     app.cli.add_command(events_group)
