@@ -39,8 +39,9 @@ def settings():
 
 def install_caches(app) -> None:
     from .cache import Caches
+    from .cache.waiters import waiter_limit
 
     settings = app.config["REGISTRY_SETTINGS"]
     dsn = settings.database_url.replace("postgresql+psycopg2://", "postgresql://", 1)
     app.extensions[CACHES_KEY] = Caches.create(dsn, max_bytes=settings.cache_bytes,
-                                               max_waiters=settings.max_waiters)
+                                               max_waiters=waiter_limit(settings))

@@ -47,11 +47,11 @@ class ServingRead:
         # stamped before that moment whose transaction was committing as we read.
         return not self.wait and self.as_of is None
 
-    def resolve(self, actor, *, fresh: bool = False) -> serving.Answer:
+    def resolve(self, actor, *, fresh: bool = False, model_id: int | None = None) -> serving.Answer:
         kind, name, selector = self.key
         if kind == "stage":
-            return serving.resolve(actor, name, stage=selector, fresh=fresh)
-        return serving.resolve(actor, name, alias=selector, fresh=fresh)
+            return serving.resolve(actor, name, stage=selector, fresh=fresh, model_id=model_id)
+        return serving.resolve(actor, name, alias=selector, fresh=fresh, model_id=model_id)
 
 
 def _parse(req, name: str, stage: str | None = None, alias: str | None = None) -> ServingRead:
@@ -84,8 +84,8 @@ def _behind(answer: serving.Answer, etags: frozenset[str]) -> bool:
 def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serving.Answer, str]:
     """Hold the request until the answer stops matching the client's ETags, or the wait is over."""
     current = caches()
-    if not current.waiters.acquire(blocking=False):
-        return answer, "busy"  # every waiting slot is taken: answer now rather than starve other requests
+    if not current.waiters.try_enter():
+        return answer, "busy"  # the worker's waiter budget is spent: answer now, the client polls again
     try:
         deadline = time.monotonic() + read.wait
         while _matches(answer, read.etags):
@@ -93,9 +93,10 @@ def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serv
             if remaining <= 0 or not current.hub.wait(answer.model_id, answer.generation, remaining, label):
                 break
             label = current.hub.label()
-            answer = read.resolve(actor)
+            # Every waiter on the model wakes at once: they share one read of the new answer.
+            answer = read.resolve(actor, model_id=answer.model_id)
     finally:
-        current.waiters.release()
+        current.waiters.leave()
     return answer, "yes"
 
 
