@@ -39,7 +39,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--hold", type=float, default=3.0, help="seconds between all connected and the promotion")
     p.add_argument("--settle-timeout", type=float, default=60.0)
     p.add_argument("--promote", nargs=2, metavar=("NAME", "VERSION"))
+    p.add_argument("--promote-token", help="the token that may promote (default: --token)")
     p.add_argument("--deliver-timeout", type=float, default=15.0)
+    p.add_argument("--db-url", help="count the database's transactions from the promotion to the deliveries")
     p.add_argument("--ready-file")
     p.add_argument("--linger", type=float, default=0.0)
     return p.parse_args()
@@ -119,18 +121,36 @@ class Watcher(asyncio.Protocol):
             self.lost.set_result(None)
 
 
-async def promote(port: int, token: str, name: str, version: str) -> tuple[int, float]:
+def transactions(db_url: str | None) -> int | None:
+    """Committed and rolled-back transactions of the database so far (a blocking moment: nothing is due)."""
+    if db_url is None:
+        return None
+    import psycopg2
+
+    connection = psycopg2.connect(db_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                           " WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+    finally:
+        connection.close()
+
+
+async def promote(port: int, token: str, name: str, version: str, stats: Stats) -> tuple[int, float]:
+    """Send the promotion (deliveries count from here); returns its status and how long it took."""
     body = json.dumps({"stage": "Production", "archive_existing_versions": True}).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    stats.promoted_at = time.monotonic()
     writer.write((f"POST /api/v1/models/{name}/versions/{version}/transition HTTP/1.1\r\nHost: x\r\n"
                   f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body)
     await writer.drain()
-    started = time.monotonic()
     status_line = await reader.readline()
+    took = time.monotonic() - stats.promoted_at
     await reader.read()
     writer.close()
-    return int(status_line.split()[1]), started
+    return int(status_line.split()[1]), took
 
 
 async def main() -> None:
@@ -180,12 +200,16 @@ async def main() -> None:
         await asyncio.sleep(args.linger)
     if args.promote:
         should = sum(1 for w in watchers if w.promoted)
-        status, stats.promoted_at = await promote(args.port, args.token, *args.promote)
-        promoted_s = time.monotonic() - stats.promoted_at
+        before = transactions(args.db_url)
+        status, promoted_s = await promote(args.port, args.promote_token or args.token, *args.promote, stats)
         deadline = time.monotonic() + args.deliver_timeout
         while len(stats.delivered) < should and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.5)  # spurious wakes of other models' watchers would show up now
+        # Spurious wakes of other models' watchers would show up now; and PostgreSQL publishes each backend's
+        # statistics at most once a second.
+        await asyncio.sleep(1.5)
+        if before is not None:
+            result["db_transactions"] = transactions(args.db_url) - before
         delivered = sorted(stats.delivered)
 
         def pct(q: float) -> float | None:
