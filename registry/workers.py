@@ -55,15 +55,19 @@ class GeventWorker(_GunicornGeventWorker):
 
 
 class _TakingTurnsServer(ggevent.StreamServer):
-    """gevent's accept loop, pausing briefly after each connection it accepts so that sibling workers (all
-    waiting on the one listening socket) take the next ones. Without it, the worker that wakes first accepts a
-    whole burst: wrk's 32 keep-alive connections all went to one of two workers, which halved throughput."""
+    """gevent's accept loop, pausing briefly after each connection it accepts while it holds few, so that
+    sibling workers (all waiting on the one listening socket) take the next ones. Without it the worker that
+    wakes first accepts a whole burst: wrk's 32 keep-alive connections all went to one of two workers, which
+    halved throughput. Past ``BALANCED_FROM`` connections a worker accepts at full speed (the loop's timers
+    are millisecond-grained, so pausing always would make 10,000 reconnecting clients wait seconds); by then
+    each worker is busy serving its own and the others get their share."""
 
-    PAUSE_SECONDS = 0.0005  # at most 2,000 accepts a second per worker: 10,000 reconnecting clients in ~2.5 s
+    PAUSE_SECONDS = 0.0005
+    BALANCED_FROM = 500
 
     def do_handle(self, *args) -> None:
         super().do_handle(*args)
-        if self._watcher is not None:
+        if self._watcher is not None and self.pool is not None and len(self.pool) < self.BALANCED_FROM:
             self.stop_accepting()
             self._timer = self.loop.timer(self.PAUSE_SECONDS)
             self._timer.start(self._start_accepting_if_started)

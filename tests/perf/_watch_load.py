@@ -35,12 +35,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--targets", required=True,
                    help="JSON file: [[model name, etag], ...]; watchers are spread over them round-robin")
     p.add_argument("--watchers", type=int, required=True)
-    p.add_argument("--wait", type=int, default=30)
+    p.add_argument("--wait", type=int, default=60)
     p.add_argument("--hold", type=float, default=3.0, help="seconds between all connected and the promotion")
     p.add_argument("--settle-timeout", type=float, default=60.0)
     p.add_argument("--promote", nargs=2, metavar=("NAME", "VERSION"))
     p.add_argument("--promote-token", help="the token that may promote (default: --token)")
     p.add_argument("--deliver-timeout", type=float, default=15.0)
+    p.add_argument("--server-pids", default="", help="comma-separated: their CPU during the delivery is reported")
     p.add_argument("--db-url", help="count the database's transactions from the promotion to the deliveries")
     p.add_argument("--ready-file")
     p.add_argument("--linger", type=float, default=0.0)
@@ -119,6 +120,18 @@ class Watcher(asyncio.Protocol):
             self.stats.errors += 1
         if not self.lost.done():
             self.lost.set_result(None)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes used so far (Linux /proc, clock ticks)."""
+    import os
+
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def transactions(db_url: str | None) -> int | None:
@@ -201,10 +214,14 @@ async def main() -> None:
     if args.promote:
         should = sum(1 for w in watchers if w.promoted)
         before = transactions(args.db_url)
+        pids = [int(pid) for pid in args.server_pids.split(",") if pid]
+        cpu_before = cpu_seconds(pids)
         status, promoted_s = await promote(args.port, args.promote_token or args.token, *args.promote, stats)
         deadline = time.monotonic() + args.deliver_timeout
         while len(stats.delivered) < should and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        if pids:
+            result["server_cpu_s"] = round(cpu_seconds(pids) - cpu_before, 2)
         # Spurious wakes of other models' watchers would show up now; and PostgreSQL publishes each backend's
         # statistics at most once a second.
         await asyncio.sleep(1.5)

@@ -9,8 +9,10 @@ worker class start `registry serve --workers 2` (REGISTRY_WORKER_CLASS) and meas
 * the watcher table: for 50 / 1,000 / 10,000 watchers on one model, and spread over 1,000 models, how many
   really wait (a request outstanding for a second: ``busy`` answers come back at once), ``busy`` answers during
   the hold, how long the promotion request took, and delivery p50/p99 (from sending the promotion to each
-  watcher's new answer; spread: the promoted model's watchers, the others must not wake); database
-  transactions during the round (pg_stat_database, the promotion's own included);
+  watcher's new answer; spread: the promoted model's watchers, the others must not wake); the server's CPU
+  from the promotion to the last delivery, per delivery (machine-load independent, unlike p99); database
+  transactions in that time (pg_stat_database, the promotion's own included: constant when woken waiters
+  share their reads);
 * the same cached reads again while 10,000 watchers (over 1,000 models) wait, and the service's RSS then.
 The watchers are a separate asyncio process (_watch_load.py). Run it on a quiet machine, and twice.
     PYTHONPATH=$PWD .venv/bin/python tests/perf/run_watchers.py --out perf-watchers.json
@@ -27,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helper modules beside this script
@@ -130,9 +133,10 @@ class Bench:
         version = 3 if versions[promoted] == 2 else 2
         # Time enough for the old worker to show its busy answers, and for 10,000 connections to settle.
         settle = "30" if watchers > 1000 else "10"
+        pids = ",".join(str(p.pid) for p in psutil.Process(server.process.pid).children(recursive=True))
         result = self.load(server, token, targets, watchers, "--hold", "3", "--settle-timeout", settle,
                            "--promote", promoted, str(version), "--promote-token", ADMIN_TOKEN,
-                           "--db-url", self.db_url)
+                           "--db-url", self.db_url, "--server-pids", pids)
         result["models"] = len(models)
         return result
 
@@ -195,10 +199,12 @@ def report(results: dict) -> str:
             rows.append([worker_class, "1,000 models" if row["spread"] else "one model", f"{row['watchers']:,}",
                          f"{row['really_waiting']:,}", f"{row['busy_in_hold']:,}", fmt(row.get("promotion_ms"), 0),
                          f"{row.get('delivered', 0)}/{row.get('should_deliver', 0)}",
-                         fmt(d.get("p50"), 0), fmt(d.get("p99"), 0), str(row.get("spurious_wakes")),
-                         str(row["db_transactions"]), str(row["errors"])])
+                         fmt(d.get("p50"), 0), fmt(d.get("p99"), 0),
+                         fmt(1e6 * row["server_cpu_s"] / max(1, row.get("delivered", 0)), 0)
+                         if row.get("server_cpu_s") is not None else "n/a", str(row.get("spurious_wakes")),
+                         str(row.get("db_transactions")), str(row["errors"])])
     lines.append(table(["worker", "watching", "watchers", "really waiting", "busy in 3 s", "promotion ms",
-                        "delivered", "p50 ms", "p99 ms", "others woken", "db xacts", "errors"], rows, left=2))
+                        "delivered", "p50 ms", "p99 ms", "server cpu us/delivery", "others woken", "db xacts", "errors"], rows, left=2))
     rows = []
     for worker_class, found in results["classes"].items():
         base = found["reads_c32"]
