@@ -25,6 +25,7 @@ import sys
 import time
 
 BUSY_RETRY_S = 0.05
+CONNECT_TIMEOUT_S = 10.0
 REALLY_WAITING_AFTER_S = 1.0
 
 
@@ -53,6 +54,7 @@ class Stats:
         self.busy = 0
         self.timeouts = 0
         self.errors = 0
+        self.connect_failed = 0
         self.other = 0
         self.promoted_at: float | None = None
         self.delivered: list[float] = []
@@ -181,14 +183,19 @@ async def main() -> None:
             name, etag = targets[j % len(targets)]
             request = (f"GET /api/v1/models/{name}/stages/Production?wait={args.wait} HTTP/1.1\r\nHost: x\r\n"
                        f"Authorization: Bearer {args.token}\r\nIf-None-Match: {etag}\r\n\r\n").encode()
-            batch.append(loop.create_connection(
+            # Bounded: a server that stops accepting (the old worker past its connections) fills the listen
+            # backlog, and connecting would then wait through the kernel's SYN retries for minutes.
+            batch.append(asyncio.wait_for(loop.create_connection(
                 lambda request=request, name=name: Watcher(loop, stats, request, name == promoted_name),
-                "127.0.0.1", args.port))
+                "127.0.0.1", args.port), CONNECT_TIMEOUT_S))
         for result in await asyncio.gather(*batch, return_exceptions=True):
             if isinstance(result, BaseException):
-                stats.errors += 1
+                stats.connect_failed += 1
             else:
                 watchers.append(result[1])
+        if stats.connect_failed:  # the server stopped accepting: the rest would only wait as long
+            stats.connect_failed += args.watchers - min(i + 250, args.watchers)
+            break
     connected_s = time.monotonic() - started
 
     def really_waiting() -> int:
@@ -238,6 +245,7 @@ async def main() -> None:
                                        "mean": round(1000 * statistics.fmean(delivered), 1) if delivered else None},
                        "spurious_wakes": stats.spurious})
     result.update({"busy_total": stats.busy, "timeouts": stats.timeouts, "errors": stats.errors,
+                   "connect_failed": stats.connect_failed,
                    "other_statuses": stats.other})
     for w in watchers:
         if w.transport is not None:

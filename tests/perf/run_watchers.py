@@ -119,7 +119,10 @@ class Bench:
              timeout: float = 300) -> dict:
         command = [str(PYTHON_BIN), str(HERE / "_watch_load.py"), "--port", str(server.port), "--token", token,
                    "--targets", str(targets), "--watchers", str(watchers), *extra]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"watchers": watchers, "timed_out": True}
         if done.returncode != 0:
             raise PerfError(f"the load generator failed: {done.stderr[-2000:]}")
         return json.loads(done.stdout)
@@ -178,8 +181,7 @@ class Bench:
                     row = self.watcher_round(server, token, watchers, spread)
                     row["spread"] = spread
                     found["rounds"].append(row)
-                    print(f"  {worker_class:7} {'spread' if spread else 'one':6} {watchers:6}: "
-                          f"{json.dumps({k: row.get(k) for k in ('really_waiting', 'busy_in_hold', 'promotion_ms', 'delivered', 'delivery_ms', 'db_transactions', 'spurious_wakes', 'errors')})}",
+                    print(f"  {worker_class:7} {'spread' if spread else 'one':6} {watchers:6}: {json.dumps(row)}",
                           flush=True)
             if max(self.args.counts) >= 10_000 and not self.args.quick:
                 found["with_10000_waiting"] = self.waiting_reads(server, token, 10_000)
@@ -196,14 +198,18 @@ def report(results: dict) -> str:
     for worker_class, found in results["classes"].items():
         for row in found["rounds"]:
             d = row.get("delivery_ms") or {}
+            if row.get("timed_out"):
+                rows.append([worker_class, "1,000 models" if row["spread"] else "one model", f"{row['watchers']:,}",
+                             *["timed out"] + ["-"] * 10])
+                continue
             rows.append([worker_class, "1,000 models" if row["spread"] else "one model", f"{row['watchers']:,}",
-                         f"{row['really_waiting']:,}", f"{row['busy_in_hold']:,}", fmt(row.get("promotion_ms"), 0),
+                         f"{row['really_waiting']:,}/{row['connected']:,}", f"{row['busy_in_hold']:,}", fmt(row.get("promotion_ms"), 0),
                          f"{row.get('delivered', 0)}/{row.get('should_deliver', 0)}",
                          fmt(d.get("p50"), 0), fmt(d.get("p99"), 0),
                          fmt(1e6 * row["server_cpu_s"] / max(1, row.get("delivered", 0)), 0)
                          if row.get("server_cpu_s") is not None else "n/a", str(row.get("spurious_wakes")),
-                         str(row.get("db_transactions")), str(row["errors"])])
-    lines.append(table(["worker", "watching", "watchers", "really waiting", "busy in 3 s", "promotion ms",
+                         str(row.get("db_transactions")), str(row["errors"] + row.get("connect_failed", 0))])
+    lines.append(table(["worker", "watching", "watchers", "really waiting/connected", "busy in 3 s", "promotion ms",
                         "delivered", "p50 ms", "p99 ms", "server cpu us/delivery", "others woken", "db xacts", "errors"], rows, left=2))
     rows = []
     for worker_class, found in results["classes"].items():
