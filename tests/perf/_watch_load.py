@@ -136,6 +136,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def sockets(pids: list[int]) -> int:
+    """Sockets the processes hold open (Linux /proc): the server's accepted connections, and a few of its own."""
+    import os
+
+    count = 0
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+            except OSError:
+                pass
+    return count
+
+
 def transactions(db_url: str | None) -> int | None:
     """Committed and rolled-back transactions of the database so far (a blocking moment: nothing is due)."""
     if db_url is None:
@@ -176,6 +190,8 @@ async def main() -> None:
         targets = json.load(f)
     promoted_name = args.promote[0] if args.promote else None
     watchers: list[Watcher] = []
+    pids = [int(pid) for pid in args.server_pids.split(",") if pid]
+    baseline = sockets(pids)
     started = time.monotonic()
     for i in range(0, args.watchers, 250):  # batches: a burst of 10,000 SYNs would overflow the listen backlog
         batch = []
@@ -202,16 +218,23 @@ async def main() -> None:
         now = time.monotonic()
         return sum(1 for w in watchers if w.sent_at is not None and now - w.sent_at >= REALLY_WAITING_AFTER_S)
 
-    # Settle: until everyone really waits (or the limit: the old worker never gets there), then hold.
+    def accepted() -> int | None:
+        """Connections the server has accepted (not merely queued in its listen backlog)."""
+        return sockets(pids) - baseline if pids else None
+
+    # Settle: until everyone really waits, accepted by the server (or the limit: the old worker never gets
+    # there), then hold. A connection still in the listen backlog looks outstanding from here, hence both.
     deadline = time.monotonic() + args.settle_timeout
-    while really_waiting() < len(watchers) and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (really_waiting() < len(watchers)
+                                           or (pids and accepted() < len(watchers))):
         await asyncio.sleep(0.25)
     settled_s = time.monotonic() - started
     busy_before = stats.busy
     await asyncio.sleep(args.hold)
     busy_in_hold = stats.busy - busy_before
     waiting = really_waiting()
-    result = {"watchers": args.watchers, "connected": len(watchers), "connect_s": round(connected_s, 2),
+    result = {"watchers": args.watchers, "connected": len(watchers), "accepted_by_server": accepted(),
+              "connect_s": round(connected_s, 2),
               "settle_s": round(settled_s, 2), "hold_s": args.hold, "really_waiting": waiting,
               "busy_total_before": stats.busy, "busy_in_hold": busy_in_hold}
     if args.ready_file:
@@ -221,7 +244,6 @@ async def main() -> None:
     if args.promote:
         should = sum(1 for w in watchers if w.promoted)
         before = transactions(args.db_url)
-        pids = [int(pid) for pid in args.server_pids.split(",") if pid]
         cpu_before = cpu_seconds(pids)
         status, promoted_s = await promote(args.port, args.promote_token or args.token, *args.promote, stats)
         deadline = time.monotonic() + args.deliver_timeout
