@@ -117,7 +117,7 @@ class Bench:
         return path, versions
 
     def load(self, server: RegistryServer, token: str, targets: Path, watchers: int, *extra: str,
-             timeout: float = 300) -> dict:
+             timeout: float = 180) -> dict:
         command = [str(PYTHON_BIN), str(HERE / "_watch_load.py"), "--port", str(server.port), "--token", token,
                    "--targets", str(targets), "--watchers", str(watchers), *extra]
         try:
