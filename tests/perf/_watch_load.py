@@ -26,6 +26,8 @@ import time
 
 BUSY_RETRY_S = 0.05
 CONNECT_TIMEOUT_S = 10.0
+# The server's own sockets (database pool, listener) come and go beside the clients' connections.
+SOCKET_SLACK = 10
 REALLY_WAITING_AFTER_S = 1.0
 
 
@@ -226,7 +228,7 @@ async def main() -> None:
     # there), then hold. A connection still in the listen backlog looks outstanding from here, hence both.
     deadline = time.monotonic() + args.settle_timeout
     while time.monotonic() < deadline and (really_waiting() < len(watchers)
-                                           or (pids and accepted() < len(watchers))):
+                                           or (pids and accepted() < len(watchers) - SOCKET_SLACK)):
         await asyncio.sleep(0.25)
     settled_s = time.monotonic() - started
     busy_before = stats.busy
