@@ -1,11 +1,17 @@
 """gunicorn settings for the registry (``registry serve`` and the container use this file).
 
-Worker model: gthread, 32 threads per worker by default (REGISTRY_THREADS). Requests mostly wait on
-PostgreSQL, so threads keep both cores busy cheaply; and serving clients long-poll (``?wait=``), each holding a
-thread while it waits. At most REGISTRY_MAX_WAITERS (default: threads - 8) long-polls wait at once per
-worker; beyond that a long-poll answers at once (header ``X-Registry-Waited: busy``), so at least 8 threads
-per worker always remain for ordinary requests. Waiters hold no database connection while waiting.
-Everything can be overridden with GUNICORN_CMD_ARGS or command-line flags.
+Worker model: gevent by default (``registry/workers.py`` says why and where patching happens): each connection
+is a greenlet, so one worker holds REGISTRY_WORKER_CONNECTIONS (10,000) connections at once, idle, waiting or
+busy, and a waiting long-poll (``?wait=``) costs a greenlet and a socket, no thread and no database
+connection. Long-polls may take all but a reserve of those connections (``registry/cache/waiters.py``); beyond
+that a long-poll answers at once (``X-Registry-Waited: busy``). A request's line and headers must arrive within
+``keepalive`` seconds (the gevent worker reads them under that timeout), so slow or half-open clients cannot
+hold the server. The soft open-files limit is raised here (in the master, inherited by the workers) to fit the
+connections; if the hard limit is lower, the workers take fewer connections.
+
+REGISTRY_WORKER_CLASS=gthread selects the previous model (REGISTRY_THREADS threads per worker, a thread per
+request and per waiting long-poll) for comparison. Everything can be overridden with GUNICORN_CMD_ARGS or
+command-line flags.
 
 Metrics: every worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
 mode), and whichever worker answers GET /metrics adds them all up. This file sets that directory up before any
@@ -21,8 +27,10 @@ from pathlib import Path
 
 from gunicorn.glogging import Logger
 
+from registry.cache.waiters import fd_reserve
 from registry.config import Settings
 from registry.telemetry.logs import logging_config, skip_unused_record_fields
+from registry.workers import raise_open_files_limit
 
 _METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when the first metric is made
 _PRIVATE_METRICS_DIR = "REGISTRY_PRIVATE_METRICS_DIR"  # the directory this master made (kept across a HUP reload)
@@ -43,16 +51,26 @@ else:
 settings = Settings.from_env()
 bind = settings.bind
 workers = settings.workers
-worker_class = "gthread"
-threads = settings.threads
-# Each worker imports the app itself (REGISTRY_PRELOAD=1 imports it in the master first). Preloading would
-# share the imported code between master and workers, but CPython's reference counting writes to those pages
-# and un-shares them, so it saved no real memory here (PSS 215 vs 219 MiB for master + 2 workers with warm
-# caches) while the master kept a full copy (RSS 299 vs 252 MiB). A worker that cannot start still stops
-# the server: gunicorn exits when workers fail to boot.
+if settings.worker_class == "gevent":
+    worker_class = "registry.workers.GeventWorker"
+    open_files = raise_open_files_limit(settings.worker_connections + fd_reserve(settings.pool_size))
+    worker_connections = max(16, min(settings.worker_connections, open_files - fd_reserve(settings.pool_size)))
+else:
+    worker_class = "gthread"
+    threads = settings.threads
+# Connections waiting to be accepted: many replicas reconnect at once after a restart (capped by the kernel's
+# net.core.somaxconn).
+backlog = 4096
+# Each worker imports the app itself (REGISTRY_PRELOAD=1, gthread only, imports it in the master first).
+# Preloading would share the imported code between master and workers, but CPython's reference counting writes
+# to those pages and un-shares them, so it saved no real memory here (PSS 215 vs 219 MiB for master + 2
+# workers with warm caches) while the master kept a full copy (RSS 299 vs 252 MiB). A worker that cannot start
+# still stops the server: gunicorn exits when workers fail to boot.
 preload_app = settings.preload
 timeout = 60
 graceful_timeout = 20
+# How long an idle keep-alive connection stays open, and (gevent) how long a client may take to send a
+# request's line and headers.
 keepalive = 5
 # No periodic worker recycling by default: a recycle drops keep-alive connections with a request in flight
 # (client-visible errors under load) and empties the worker's serving caches. Set REGISTRY_MAX_REQUESTS to
@@ -69,7 +87,8 @@ skip_unused_record_fields()
 class RegistryLogger(Logger):
     """gunicorn writes an access line for every request whenever a logging configuration is given; here only
     when REGISTRY_ACCESS_LOG asks (the registry's own request line, logger ``registry.request``, has the route,
-    actor and request id that gunicorn's does not)."""
+    actor and request id that gunicorn's does not). One attribute read: gunicorn 26 works the answer out from
+    five settings after every request (8% of a woken long-poll's cost with no access log at all)."""
 
     @property
     def access_log_enabled(self):
@@ -92,7 +111,6 @@ def post_fork(server, worker):
 
     with app.app_context():
         db.engine.dispose(close=False)
-
 
 
 def worker_exit(server, worker):

@@ -106,6 +106,9 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(networks)
 
 
+WORKER_CLASSES = ("gevent", "gthread")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -138,8 +141,9 @@ class Settings:
     # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host
     # or shared-filesystem setups). Off, as in a registry-only MLflow: registry/sources.py says why.
     allow_local_sources: bool = False
-    # Long-polls and watch streams waiting at once per process; the rest of the threads stay free for other requests.
-    max_waiters: int = 24
+    # Long-polls and watch streams waiting at once per worker (REGISTRY_MAX_WAITERS); None: the worker's socket
+    # budget decides (registry/cache/waiters.py), 0 turns long-polling off.
+    max_waiters: int | None = None
     # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
     cache_bytes: int = 64 * 1024 * 1024
     # GET /api/v1/watch: a comment line this often on an idle stream, so proxies keep it open and a gone
@@ -155,7 +159,13 @@ class Settings:
     # The server (``registry serve``, ``deploy/gunicorn.conf.py``).
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    threads: int = 32
+    # REGISTRY_WORKER_CLASS: "gevent" (every connection a greenlet: idle and waiting clients cost kilobytes, not
+    # a thread) or "gthread" (a thread per request, the previous default, kept for comparison). See
+    # deploy/gunicorn.conf.py and registry/workers.py.
+    worker_class: str = "gevent"
+    threads: int = 32  # gthread only
+    # Connections one gevent worker holds at once (its socket budget): idle keep-alive, waiting and busy alike.
+    worker_connections: int = 10_000
     max_requests: int = 0  # recycle a worker after this many requests (0: never)
     preload: bool = False
     access_log: str | None = None
@@ -211,6 +221,14 @@ class Settings:
         if request_log not in REQUEST_LOG_MODES:
             raise ConfigError(f"REGISTRY_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_MODES)}, got {request_log!r}")
         threads = _int(env, "REGISTRY_THREADS", 32, 1, 1024)
+        worker_class = (env.get("REGISTRY_WORKER_CLASS") or "gevent").lower()
+        if worker_class not in WORKER_CLASSES:
+            raise ConfigError(f"REGISTRY_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}, got {worker_class!r}")
+        preload = _flag(env, "REGISTRY_PRELOAD")
+        if preload and worker_class == "gevent":
+            raise ConfigError("REGISTRY_PRELOAD=1 needs REGISTRY_WORKER_CLASS=gthread: a gevent worker must make "
+                              "threads and sockets cooperative before the app is imported, which preloading defeats")
+        max_waiters = env.get("REGISTRY_MAX_WAITERS")
         host = env.get("REGISTRY_HOST") or "127.0.0.1"
         bind = env.get("REGISTRY_BIND") or f"{host}:{_int(env, 'REGISTRY_PORT', 8080, 1, 65535)}"
         if not re.fullmatch(r"[^\s]+:\d{1,5}", bind):
@@ -228,15 +246,17 @@ class Settings:
             webhook_max_age_seconds=_int(env, "REGISTRY_WEBHOOK_MAX_AGE_SECONDS", 24 * 3600, 0, 30 * 24 * 3600),
             bind=bind,
             workers=_int(env, "REGISTRY_WORKERS", 2, 1, 64),
+            worker_class=worker_class,
             threads=threads,
+            worker_connections=_int(env, "REGISTRY_WORKER_CONNECTIONS", 10_000, 16, 1_000_000),
             max_requests=_int(env, "REGISTRY_MAX_REQUESTS", 0, 0, 10_000_000),
-            preload=_flag(env, "REGISTRY_PRELOAD"),
+            preload=preload,
             access_log=env.get("REGISTRY_ACCESS_LOG") or None,
             metrics_enabled=_flag(env, "REGISTRY_METRICS", default=True),
             request_log=request_log,
             auth_enabled=auth == "enabled",
             allow_local_sources=_flag(env, "REGISTRY_ALLOW_LOCAL_SOURCES"),
-            max_waiters=_int(env, "REGISTRY_MAX_WAITERS", max(1, threads - 8), 0, 4096),
+            max_waiters=_int(env, "REGISTRY_MAX_WAITERS", 0, 0, 1_000_000) if max_waiters else None,
             cache_bytes=_int(env, "REGISTRY_CACHE_MB", 64, 1, 65_536) * 1024 * 1024,
             admin_token=admin_token,
             secret_keys=secret_keys,

@@ -40,6 +40,7 @@ def settings():
 
 def install_caches(app) -> None:
     from .cache import Caches
+    from .cache.waiters import waiter_limit
 
     settings = app.config["REGISTRY_SETTINGS"]
     # LISTEN needs a session of its own: a pooler in transaction mode cannot give one, so the listener may
@@ -47,4 +48,4 @@ def install_caches(app) -> None:
     url = settings.listen_database_url or settings.database_url
     dsn = url.replace("postgresql+psycopg2://", "postgresql://", 1)
     app.extensions[CACHES_KEY] = Caches.create(dsn, max_bytes=settings.cache_bytes,
-                                               max_waiters=settings.max_waiters)
+                                               max_waiters=waiter_limit(settings))

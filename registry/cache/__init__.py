@@ -12,6 +12,9 @@ and a listener reset or outage drops and bypasses everything. Nothing else decid
 * ``store.py``   the entries: the rule above, a byte budget, eviction of the oldest, and the *last known*
                  entries set aside when the listener goes down (served only as marked-stale answers while the
                  database is unreachable: ``api/replay.py``);
+* ``flights.py`` one database read for many requests that miss the same entry at once (woken long-polls);
+* ``waiters.py`` how many long-polls and watch streams a worker lets wait (its socket budget) and the answer
+                 beyond it;
 * ``access.py``  token (or user and password) -> actor, principal x model -> level, principal -> standing
                  (registry-wide level and vetoed models), as entries;
 * ``responses.py`` WSGI replay of rendered read responses, keyed by the *parsed* request.
@@ -20,11 +23,12 @@ Changes are announced by the unit of work (``db/unit_of_work.py``) when a transa
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
+from .flights import Flights
 from .hub import Hub
 from .store import Store
+from .waiters import WaiterBudget
 
 
 @dataclass
@@ -33,10 +37,12 @@ class Caches:
 
     hub: Hub
     store: Store
-    # Long-polls that may wait at once (REGISTRY_MAX_WAITERS); 0 turns long-polling off.
-    waiters: threading.BoundedSemaphore
+    # Long-polls waiting now, and how many may (waiters.py); a limit of 0 turns long-polling off.
+    waiters: WaiterBudget
+    # Reads of one answer that run at once share one database read (flights.py).
+    flights: Flights
 
     @classmethod
     def create(cls, dsn: str, *, max_bytes: int, max_waiters: int) -> "Caches":
         hub = Hub(dsn)
-        return cls(hub, Store(hub, max_bytes), threading.BoundedSemaphore(max_waiters))
+        return cls(hub, Store(hub, max_bytes), WaiterBudget(max_waiters), Flights(hub))

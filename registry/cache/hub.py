@@ -68,7 +68,12 @@ class Hub:
         self.sequence = 0
         self._last: dict[Scope, int] = {}
         self._generations: dict[int, int] = {}
-        self._condition = threading.Condition()
+        self._lock = threading.Lock()
+        # Model id -> [the condition its long-polls wait on, how many wait]: a change wakes only the waiters of
+        # its model (with 10,000 waiters over 1,000 models, not all 10,000), a reset wakes everyone.
+        self._waiting: dict[int, list] = {}
+        # Waiters on any change (watch streams, the events feed: ``wait_any``), few per process.
+        self._condition = threading.Condition(self._lock)
         self._callbacks: list[Callable[[Scope | None], None]] = []
         self._listener: Listener | None = None
         self._listener_pid: int | None = None
@@ -99,22 +104,33 @@ class Hub:
         parsed = None if message is None else _scope_of(message)
         if message is not None and parsed is None:
             return  # not ours
-        with self._condition:
+        with self._lock:
+            if parsed is not None and parsed[1] is not None and parsed[1] <= self._generations.get(parsed[0], -1):
+                # Heard already: the writing process announces its own commit at once and then hears it again
+                # from PostgreSQL (and an older generation arriving late is contained in a newer one). Nothing
+                # read since the first hearing can be stale because of it, so nothing is dropped again: the
+                # woken long-polls keep sharing one read instead of reading again after the echo.
+                return
             self.sequence += 1
             if parsed is not None:
                 scope, generation = parsed
                 self._last[scope] = self.sequence
-                if generation is not None and generation > self._generations.get(scope, -1):
+                if generation is not None:
                     self._generations[scope] = generation
         for callback in self._callbacks:
             callback(None if parsed is None else parsed[0])
-        with self._condition:
+        with self._lock:
+            if parsed is None:
+                for condition, _count in self._waiting.values():
+                    condition.notify_all()
+            elif (waiting := self._waiting.get(parsed[0])) is not None:
+                waiting[0].notify_all()
             self._condition.notify_all()
 
     def set_healthy(self, healthy: bool) -> None:
         if healthy == self.healthy:
             return
-        with self._condition:
+        with self._lock:
             self.epoch += 1  # before ``healthy`` flips: a label taken on either side of it is never current
             self.healthy = healthy
         self.dispatch(None)
@@ -126,25 +142,36 @@ class Hub:
         resets (since ``label``, taken before the caller read its answer), or ``timeout`` passes. Returns True
         when the caller should read again."""
         deadline = time.monotonic() + timeout
-        with self._condition:
-            while self._generations.get(model_id, -1) <= seen_generation:
-                if self.closing:
-                    return False  # shutting down: answer with what the caller has, at once
-                if label is not None and label.epoch != self.epoch:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._condition.wait(remaining)
-                if not self.healthy:
-                    return True
-            return True
+        with self._lock:
+            waiting = self._waiting.get(model_id)
+            if waiting is None:
+                waiting = self._waiting[model_id] = [threading.Condition(self._lock), 0]
+            waiting[1] += 1
+            try:
+                while self._generations.get(model_id, -1) <= seen_generation:
+                    if self.closing:
+                        return False  # shutting down: answer with what the caller has, at once
+                    if label is not None and label.epoch != self.epoch:
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    waiting[0].wait(remaining)
+                    if not self.healthy:
+                        return True
+                return True
+            finally:
+                waiting[1] -= 1
+                if waiting[1] == 0:
+                    del self._waiting[model_id]
 
     def close(self) -> None:
         """The process is shutting down (SIGTERM, ``deploy/gunicorn.conf.py``): wake every long-poll so it
         answers now with its current answer, let no new one wait, and stop the listener."""
-        with self._condition:
+        with self._lock:
             self.closing = True
+            for condition, _count in self._waiting.values():
+                condition.notify_all()
             self._condition.notify_all()
 
     def changes_since(self, scopes, label: Label) -> tuple[Label, set | None]:

@@ -149,24 +149,34 @@ def answer_key(model_name: str, *, stage: str | None = None, alias: str | None =
 
 
 def resolve(actor: Actor, model_name: str, *, stage: str | None = None, alias: str | None = None,
-            fresh: bool = False) -> Answer:
+            fresh: bool = False, model_id: int | None = None) -> Answer:
     """The current answer for a stage or an alias (exactly one of them), checking READ permission.
 
     Served from the per-process cache when current (``cache/``: labelled before the read, dropped when the
-    model's change is announced). ``fresh``: read the database even so (the caller knows of a newer one)."""
+    model's change is announced). ``fresh``: read the database even so (the caller knows of a newer one).
+    ``model_id``: the model the caller expects the name to be (a woken long-poll): concurrent misses of the same
+    answer then share one database read (``cache/flights.py``)."""
     key = answer_key(model_name, stage=stage, alias=alias)
     kind, name, selector = key
     current = caches()
     entry = None if fresh or current is None else current.store.get(key)
     if entry is not None:
         answer = entry.payload
-    else:
-        label = current.hub.label() if current is not None else None
+    elif current is None:
         answer = _read(kind, name, selector)
-        if answer is None:
-            raise model_not_found(name)
-        if current is not None:
-            current.store.put(key, answer.model_id, label, answer, answer.size)
+    else:
+        def read_and_keep(label) -> Answer | None:
+            answer = _read(kind, name, selector)
+            if answer is not None:
+                current.store.put(key, answer.model_id, label, answer, answer.size)
+            return answer
+
+        if model_id is not None and not fresh:
+            answer = current.flights.share(key, model_id, read_and_keep, _model_of)
+        else:
+            answer = read_and_keep(current.hub.label())
+    if answer is None:
+        raise model_not_found(name)
     if not may_read(actor, answer.model_id):
         raise model_not_found(name)
     return answer
@@ -195,6 +205,10 @@ def alias_record(actor: Actor, model_name: str, alias: str) -> VersionRecord:
     if row.id is None:
         raise alias_not_found(row.model_name, alias)
     return version_record_from_row(row)
+
+
+def _model_of(answer: Answer | None) -> int | None:
+    return None if answer is None else answer.model_id
 
 
 def not_found(answer: Answer, key: tuple[str, str, str]) -> NotFound:

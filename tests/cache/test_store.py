@@ -144,3 +144,19 @@ def test_any_change_heard_while_the_listener_is_down_drops_the_last_known_answer
     hub.set_healthy(False)
     model_change(hub, 8, 3)
     assert store.last_known("k") is None
+
+
+def test_hearing_a_change_again_drops_nothing_read_since_it_was_first_heard():
+    """The writing process announces its commit at once and hears it again from PostgreSQL; an older
+    generation may also arrive after a newer one. Neither is news: what was read since stays current."""
+    hub = healthy_hub()
+    store = Store(hub, 1 << 20)
+    model_change(hub, 7, 3)
+    label = hub.label()
+    assert store.put("k", 7, label, "answer at generation 3", 10)
+    model_change(hub, 7, 3)  # the echo
+    model_change(hub, 7, 2)  # late
+    assert store.get("k").payload == "answer at generation 3"
+    assert hub.is_current(7, label)
+    model_change(hub, 7, 4)
+    assert store.get("k") is None

@@ -163,16 +163,35 @@ def test_the_old_entry_count_setting_fails_fast_naming_its_replacement():
 
 def test_server_settings_have_one_default_each():
     settings = Settings.from_env({})
-    assert (settings.bind, settings.workers, settings.threads, settings.max_waiters) == ("127.0.0.1:8080", 2, 32, 24)
+    assert (settings.bind, settings.workers, settings.worker_class, settings.worker_connections) == (
+        "127.0.0.1:8080", 2, "gevent", 10_000)
+    assert (settings.threads, settings.max_waiters) == (32, None)  # None: the worker's budget decides
     assert Settings.from_env({"REGISTRY_HOST": "0.0.0.0", "REGISTRY_PORT": "9000"}).bind == "0.0.0.0:9000"
     assert Settings.from_env({"REGISTRY_BIND": "[::]:8080"}).port == 8080
 
 
 @pytest.mark.parametrize("env", [{"REGISTRY_BIND": "nonsense"}, {"REGISTRY_PRELOAD": "yes"},
-                                 {"REGISTRY_WORKERS": "0"}])
+                                 {"REGISTRY_WORKERS": "0"}, {"REGISTRY_WORKER_CLASS": "sync"},
+                                 {"REGISTRY_WORKER_CONNECTIONS": "8"}, {"REGISTRY_MAX_WAITERS": "-1"}])
 def test_nonsense_server_settings_fail_fast(env):
     with pytest.raises(ConfigError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_the_worker_class_is_chosen_by_name_and_the_previous_one_stays_selectable():
+    assert Settings.from_env({"REGISTRY_WORKER_CLASS": "gthread"}).worker_class == "gthread"
+    assert Settings.from_env({"REGISTRY_WORKER_CLASS": "GEVENT"}).worker_class == "gevent"
+
+
+def test_preloading_is_refused_with_the_gevent_worker_and_allowed_with_gthread():
+    with pytest.raises(ConfigError, match="REGISTRY_PRELOAD=1 needs REGISTRY_WORKER_CLASS=gthread"):
+        Settings.from_env({"REGISTRY_PRELOAD": "1"})
+    assert Settings.from_env({"REGISTRY_PRELOAD": "1", "REGISTRY_WORKER_CLASS": "gthread"}).preload is True
+
+
+def test_an_explicit_waiter_limit_is_kept_and_zero_turns_long_polls_off():
+    assert Settings.from_env({"REGISTRY_MAX_WAITERS": "500"}).max_waiters == 500
+    assert Settings.from_env({"REGISTRY_MAX_WAITERS": "0"}).max_waiters == 0
 
 
 def test_local_sources_are_refused_unless_the_operator_allows_them():

@@ -23,7 +23,7 @@ def feed():
     event_feed.sequence()
     page = event_feed.read(actor, after, q.get("max_results"))
     wait = q.get("wait") or 0
-    if not page.events and wait > 0 and caches().waiters.acquire(blocking=False):
+    if not page.events and wait > 0 and caches().waiters.try_enter():
         try:
             deadline = time.monotonic() + wait
             while not page.events:
@@ -34,7 +34,7 @@ def feed():
                 event_feed.sequence()
                 page = event_feed.read(actor, after, q.get("max_results"))
         finally:
-            caches().waiters.release()
+            caches().waiters.leave()
     return jsonify({"events": [wire.feed_event_json(e) for e in page.events], "cursor": page.cursor})
 
 

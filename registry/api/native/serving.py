@@ -48,11 +48,11 @@ class ServingRead:
         # stamped before that moment whose transaction was committing as we read.
         return not self.wait and self.as_of is None
 
-    def resolve(self, actor, *, fresh: bool = False) -> serving.Answer:
+    def resolve(self, actor, *, fresh: bool = False, model_id: int | None = None) -> serving.Answer:
         kind, name, selector = self.key
         if kind == "stage":
-            return serving.resolve(actor, name, stage=selector, fresh=fresh)
-        return serving.resolve(actor, name, alias=selector, fresh=fresh)
+            return serving.resolve(actor, name, stage=selector, fresh=fresh, model_id=model_id)
+        return serving.resolve(actor, name, alias=selector, fresh=fresh, model_id=model_id)
 
 
 def _parse(req, name: str, stage: str | None = None, alias: str | None = None) -> ServingRead:
@@ -85,9 +85,9 @@ def _behind(answer: serving.Answer, etags: frozenset[str]) -> bool:
 def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serving.Answer, str]:
     """Hold the request until the answer stops matching the client's ETags, or the wait is over."""
     current = caches()
-    if not current.waiters.acquire(blocking=False):
+    if not current.waiters.try_enter():
         metrics.LONGPOLL_BUSY.inc()
-        return answer, "busy"  # every waiting slot is taken: answer now rather than starve other requests
+        return answer, "busy"  # the worker's waiter budget is spent: answer now, the client polls again
     metrics.LONGPOLL_WAITERS.inc()
     try:
         deadline = time.monotonic() + read.wait
@@ -96,10 +96,11 @@ def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serv
             if remaining <= 0 or not current.hub.wait(answer.model_id, answer.generation, remaining, label):
                 break
             label = current.hub.label()
-            answer = read.resolve(actor)
+            # Every waiter on the model wakes at once: they share one read of the new answer.
+            answer = read.resolve(actor, model_id=answer.model_id)
     finally:
         metrics.LONGPOLL_WAITERS.dec()
-        current.waiters.release()
+        current.waiters.leave()
     return answer, "yes"
 
 

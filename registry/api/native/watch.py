@@ -83,7 +83,7 @@ def watch():
         reauthenticate = None
     stream = watching.Watch(current_actor(), selectors, reauthenticate=reauthenticate)
     current = caches()
-    if not current.waiters.acquire(blocking=False):
+    if not current.waiters.try_enter():
         response = jsonify(error_json("UNAVAILABLE", "Every waiting slot of this server is taken; retry later.",
                                       {"retry_after_seconds": RETRY_MS // 1000}))
         response.headers["Retry-After"] = str(RETRY_MS // 1000)
@@ -91,7 +91,7 @@ def watch():
     try:
         unknown, first = stream.start(request.headers.get("Last-Event-ID"))
     except BaseException:
-        current.waiters.release()
+        current.waiters.leave()
         raise
     heartbeat = config.watch_heartbeat_seconds
 
@@ -125,7 +125,7 @@ def watch():
 
     response = Response(stream_with_context(events()), mimetype="text/event-stream")
     # Closing the response (the client went away, or the stream ended) frees the waiting slot.
-    response.call_on_close(current.waiters.release)
+    response.call_on_close(current.waiters.leave)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass events through as they come
     return response

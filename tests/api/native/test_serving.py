@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 
 import psycopg2
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from registry import create_app
@@ -361,9 +362,8 @@ class Live:
         return self.app.test_client()
 
     def waiting(self) -> int:
-        """Long-polls holding a waiting slot now (semaphore internals: the only in-process view of it)."""
-        slots = self.app.extensions[CACHES_KEY].waiters
-        return slots._initial_value - slots._value
+        """Long-polls waiting now (the worker's waiter budget counts them)."""
+        return self.app.extensions[CACHES_KEY].waiters.waiting
 
     def wait_until_waiting(self, count: int = 1) -> None:
         deadline = time.monotonic() + JOIN
@@ -556,6 +556,39 @@ def test_several_waiters_all_wake_with_the_new_answer(live):
     # Every waiter sees the model's new generation; those whose answer moved see the new version.
     assert {response.headers["ETag"] for response in answers} == {etag_of(client, PRODUCTION)}
     assert [r.get_json()["version"] for r in answers] == [2, 2, 2, 1, 1, 1, 3, 3, 3]
+
+
+@contextmanager
+def serving_reads(app):
+    """The serving statements (``services/serving.py``) the app sends PostgreSQL, by kind, while the block runs."""
+    counts = {"stage": 0, "alias": 0}
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "FROM registered_models m" in statement and "AS aliases" in statement:
+            counts["alias" if "JOIN model_aliases al" in statement else "stage"] += 1
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield counts
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_waiters_woken_by_one_change_share_one_read_of_each_answer(live):
+    """Issue 12: when a promotion wakes every waiter of a model, PostgreSQL is read once per answer and
+    process, not once per waiter (the change itself dropped the cached answers they all need)."""
+    client = live.client()
+    before = {url: etag_of(client, url) for url in (PRODUCTION, CHAMPION)}
+    polls = [live.long_poll(url, etag) for url, etag in before.items() for _ in range(15)]
+    live.wait_until_waiting(len(polls))
+    with serving_reads(live.app) as reads:
+        promote(client, 2)
+        answers = [poll.answer() for poll in polls]
+    assert all(response.headers["X-Registry-Waited"] == "yes" for response in answers)
+    assert [r.get_json()["version"] for r in answers] == [2] * 15 + [1] * 15
+    assert reads == {"stage": 1, "alias": 1}
 
 
 def test_second_long_poll_beyond_the_waiting_slots_answers_at_once_as_busy(fresh_database_url):
