@@ -19,6 +19,7 @@ from datetime import timezone
 import psycopg2
 import psycopg2.extensions
 
+from ..telemetry import metrics
 from . import databricks, mlflow, native, network
 from .sealing import unseal
 from .topics import mlflow_event
@@ -138,6 +139,7 @@ class Dispatcher:
                 outcome = attempt(claimed, self._policy)
                 state = settle(conn, claimed, outcome, base_ms=self._settings.webhook_backoff_ms,
                                max_age_seconds=self._settings.webhook_max_age_seconds)
+        metrics.WEBHOOK_ATTEMPTS.labels("retrying" if state == "pending" else state).inc()
         log.info("delivery %s: %s (%s)", claimed.id, state, outcome.status_code or outcome.error)
         return None
 

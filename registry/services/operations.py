@@ -62,6 +62,27 @@ def pending_requests() -> PendingSummary:
 
 
 @dataclass(frozen=True)
+class DeliveryBacklog:
+    pending: int
+    oldest_age_seconds: float  # 0 when nothing waits
+
+
+# The partial index on pending deliveries (ix_webhook_deliveries_due) keeps this to the pending rows.
+_BACKLOG = text("""
+SELECT count(*) AS pending, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS oldest_age_seconds
+FROM webhook_deliveries WHERE state = 'pending'
+""")
+
+
+@read_only
+def delivery_backlog() -> DeliveryBacklog:
+    """Webhook deliveries not yet made (the outbox's lag as receivers see it)."""
+    _scrape_timeout()
+    row = session().execute(_BACKLOG).one()
+    return DeliveryBacklog(int(row.pending), max(0.0, float(row.oldest_age_seconds)))
+
+
+@dataclass(frozen=True)
 class Verification:
     ran_at: datetime
     ok: bool

@@ -1,4 +1,5 @@
-"""Metrics read from the database when scraped: pending review requests and the last audit verification.
+"""Metrics read from the database when scraped: pending review requests, the webhook delivery backlog and the
+last audit verification.
 
 Each asks one bounded, indexed query of ``services/operations.py`` under a short statement timeout, so a
 scrape stays cheap whatever the registry holds; if the database cannot answer, the collector reports
@@ -68,6 +69,20 @@ def pending_requests():
         by_model.add_metric([row.model, row.kind], row.count)
         oldest.add_metric([row.model, row.kind], row.oldest_age_seconds)
     yield from (total, by_model, oldest)
+
+
+@scrape_collector("webhook_deliveries")
+def webhook_deliveries():
+    from ..services import operations
+
+    backlog = operations.delivery_backlog()
+    pending = GaugeMetricFamily("registry_webhook_deliveries_pending",
+                                "Webhook deliveries waiting to be made (first attempts and retries).")
+    pending.add_metric([], backlog.pending)
+    oldest = GaugeMetricFamily("registry_webhook_delivery_oldest_pending_age_seconds",
+                               "Age of the oldest webhook delivery not yet made (0: none waits): the outbox's lag.")
+    oldest.add_metric([], backlog.oldest_age_seconds)
+    yield from (pending, oldest)
 
 
 @scrape_collector("audit_verification")

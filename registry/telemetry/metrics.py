@@ -75,6 +75,11 @@ DB_POOL_OVERFLOW = Gauge("registry_db_pool_overflow", "Connections open beyond t
 DB_POOL_CAPACITY = Gauge("registry_db_pool_capacity",
                          "Connections the pools may open (pool size + overflow), all workers.",
                          multiprocess_mode="livesum")
+WEBHOOK_ATTEMPTS = Counter(
+    "registry_webhook_attempts_total",
+    "Webhook delivery attempts by outcome: delivered, retrying (tried again later), failed (given up on).",
+    ["outcome"],
+)
 DB_POOL_EXHAUSTED = Counter(
     "registry_db_pool_exhausted_total",
     "Checkouts that took a worker's last connection: until one is returned, the next request waits.",

@@ -196,6 +196,21 @@ def test_the_last_audit_verification_is_reported(secure_client, admin):
     assert _value(found, "registry_audit_verify_last_events_checked") == 7
 
 
+def test_the_webhook_delivery_backlog_is_reported(secure_client, admin):
+    # No dispatcher runs beside the test client: the deliveries the outbox queues stay pending.
+    before = scrape(secure_client, admin)
+    ok(secure_client.post("/api/v1/models", json={"name": MODEL}, headers=admin), 201)
+    ok(secure_client.post("/api/v1/webhooks", json={"url": "https://hooks.example/ops", "model": MODEL,
+                                                     "events": ["version.created"]}, headers=admin), 201)
+    for i in (1, 2):
+        ok(secure_client.post(f"/api/v1/models/{MODEL}/versions", json={"source": f"s3://b/{i}"}, headers=admin), 201)
+    found = scrape(secure_client, admin)
+    assert _value(found, "registry_webhook_deliveries_pending") == _value(
+        before, "registry_webhook_deliveries_pending") + 2
+    assert _value(found, "registry_webhook_delivery_oldest_pending_age_seconds") >= 0
+    assert _value(found, "registry_collector_up", collector="webhook_deliveries") == 1
+
+
 def test_pool_gauges_follow_checkouts(secure_client, admin):
     found = scrape(secure_client, admin)
     assert _value(found, "registry_db_pool_capacity") > 0

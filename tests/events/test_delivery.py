@@ -6,6 +6,7 @@ import hmac
 import threading
 import time
 
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from registry.extensions import db
@@ -60,8 +61,13 @@ def test_a_transition_is_delivered_with_the_documented_payload_and_signature(liv
     wait_until(lambda: states() == ["delivered"])
 
 
+def attempts_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("registry_webhook_attempts_total", {"outcome": outcome}) or 0.0
+
+
 def test_a_receiver_down_for_a_while_gets_the_event_and_every_attempt_is_logged(live, alice, dispatchers):
     down = [(503, {"Retry-After": "0"}), (503, {}), (502, {})]
+    counted = {outcome: attempts_counted(outcome) for outcome in ("retrying", "delivered")}
     with Receiver(answers=down) as receiver:
         models.create_model(alice, "fraud")
         hook(alice, receiver.url, ["MODEL_VERSION_CREATED"])
@@ -73,6 +79,9 @@ def test_a_receiver_down_for_a_while_gets_the_event_and_every_attempt_is_logged(
     assert len({r.body for r in received}) == 1  # the same delivery, again and again
     assert [(state, code) for _, state, code, _ in attempts()] == [
         ("delivered", 503), ("delivered", 503), ("delivered", 502), ("delivered", 200)]
+    # The metrics count each attempt by its outcome (registry_webhook_attempts_total).
+    assert attempts_counted("retrying") - counted["retrying"] == 3
+    assert attempts_counted("delivered") - counted["delivered"] == 1
 
 
 def test_retries_stop_at_the_maximum_age_and_the_delivery_is_failed(live, alice, dispatchers):
