@@ -1,6 +1,7 @@
 """gunicorn settings for the registry (``registry serve`` and the container use this file).
 
-Worker model: gevent by default (``registry/workers.py`` says why and where patching happens): each connection
+Worker model: gthread by default; REGISTRY_WORKER_CLASS=gevent for fleets of watchers (``registry/workers.py``
+says why and where patching happens, README "Serving at scale" why it is not yet the default): each connection
 is a greenlet, so one worker holds REGISTRY_WORKER_CONNECTIONS (10,000) connections at once, idle, waiting or
 busy, and a waiting long-poll (``?wait=``) costs a greenlet and a socket, no thread and no database
 connection. Long-polls may take all but a reserve of those connections (``registry/cache/waiters.py``); beyond
@@ -9,9 +10,8 @@ that a long-poll answers at once (``X-Registry-Waited: busy``). A request's line
 hold the server. The soft open-files limit is raised here (in the master, inherited by the workers) to fit the
 connections; if the hard limit is lower, the workers take fewer connections.
 
-REGISTRY_WORKER_CLASS=gthread selects the previous model (REGISTRY_THREADS threads per worker, a thread per
-request and per waiting long-poll) for comparison. Everything can be overridden with GUNICORN_CMD_ARGS or
-command-line flags.
+gthread: REGISTRY_THREADS threads per worker, a thread per request and per waiting long-poll (at most threads
+- 8 long-polls wait per worker). Everything can be overridden with GUNICORN_CMD_ARGS or command-line flags.
 
 Metrics: every worker writes its metrics to files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
 mode), and whichever worker answers GET /metrics adds them all up. This file sets that directory up before any
@@ -27,11 +27,6 @@ from pathlib import Path
 
 from gunicorn.glogging import Logger
 
-from registry.cache.waiters import fd_reserve
-from registry.config import Settings
-from registry.telemetry.logs import logging_config, skip_unused_record_fields
-from registry.workers import raise_open_files_limit
-
 _METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when the first metric is made
 _PRIVATE_METRICS_DIR = "REGISTRY_PRIVATE_METRICS_DIR"  # the directory this master made (kept across a HUP reload)
 _OWN_METRICS_DIR = os.environ.get(_PRIVATE_METRICS_DIR) or None
@@ -46,6 +41,13 @@ elif os.environ.get(_METRICS_DIR_VARIABLE):
 else:
     _OWN_METRICS_DIR = tempfile.mkdtemp(prefix="registry-metrics-")
     os.environ[_METRICS_DIR_VARIABLE] = os.environ[_PRIVATE_METRICS_DIR] = _OWN_METRICS_DIR
+
+# Only now the registry's modules: any of them may create a metric, and prometheus-client decides at the first
+# one whether metrics are per process or shared through the directory set above (the workers inherit it).
+from registry.cache.waiters import fd_reserve  # noqa: E402
+from registry.config import Settings  # noqa: E402
+from registry.telemetry.logs import logging_config, skip_unused_record_fields  # noqa: E402
+from registry.workers import raise_open_files_limit  # noqa: E402
 
 # Every setting is read in one place (registry/config.py), where nonsense fails fast naming the variable.
 settings = Settings.from_env()

@@ -16,8 +16,8 @@ worker's own SIGTERM handling, which it keeps:
   nothing changed) and no new one waits;
 * in-flight requests are untouched and finish within ``graceful_timeout`` as before.
 
-It works for gthread and gevent workers alike: the hub is closed from a new thread (a greenlet when gevent
-has patched threading), never inside the signal handler itself, where taking the hub's lock could deadlock
+It works for gthread and gevent workers alike: the hub is closed from a new thread (a spawned greenlet under
+gevent, whose signal handlers run in its loop where nothing may block), never inside the signal handler itself, where taking the hub's lock could deadlock
 with the code the signal interrupted. gevent's own loop closes its listening sockets within a second of
 SIGTERM, so for gevent workers the sockets are left to it (closing a descriptor under one of its watchers
 is not safe).
@@ -32,7 +32,8 @@ from .extensions import CACHES_KEY
 
 
 def _uses_gevent(worker) -> bool:
-    return type(worker).__module__.startswith("gunicorn.workers.ggevent")
+    # By class, not by module: the registry's own worker (registry/workers.py) is a subclass of gunicorn's.
+    return any(cls.__module__.startswith("gunicorn.workers.ggevent") for cls in type(worker).__mro__)
 
 
 def _close_listeners(worker) -> None:
@@ -61,6 +62,13 @@ def install(worker, app) -> None:
             _close_listeners(worker)
         if callable(previous):
             previous(signum, frame)
-        threading.Thread(target=hub.close, name="registry-shutdown", daemon=True).start()
+        if gevent:
+            # Here the handler runs as a callback of gevent's loop, where nothing may block, not even
+            # Thread.start() waiting for the (green) thread to begin: spawn a greenlet instead.
+            from gevent import spawn
+
+            spawn(hub.close)
+        else:
+            threading.Thread(target=hub.close, name="registry-shutdown", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)

@@ -1,4 +1,5 @@
-"""The gunicorn worker the registry runs by default, and the file-descriptor limit it needs.
+"""The gevent worker (``REGISTRY_WORKER_CLASS=gevent``; not yet the default, README "Serving at scale"), and the
+file-descriptor limit it needs.
 
 **Why gevent.** Serving replicas long-poll (``?wait=30``) and keep connections open; under gunicorn's gthread
 worker each of those held an OS thread, so a worker let 24 wait and 200 slow clients stopped the server.

@@ -26,6 +26,8 @@ import requests
 from tests.server import ADMIN_TOKEN, running_server, server_process
 
 AUTH = {"REGISTRY_AUTH": "enabled", "REGISTRY_DB_POOL_SIZE": "4"}
+# The worker model these tests are about (not yet the default: see README, "Serving at scale").
+GEVENT = {"REGISTRY_WORKER_CLASS": "gevent"}
 MODEL = "fraud"
 PRODUCTION = f"/api/v1/models/{MODEL}/stages/Production"
 TIMEOUT = 60.0  # bounds any one wait of the test on the server
@@ -114,7 +116,7 @@ def open_files_soft_limit(soft: int):
 def test_a_request_blocked_inside_postgresql_does_not_block_its_worker(fresh_database_url):
     """One worker: a write waits for a row lock held by another session; other requests are still served
     (psycopg2 waits through psycogreen's callback, so the worker's other greenlets run meanwhile)."""
-    with running_server(fresh_database_url, workers=1, extra_env=AUTH) as base:
+    with running_server(fresh_database_url, workers=1, extra_env={**AUTH, **GEVENT}) as base:
         seed(base)
         with closing(psycopg2.connect(fresh_database_url)) as holder, holder.cursor() as cursor:
             cursor.execute("SELECT id FROM registered_models WHERE name = %s FOR UPDATE", (MODEL,))
@@ -148,7 +150,8 @@ def test_hundreds_of_long_polls_on_one_worker_all_wait_and_all_wake(fresh_databa
     """300 long-polls on one worker (gthread let 24 wait per worker and told the rest ``busy``), the open-files
     limit raised for the configured connections, and a promotion wakes every one with the new answer."""
     env = {**AUTH, "REGISTRY_WORKER_CONNECTIONS": "3000"}
-    with open_files_soft_limit(1024), server_process(fresh_database_url, workers=1, extra_env=env) as server:
+    with open_files_soft_limit(1024), \
+            server_process(fresh_database_url, workers=1, extra_env={**env, **GEVENT}) as server:
         base = server.url
         etag = seed(base)
         worker = psutil.Process(server.pid).children()[0]
@@ -172,7 +175,7 @@ def test_long_polls_beyond_the_socket_budget_answer_busy_at_once(fresh_database_
     """REGISTRY_WORKER_CONNECTIONS=100: long-polls may take all but 64 of them (36); the next four are told
     ``busy`` at once (a 304 with the ETag they sent), while the 36 go on waiting and wake with the change."""
     env = {**AUTH, "REGISTRY_WORKER_CONNECTIONS": "100"}
-    with running_server(fresh_database_url, workers=1, extra_env=env) as base:
+    with running_server(fresh_database_url, workers=1, extra_env={**env, **GEVENT}) as base:
         etag = seed(base)
         polls = [open_long_poll(base, etag) for _ in range(40)]
         try:
@@ -198,7 +201,7 @@ def test_slow_clients_do_not_stop_a_cached_serving_read(fresh_database_url):
     """One worker, and 300 connections that sent half a request line, 100 that trickle their headers a byte
     at a time, and 50 that read a 64 KiB answer a byte a second: a cached serving read still answers."""
     env = {**AUTH, "GUNICORN_CMD_ARGS": "--graceful-timeout 2 --keep-alive 30"}
-    with running_server(fresh_database_url, workers=1, extra_env=env) as base:
+    with running_server(fresh_database_url, workers=1, extra_env={**env, **GEVENT}) as base:
         seed(base, description="d" * 65535)
         call("GET", base + PRODUCTION)  # now cached
         address = ("127.0.0.1", port_of(base))
@@ -254,7 +257,7 @@ def test_a_request_whose_headers_do_not_arrive_in_time_is_dropped(fresh_database
     """The gevent worker reads a request's line and headers under the keep-alive timeout (here 1 s): a client
     that sends half a request line, or trickles its headers, has its connection closed by the server."""
     env = {**AUTH, "GUNICORN_CMD_ARGS": "--graceful-timeout 2 --keep-alive 1"}
-    with running_server(fresh_database_url, workers=1, extra_env=env) as base:
+    with running_server(fresh_database_url, workers=1, extra_env={**env, **GEVENT}) as base:
         address = ("127.0.0.1", port_of(base))
         half = socket.create_connection(address, timeout=TIMEOUT)
         trickler = socket.create_connection(address, timeout=TIMEOUT)
