@@ -18,8 +18,9 @@ to be redelivered. Every attempt is logged (``webhook_attempts``).
 **Dialects**, one mechanism: ``databricks.py`` (registry webhooks: documented payloads, ``X-Databricks-Signature``,
 job triggers), ``mlflow.py`` (MLflow 3 webhooks' wire and ``X-MLflow-Signature``) and ``native.py`` (Standard
 Webhooks, with a rotation overlap); ``signing.py`` holds the signatures. Each dialect's API manages its own
-webhooks (``services/webhooks.py``, ``mlflow_webhooks.py``, ``native_webhooks.py``); the delivery log and replay
-are shared (``services/webhook_deliveries.py``).
+webhooks (``services/webhooks.py``, ``mlflow_webhooks.py``, ``native_webhooks.py``) through shared steps: who may
+manage which webhook (``webhook_access.py``), the shared fields (``webhook_fields.py``), storing, auditing, listing
+and test calls (``webhook_storage.py``); the delivery log and replay are shared (``services/webhook_deliveries.py``).
 
 **Network safety** (``network.py``): https only unless allowed; the peer address is checked after connecting
 (private, loopback, link-local and metadata addresses refused unless allow-listed); no redirects; timeouts; a

@@ -17,7 +17,7 @@ from typing import Iterator
 import requests
 
 from .run import Reporter
-from ..services.imports import ModelSnapshot, RequestSnapshot, VersionSnapshot, from_millis
+from ..services.import_snapshots import ModelSnapshot, RequestSnapshot, VersionSnapshot, from_millis
 
 # Page sizes: a stock MLflow server answers a page of registered models with a query per model (their latest
 # versions), and its uvicorn supervisor kills a worker that stays busy for seconds (measured: a page of 1,000

@@ -22,7 +22,8 @@ from rich.table import Table
 
 from ..auth import Actor
 from ..errors import RegistryError
-from ..services.imports import FAILED, IMPORTED, SKIPPED, UNCHANGED, UPDATED, ImportOutcome, ModelSnapshot, import_model
+from ..services.import_snapshots import ModelSnapshot
+from ..services.imports import FAILED, IMPORTED, SKIPPED, UNCHANGED, UPDATED, ImportOutcome, import_model
 
 PLAIN_EVERY = 1000
 ORDER = (IMPORTED, UPDATED, UNCHANGED, SKIPPED, FAILED)

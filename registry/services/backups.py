@@ -43,7 +43,8 @@ from ..orm import (
 from ..cache.hub import GRANTS
 from ..db.unit_of_work import announce, read_only, session, use_case
 from .access import require_admin
-from .imports import FAILED, IMPORTED, SKIPPED, UNCHANGED, ImportOutcome, ModelSnapshot, VersionSnapshot, import_model
+from .import_snapshots import ModelSnapshot, VersionSnapshot
+from .imports import FAILED, IMPORTED, SKIPPED, UNCHANGED, ImportOutcome, import_model
 
 # Each kind of row: its table, and the columns left out. ``generation`` is a cache cursor, not data: a
 # restored model announces itself, which moves it.

@@ -10,19 +10,17 @@ from datetime import datetime
 from sqlalchemy import select
 
 from .. import names, pagination
-from ..audit import Action
 from ..auth import Actor
-from ..db.unit_of_work import now, read_only, session, use_case
+from ..db.unit_of_work import now, read_only, use_case
 from ..errors import InvalidArgument
 from ..events import mlflow
-from ..events.dispatcher import send
-from ..events.network import Policy
 from ..events.sealing import seal, unseal
 from ..events.topics import MLFLOW, mlflow_topics
-from ..extensions import settings
 from ..orm import RegistryWebhook
 from .access import require_admin
-from .webhooks import audit_webhook, checked_url, log_test, managed_webhook
+from .webhook_access import managed_webhook
+from .webhook_fields import checked_description, checked_url
+from .webhook_storage import add_webhook, call_receiver, remove_webhook, save_change, visible_page
 
 STATUSES = ("ACTIVE", "DISABLED")
 
@@ -78,15 +76,10 @@ def create(actor: Actor, *, name: object, url: object, events: object, descripti
     when = now()
     row = RegistryWebhook(dialect="mlflow", name=_name(name), http_url=checked_url(url, "url"), events=wanted,
                           topics=mlflow_topics(wanted), status=_status(status or "ACTIVE"),
-                          description=names.bounded_text(description, "description", names.MAX_DESCRIPTION) or "",
+                          description=checked_description(description),
                           http_secret=seal(names.bounded_text(secret, "secret", 4096) or None),
                           created_by=actor.name, created_at=when, updated_at=when)
-    s = session()
-    s.add(row)
-    s.flush()
-    s.refresh(row)
-    audit_webhook(actor, row, Action.WEBHOOK_CREATED, when)
-    return _record(row)
+    return _record(add_webhook(actor, row, when))
 
 
 @read_only
@@ -99,13 +92,9 @@ def search(actor: Actor, max_results: int | None = None, page_token: str | None 
     require_admin(actor, "Listing webhooks")
     limit = pagination.page_size(max_results)
     fp = pagination.fingerprint({"kind": "mlflow-webhooks"})
+    # MLflow webhooks are registry-wide: an admin sees every one.
     stmt = select(RegistryWebhook).where(RegistryWebhook.dialect == "mlflow")
-    after = pagination.decode_id(page_token, fp)
-    if after is not None:
-        stmt = stmt.where(RegistryWebhook.id > after)
-    rows = list(session().scalars(stmt.order_by(RegistryWebhook.id).limit(limit + 1)))
-    token = pagination.encode([rows[limit - 1].id], fp) if len(rows) > limit else None
-    return pagination.Page([_record(r) for r in rows[:limit]], token)
+    return visible_page(actor, stmt, fp, limit, page_token, _record)
 
 
 @use_case
@@ -117,7 +106,7 @@ def update(actor: Actor, webhook_id: object, *, name: str | None = None, descrip
     if name is not None:
         row.name = _name(name)
     if description is not None:
-        row.description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+        row.description = checked_description(description)
     if url is not None:
         row.http_url = checked_url(url, "url")
     if events is not None:
@@ -127,18 +116,12 @@ def update(actor: Actor, webhook_id: object, *, name: str | None = None, descrip
         row.http_secret = seal(names.bounded_text(secret, "secret", 4096) or None)
     if status is not None:
         row.status = _status(status)
-    row.updated_at = now()
-    session().flush()
-    audit_webhook(actor, row, Action.WEBHOOK_UPDATED, row.updated_at)
-    return _record(row)
+    return _record(save_change(actor, row))
 
 
 @use_case
 def delete(actor: Actor, webhook_id: object) -> None:
-    row = _load(actor, webhook_id, "Deleting", lock=True)
-    audit_webhook(actor, row, Action.WEBHOOK_DELETED, now())
-    session().delete(row)
-    session().flush()
+    remove_webhook(actor, webhook_id, "mlflow")
 
 
 @dataclass(frozen=True)
@@ -153,8 +136,7 @@ def test(actor: Actor, webhook_id: object, event: str | None = None) -> TestResu
     """MLflow's test: the example payload of ``event`` (default: the webhook's first), sent now; the receiver's
     answer, or the error. Logged in the delivery log."""
     row_id, chosen, request = _prepare_test(actor, webhook_id, event)
-    outcome, body = send(request, Policy.from_settings(settings()))
-    log_test(row_id, chosen, outcome)
+    outcome, body = call_receiver(row_id, chosen, request)
     if outcome.status_code is None:
         return TestResult(False, None, None, f"Failed to test webhook: {outcome.error}")
     return TestResult(outcome.status_code < 400, outcome.status_code, body, None)

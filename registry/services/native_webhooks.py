@@ -4,7 +4,8 @@ A webhook watches one model (MANAGE on it) or the whole registry (admins), for a
 actions (``version.transitioned``), optionally narrowed to a target stage (``version.transitioned:Production``).
 The secret is made by the server and shown once, at creation and at each rotation; a rotation keeps signing
 with the previous secret too for ``overlap_seconds``. Stored in the webhook table with ``dialect = 'native'``;
-permissions, auditing and sealing are those of ``webhooks.py``.
+permissions (``webhook_access.py``), storage and auditing (``webhook_storage.py``) are shared with the other
+dialects.
 """
 from __future__ import annotations
 
@@ -13,21 +14,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from .. import names, pagination
-from ..audit import ACTIONS, Action
+from .. import pagination
+from ..audit import ACTIONS
 from ..auth import Actor
-from ..db.loading import find_model, lock_model
-from ..db.unit_of_work import now, read_only, session, use_case
+from ..db.unit_of_work import now, read_only, use_case
 from ..errors import InvalidArgument
 from ..events import native, signing
-from ..events.dispatcher import send
-from ..events.network import Policy
 from ..events.sealing import seal, unseal
-from ..extensions import settings
-from ..lifecycle import Permission
 from ..orm import RegistryWebhook
-from .access import authorize, require_admin
-from .webhooks import audit_webhook, checked_url, log_test, managed_webhook, may_manage
+from .webhook_access import managed_webhook, of_model, owner_for_new_webhook
+from .webhook_fields import checked_description, checked_url
+from .webhook_storage import add_webhook, call_receiver, remove_webhook, save_change, visible_page
 
 STATUSES = ("ACTIVE", "DISABLED")
 STAGES = ("None", "Staging", "Production", "Archived")
@@ -87,26 +84,15 @@ def create(actor: Actor, url: str, events: list[str], *, model_name: str | None 
            description: str | None = None, status: str | None = None) -> NativeWebhook:
     url = checked_url(url, "url")
     wanted = _event_types(events)
-    description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+    description = checked_description(description)
     status = _status(status or "ACTIVE")
-    if model_name is None:
-        require_admin(actor, "Creating a registry-wide webhook")
-        model_id = None
-    else:
-        model = lock_model(names.model_name(model_name, "model"))
-        authorize(actor, model, Permission.MANAGE, "Creating a webhook")
-        model_id = model.id
+    model_id = owner_for_new_webhook(actor, model_name, "model")
     secret = signing.new_standard_secret()
     when = now()
     row = RegistryWebhook(dialect="native", model_id=model_id, events=wanted, topics=wanted, description=description,
                           status=status, http_url=url, http_secret=seal(secret), created_by=actor.name,
                           created_at=when, updated_at=when)
-    s = session()
-    s.add(row)
-    s.flush()
-    s.refresh(row)
-    audit_webhook(actor, row, Action.WEBHOOK_CREATED, when)
-    return _record(row, secret)
+    return _record(add_webhook(actor, row, when), secret)
 
 
 @read_only
@@ -120,25 +106,8 @@ def search(actor: Actor, *, model_name: str | None = None, max_results: int | No
     """The native webhooks the actor may manage, oldest first."""
     limit = pagination.page_size(max_results)
     fp = pagination.fingerprint({"kind": "native-webhooks", "model": model_name})
-    stmt = select(RegistryWebhook).where(RegistryWebhook.dialect == "native")
-    if model_name is not None:
-        model = find_model(names.model_name(model_name, "model"))
-        authorize(actor, model, Permission.MANAGE, "Listing webhooks")
-        stmt = stmt.where(RegistryWebhook.model_id == model.id)
-    after = pagination.decode_id(page_token, fp)
-    if after is not None:
-        stmt = stmt.where(RegistryWebhook.id > after)
-    items: list[NativeWebhook] = []
-    levels: dict[int, int] = {}
-    more = False
-    for row in session().scalars(stmt.order_by(RegistryWebhook.id)).yield_per(200):
-        if not may_manage(actor, row.model_id, levels):
-            continue
-        if len(items) == limit:
-            more = True
-            break
-        items.append(_record(row))
-    return pagination.Page(items, pagination.encode([items[-1].id], fp) if more else None)
+    stmt = of_model(actor, select(RegistryWebhook).where(RegistryWebhook.dialect == "native"), model_name, "model")
+    return visible_page(actor, stmt, fp, limit, page_token, _record)
 
 
 @use_case
@@ -150,13 +119,10 @@ def update(actor: Actor, webhook_id: object, *, url: str | None = None, events: 
     if events is not None:
         row.events = row.topics = _event_types(events)
     if description is not None:
-        row.description = names.bounded_text(description, "description", names.MAX_DESCRIPTION) or ""
+        row.description = checked_description(description)
     if status is not None:
         row.status = _status(status)
-    row.updated_at = now()
-    session().flush()
-    audit_webhook(actor, row, Action.WEBHOOK_UPDATED, row.updated_at)
-    return _record(row)
+    return _record(save_change(actor, row))
 
 
 @use_case
@@ -169,18 +135,14 @@ def rotate_secret(actor: Actor, webhook_id: object, overlap_seconds: int = 24 * 
     secret = signing.new_standard_secret()
     when = now()
     row.previous_secret, row.previous_secret_until = row.http_secret, when + timedelta(seconds=overlap_seconds)
-    row.http_secret, row.updated_at = seal(secret), when
-    session().flush()
-    audit_webhook(actor, row, Action.WEBHOOK_UPDATED, when, secret_rotated=True, overlap_seconds=overlap_seconds)
+    row.http_secret = seal(secret)
+    save_change(actor, row, when, secret_rotated=True, overlap_seconds=overlap_seconds)
     return _record(row, secret)
 
 
 @use_case
 def delete(actor: Actor, webhook_id: object) -> None:
-    row = _load(actor, webhook_id, "Deleting", lock=True)
-    audit_webhook(actor, row, Action.WEBHOOK_DELETED, now())
-    session().delete(row)
-    session().flush()
+    remove_webhook(actor, webhook_id, "native")
 
 
 @dataclass(frozen=True)
@@ -195,8 +157,7 @@ def test(actor: Actor, webhook_id: object, event: str | None = None) -> TestAnsw
     """Send a made-up event (``data.test`` is true) now, signed as a delivery; log it; return the answer.
     No transaction is open while the receiver is called."""
     chosen, hook_id, request = _prepare_test(actor, webhook_id, event)
-    outcome, body = send(request, Policy.from_settings(settings()))
-    log_test(hook_id, chosen, outcome)
+    outcome, body = call_receiver(hook_id, chosen, request)
     return TestAnswer(chosen, outcome.status_code, body or "", outcome.error)
 
 

@@ -15,7 +15,8 @@ from ..auth import Actor
 from ..db.unit_of_work import now, read_only, session, use_case
 from ..errors import InvalidArgument, NotFound
 from ..orm import WebhookAttempt, WebhookDelivery
-from .webhooks import audit_webhook, managed_webhook, may_manage
+from .webhook_access import managed_webhook, may_manage
+from .webhook_storage import audit_webhook
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from registry.auth import Actor
 from registry.errors import PermissionDenied
 from registry.extensions import db
 from registry.orm import AuditEvent, RegisteredModel
-from registry.services.imports import FAILED, IMPORTED, UNCHANGED, ModelSnapshot, VersionSnapshot, import_model
+from registry.services.import_snapshots import ModelSnapshot, VersionSnapshot
+from registry.services.imports import FAILED, IMPORTED, UNCHANGED, import_model
 from registry.services.models import get_model
 from registry.services.policies import set_registry_alias_policy, set_registry_policy
 from registry.services.versions import get_version
