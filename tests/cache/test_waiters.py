@@ -15,14 +15,14 @@ from registry.config import Settings
 
 def test_gevent_workers_let_long_polls_take_all_but_a_tenth_of_their_connections(monkeypatch):
     monkeypatch.setattr(waiters, "open_files_limit", lambda: None)
-    assert waiter_limit(Settings(worker_connections=10_000)) == 9_000
+    assert waiter_limit(Settings(worker_class="gevent", worker_connections=10_000)) == 9_000
     # Small budgets keep at least 64 connections for ordinary requests.
-    assert waiter_limit(Settings(worker_connections=100)) == 36
+    assert waiter_limit(Settings(worker_class="gevent", worker_connections=100)) == 36
 
 
 def test_the_socket_budget_is_capped_by_the_open_files_limit(monkeypatch):
     monkeypatch.setattr(waiters, "open_files_limit", lambda: 2_000)
-    settings = Settings(worker_connections=10_000, pool_size=10)
+    settings = Settings(worker_class="gevent", worker_connections=10_000, pool_size=10)
     assert socket_budget(10_000, 10) == 2_000 - fd_reserve(10)
     sockets = 2_000 - fd_reserve(10)
     assert waiter_limit(settings) == sockets - max(64, sockets // 10)

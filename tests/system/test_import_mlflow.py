@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -53,10 +54,32 @@ def seed(url: str) -> dict:
     client.create_model_version(UNICODE, "s3://models/unicode/1")
     client.set_model_version_tag(UNICODE, "1", "note", "é")
     client.create_registered_model("empty-model")
+    with globally_pointed_at(url):  # prompts are registered through mlflow's global URIs only
+        mlflow.genai.register_prompt(name="greeting", template="Hello {{name}}!")
+    return {MODEL: [1, 3, 4, 6, 7], UNICODE: [1], "empty-model": [], "greeting": [1]}
+
+
+@contextmanager
+def globally_pointed_at(url: str):
+    """mlflow's process-wide tracking and registry URIs (and the environment variables its setters also write)
+    at ``url`` for a moment, then as they were: left pointing at this module's stock server after it stops,
+    they sent later modules' clients in this process to a closed port."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri, [os.environ.get(n) for n in names])
     mlflow.set_tracking_uri(url)
     mlflow.set_registry_uri(url)
-    mlflow.genai.register_prompt(name="greeting", template="Hello {{name}}!")
-    return {MODEL: [1, 3, 4, 6, 7], UNICODE: [1], "empty-model": [], "greeting": [1]}
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved[0], saved[1]
+        for name, value in zip(names, saved[2]):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="module")

@@ -409,8 +409,10 @@ def make_live(database_url: str, **settings) -> Live:
 
 
 @pytest.fixture
-def live(fresh_database_url):
-    state = make_live(fresh_database_url)
+def live(fresh_database_url, request):
+    # ``@pytest.mark.live_settings(...)``: settings of this test's app (e.g. more waiting places than gthread's).
+    marker = request.node.get_closest_marker("live_settings")
+    state = make_live(fresh_database_url, **(marker.kwargs if marker else {}))
     seed(state.client())
     yield state
     for thread in state.threads:
@@ -576,6 +578,7 @@ def serving_reads(app):
         event.remove(engine, "before_cursor_execute", count)
 
 
+@pytest.mark.live_settings(max_waiters=64)
 def test_waiters_woken_by_one_change_share_one_read_of_each_answer(live):
     """Issue 12: when a promotion wakes every waiter of a model, PostgreSQL is read once per answer and
     process, not once per waiter (the change itself dropped the cached answers they all need)."""
