@@ -64,6 +64,7 @@ def globally_pointed_at(url: str):
     """mlflow's process-wide tracking and registry URIs (and the environment variables its setters also write)
     at ``url`` for a moment, then as they were: left pointing at this module's stock server after it stops,
     they sent later modules' clients in this process to a closed port."""
+    import mlflow
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
