@@ -138,7 +138,7 @@ def seed(url: str, n: int, annotate: bool) -> datetime:
                 fields = dict(chain_id=1, seq=seq, occurred_at=when, actor=ACTOR, action=action, model_id=1,
                               model_name=MODEL, version=version, run_id=f"run-{version}" if version else None,
                               from_stage=from_stage, to_stage=to_stage, request_id=None, details=details,
-                              prev_hash=prev)
+                              prev_hash=prev, correlation_id=None)
                 prev = compute_hash(**fields)
                 yield (1, seq, when.isoformat(), ACTOR, action, 1, MODEL, version, fields["run_id"], from_stage,
                        to_stage, None, json.dumps(details), fields["prev_hash"], prev)

@@ -337,7 +337,7 @@ def seed_registry(db_url: str, n_models: int, n_versions: int, big_model_version
                 events += sorted(request_events(m), key=lambda e: e["occurred_at"])
                 for seq, event in enumerate(events, start=1):
                     fields = dict(chain_id=model_id(m), seq=seq, model_id=model_id(m), model_name=m.name,
-                                  prev_hash=prev, **event)
+                                  prev_hash=prev, correlation_id=None, **event)
                     prev = compute_hash(**fields)
                     yield (fields["chain_id"], seq, fields["occurred_at"].isoformat(), fields["actor"],
                            fields["action"], fields["model_id"], fields["model_name"], fields["version"],
