@@ -159,8 +159,8 @@ class Settings:
     # The server (``registry serve``, ``deploy/gunicorn.conf.py``).
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    # REGISTRY_WORKER_CLASS: "gthread" (a thread per request; the default until gevent's shutdown drain and
-    # multi-worker metrics pass the whole suite) or "gevent" (every connection a greenlet: idle and waiting
+    # REGISTRY_WORKER_CLASS: "gthread" (a thread per request; the default until gevent's SIGTERM drain resets
+    # no connection) or "gevent" (every connection a greenlet: idle and waiting
     # clients cost kilobytes, not a thread). See deploy/gunicorn.conf.py and registry/workers.py.
     worker_class: str = "gthread"
     threads: int = 32  # gthread only
