@@ -1,7 +1,7 @@
 """gunicorn settings for the registry (``registry serve`` and the container use this file).
 
-Worker model: gthread by default; REGISTRY_WORKER_CLASS=gevent for fleets of watchers (``registry/workers.py``
-says why and where patching happens, README "Serving at scale" why it is not yet the default): each connection
+Worker model: gevent by default, for fleets of watchers (``registry/workers.py`` says why and where patching
+happens; REGISTRY_WORKER_CLASS=gthread selects the old thread-per-request model): each connection
 is a greenlet, so one worker holds REGISTRY_WORKER_CONNECTIONS (10,000) connections at once, idle, waiting or
 busy, and a waiting long-poll (``?wait=``) costs a greenlet and a socket, no thread and no database
 connection. Long-polls may take all but a reserve of those connections (``registry/cache/waiters.py``); beyond

@@ -159,10 +159,10 @@ class Settings:
     # The server (``registry serve``, ``deploy/gunicorn.conf.py``).
     bind: str = "127.0.0.1:8080"
     workers: int = 2
-    # REGISTRY_WORKER_CLASS: "gthread" (a thread per request; the default until gevent's SIGTERM drain resets
-    # no connection) or "gevent" (every connection a greenlet: idle and waiting
-    # clients cost kilobytes, not a thread). See deploy/gunicorn.conf.py and registry/workers.py.
-    worker_class: str = "gthread"
+    # REGISTRY_WORKER_CLASS: "gevent" (every connection a greenlet: idle and waiting clients cost kilobytes, not
+    # a thread) or "gthread" (a thread per request, kept for comparison and for REGISTRY_PRELOAD). See
+    # deploy/gunicorn.conf.py and registry/workers.py.
+    worker_class: str = "gevent"
     threads: int = 32  # gthread only
     # Connections one gevent worker holds at once (its socket budget): idle keep-alive, waiting and busy alike.
     worker_connections: int = 10_000
@@ -221,7 +221,7 @@ class Settings:
         if request_log not in REQUEST_LOG_MODES:
             raise ConfigError(f"REGISTRY_REQUEST_LOG must be one of {', '.join(REQUEST_LOG_MODES)}, got {request_log!r}")
         threads = _int(env, "REGISTRY_THREADS", 32, 1, 1024)
-        worker_class = (env.get("REGISTRY_WORKER_CLASS") or "gthread").lower()
+        worker_class = (env.get("REGISTRY_WORKER_CLASS") or "gevent").lower()
         if worker_class not in WORKER_CLASSES:
             raise ConfigError(f"REGISTRY_WORKER_CLASS must be one of {', '.join(WORKER_CLASSES)}, got {worker_class!r}")
         preload = _flag(env, "REGISTRY_PRELOAD")

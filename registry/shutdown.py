@@ -16,11 +16,11 @@ worker's own SIGTERM handling, which it keeps:
   nothing changed) and no new one waits;
 * in-flight requests are untouched and finish within ``graceful_timeout`` as before.
 
-It works for gthread and gevent workers alike: the hub is closed from a new thread (a spawned greenlet under
-gevent, whose signal handlers run in its loop where nothing may block), never inside the signal handler itself, where taking the hub's lock could deadlock
-with the code the signal interrupted. gevent's own loop closes its listening sockets within a second of
-SIGTERM, so for gevent workers the sockets are left to it (closing a descriptor under one of its watchers
-is not safe).
+It works for gthread and gevent workers alike. Under gevent the signal handler runs as a callback of its loop,
+where nothing may block: the listeners are closed by the worker's own accept loops
+(``GeventWorker.close_listeners``: closing a descriptor under one of gevent's watchers is not safe) and the hub
+from a spawned greenlet. Under gthread the hub is closed from a new thread, never inside the signal handler
+itself, where taking the hub's lock could deadlock with the code the signal interrupted.
 """
 from __future__ import annotations
 
@@ -63,10 +63,12 @@ def install(worker, app) -> None:
         if callable(previous):
             previous(signum, frame)
         if gevent:
-            # Here the handler runs as a callback of gevent's loop, where nothing may block, not even
-            # Thread.start() waiting for the (green) thread to begin: spawn a greenlet instead.
+            # Not even Thread.start() (it waits for the green thread to begin) may run here: spawn greenlets.
             from gevent import spawn
 
+            close_listeners = getattr(worker, "close_listeners", None)  # the registry's worker (registry/workers.py)
+            if close_listeners is not None:
+                spawn(close_listeners)
             spawn(hub.close)
         else:
             threading.Thread(target=hub.close, name="registry-shutdown", daemon=True).start()

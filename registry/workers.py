@@ -1,4 +1,4 @@
-"""The gevent worker (``REGISTRY_WORKER_CLASS=gevent``; not yet the default, README "Serving at scale"), and the
+"""The gunicorn worker the registry runs (gevent; ``REGISTRY_WORKER_CLASS=gthread`` selects the old one), and the
 file-descriptor limit it needs.
 
 **Why gevent.** Serving replicas long-poll (``?wait=30``) and keep connections open; under gunicorn's gthread
@@ -36,13 +36,30 @@ class GeventWorker(_GunicornGeventWorker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+        # gunicorn's patch() has just made the listening sockets gevent's; remember their addresses (see handle).
+        self._listener_names = {listener: _ListenerName(listener.getsockname()) for listener in self.sockets}
+
+    def handle(self, listener, client, addr):
+        # gunicorn's handler asks the listening socket for its address, but the connections close_listeners
+        # takes from the backlog are served after that socket is closed, where the question raises EBADF and
+        # the client is reset: answer it from what was remembered instead.
+        return super().handle(self._listener_names.get(listener, listener), client, addr)
 
     def init_process(self) -> None:
-        if self.cfg.workers > 1:
-            # gunicorn's run() builds its accept loop from this module-level name; we are in this worker's own
-            # process, so replacing it here changes nothing elsewhere.
-            ggevent.StreamServer = _TakingTurnsServer
+        # gunicorn's run() builds its accept loops from this module-level name; we are in this worker's own
+        # process, so replacing it here changes nothing elsewhere.
+        _AcceptLoop.take_turns = self.cfg.workers > 1
+        ggevent.StreamServer = _AcceptLoop
         super().init_process()
+
+    def close_listeners(self) -> None:
+        """Stop accepting now, without resetting anyone (``registry/shutdown.py`` calls this in a greenlet on
+        SIGTERM). gunicorn's own loop would close the listening sockets only at its next once-a-second tick,
+        and closing a socket resets every connection still in its backlog: clients the kernel already
+        accepted, who did nothing wrong. So: stop the accept watchers, take in the backlog (those clients are
+        served like requests in flight), then close, with no pause between the last accept and the close."""
+        for loop in list(_AcceptLoop.running):
+            loop.drain_and_close()
 
     def handle_request(self, listener_name, req, sock, addr):
         # When a promotion wakes thousands of long-polls, each answer's send system calls are a quarter of the
@@ -54,23 +71,56 @@ class GeventWorker(_GunicornGeventWorker):
             held.flush()
 
 
-class _TakingTurnsServer(ggevent.StreamServer):
-    """gevent's accept loop, pausing briefly after each connection it accepts while it holds few, so that
-    sibling workers (all waiting on the one listening socket) take the next ones. Without it the worker that
-    wakes first accepts a whole burst: wrk's 32 keep-alive connections all went to one of two workers, which
-    halved throughput. Past ``BALANCED_FROM`` connections a worker accepts at full speed (the loop's timers
-    are millisecond-grained, so pausing always would make 10,000 reconnecting clients wait seconds); by then
-    each worker is busy serving its own and the others get their share."""
+class _AcceptLoop(ggevent.StreamServer):
+    """gevent's accept loop (one per listening socket in this worker), with two changes.
+
+    **Taking turns** (with more than one worker): it pauses briefly after each connection it accepts while it
+    holds few, so that sibling workers (all waiting on the one listening socket) take the next ones. Without it
+    the worker that wakes first accepts a whole burst: wrk's 32 keep-alive connections all went to one of two
+    workers, which halved throughput. Past ``BALANCED_FROM`` connections a worker accepts at full speed (the
+    loop's timers are millisecond-grained, so pausing always would make 10,000 reconnecting clients wait
+    seconds); by then each worker is busy serving its own and the others get their share.
+
+    **Closing without resets** (``drain_and_close``, see ``GeventWorker.close_listeners``)."""
 
     PAUSE_SECONDS = 0.0005
     BALANCED_FROM = 500
+    take_turns = False
+    running: list["_AcceptLoop"] = []  # this worker process's loops, for close_listeners
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _AcceptLoop.running.append(self)
 
     def do_handle(self, *args) -> None:
         super().do_handle(*args)
-        if self._watcher is not None and self.pool is not None and len(self.pool) < self.BALANCED_FROM:
+        if (self.take_turns and self._watcher is not None and self.pool is not None
+                and len(self.pool) < self.BALANCED_FROM):
             self.stop_accepting()
             self._timer = self.loop.timer(self.PAUSE_SECONDS)
             self._timer.start(self._start_accepting_if_started)
+
+    def drain_and_close(self) -> None:
+        if self.closed:
+            return
+        self.stop_accepting()
+        # do_read accepts one waiting connection, or returns None once the backlog is empty (the socket never
+        # blocks); do_handle gives it a greenlet, waiting for a free place if the pool is full.
+        while (accepted := self.do_read()) is not None:
+            self.do_handle(*accepted)
+        self.close()  # gunicorn's run() closes it again later: a no-op on a closed server
+
+
+class _ListenerName:
+    """A closed listening socket's address: all gunicorn's request handler asks of a listener."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name) -> None:
+        self._name = name
+
+    def getsockname(self):
+        return self._name
 
 
 class _HeadersWithBody:

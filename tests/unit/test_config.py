@@ -164,7 +164,7 @@ def test_the_old_entry_count_setting_fails_fast_naming_its_replacement():
 def test_server_settings_have_one_default_each():
     settings = Settings.from_env({})
     assert (settings.bind, settings.workers, settings.worker_class, settings.worker_connections) == (
-        "127.0.0.1:8080", 2, "gthread", 10_000)
+        "127.0.0.1:8080", 2, "gevent", 10_000)
     assert (settings.threads, settings.max_waiters) == (32, None)  # None: the worker's budget decides
     assert Settings.from_env({"REGISTRY_HOST": "0.0.0.0", "REGISTRY_PORT": "9000"}).bind == "0.0.0.0:9000"
     assert Settings.from_env({"REGISTRY_BIND": "[::]:8080"}).port == 8080
