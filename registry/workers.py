@@ -62,13 +62,20 @@ class GeventWorker(_GunicornGeventWorker):
             loop.drain_and_close()
 
     def handle_request(self, listener_name, req, sock, addr):
-        # When a promotion wakes thousands of long-polls, each answer's send system calls are a quarter of the
-        # worker's time (measured with py-spy): sending the header block with the body halves them.
-        held = _HeadersWithBody(sock)
+        # The app sees the client socket as a ResponseSocket (environ["gunicorn.socket"]): see that class.
+        response_socket = ResponseSocket(sock)
+        complete = False
         try:
-            return super().handle_request(listener_name, req, held, addr)
+            keep_alive = super().handle_request(listener_name, req, response_socket, addr)
+            complete = True
+            return keep_alive
+        except StopIteration:
+            # gunicorn's way to close the connection: after a whole response (Connection: close), or after it
+            # shut the socket down because the app failed once the headers were out.
+            complete = not response_socket.shut_down
+            raise
         finally:
-            held.flush()
+            response_socket.finish(complete=complete)
 
 
 class _AcceptLoop(ggevent.StreamServer):
@@ -123,19 +130,52 @@ class _ListenerName:
         return self._name
 
 
-class _HeadersWithBody:
-    """The client socket as gunicorn's response writer sees it: its first write (the header block, which
-    gunicorn sends right before the first body bytes) is held and sent together with the next write; whatever
-    is still held when the request ends is sent then. Everything else goes straight to the socket."""
+class ResponseSocket:
+    """The client socket as one request's response sees it (gunicorn writes through it; the app finds it as
+    ``environ["gunicorn.socket"]``). Three things beyond a socket:
 
-    __slots__ = ("_sock", "_held", "_first")
+    * **One send per small response.** Its first write (the header block, which gunicorn sends right before the
+      first body bytes) is held and sent together with the next one; whatever is still held when the request
+      ends is sent then. When a promotion wakes thousands of long-polls, each answer's send system calls were a
+      quarter of the worker's time (measured with py-spy); this halves them.
+    * **Answering early** (``answer_now``): the app sends this request's whole response itself, now, and
+      everything gunicorn writes for the request afterwards is dropped. ``api/woken_replay.py`` uses it so that
+      thousands of woken long-polls all have their answers before any of them spends time on its bookkeeping.
+    * **Telling what was sent** (``when_finished``): a callback gets the exact bytes of this request's response
+      once gunicorn has written all of it (None if the request failed or was answered early), so they can be
+      sent again to requests that must get the same answer.
+    """
+
+    __slots__ = ("_sock", "_held", "_first", "_answered", "_sent", "_on_finished", "shut_down")
 
     def __init__(self, sock) -> None:
         self._sock = sock
         self._held = b""
         self._first = True
+        self._answered = False
+        self._sent: list[bytes] | None = None  # what this response sent, kept only when asked (when_finished)
+        self._on_finished = None
+        self.shut_down = False  # gunicorn shut the connection down: its response was cut
+
+    @property
+    def answered_early(self) -> bool:
+        return self._answered
+
+    def answer_now(self, response: bytes) -> None:
+        """Send ``response`` (status line, headers and body) as this request's whole answer."""
+        self._answered = True
+        self._held = b""
+        self._sock.sendall(response)
+
+    def when_finished(self, callback) -> None:
+        self._sent = []
+        self._on_finished = callback
 
     def sendall(self, data) -> None:
+        if self._answered:
+            return
+        if self._sent is not None:
+            self._sent.append(bytes(data))
         if self._first:
             self._first = False
             self._held = bytes(data)
@@ -145,14 +185,30 @@ class _HeadersWithBody:
         self._sock.sendall(data)
 
     def send(self, data) -> int:
-        self.flush()
+        if self._answered:
+            return len(data)
+        self._flush()
+        if self._sent is not None:
+            self._sent = None  # a partial send: what went out is not known exactly, so nothing is reported
         return self._sock.send(data)
 
     def sendfile(self, *args, **kwargs):
-        self.flush()
+        self._flush()
+        self._sent = None
         return self._sock.sendfile(*args, **kwargs)
 
-    def flush(self) -> None:
+    def shutdown(self, how) -> None:
+        self.shut_down = True
+        self._sock.shutdown(how)
+
+    def finish(self, complete: bool) -> None:
+        """The request is over (``complete``: gunicorn wrote its whole response without an error)."""
+        self._flush()
+        callback, self._on_finished = self._on_finished, None
+        if callback is not None:
+            callback(b"".join(self._sent) if complete and self._sent is not None and not self._answered else None)
+
+    def _flush(self) -> None:
         self._first = False
         if self._held:
             held, self._held = self._held, b""

@@ -37,6 +37,7 @@ from ..extensions import CACHES_KEY, OUTAGE_KEY
 from ..services.access import may_read, may_read_remembered
 from ..telemetry import context as telemetry
 from .authn import current_actor, remembered_actor
+from .woken_replay import WOKEN_REPLAY_KEY, WokenReplay
 
 REPLAY_KEY = "registry_replay"
 _MAX_BODY = 16 * 1024  # a read's JSON body (MLflow sends get-latest-versions as a POST); larger: not replayed
@@ -174,3 +175,5 @@ def install(app: Flask) -> None:
     replay = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), may_replay,
                             _last_known(app, may_replay))
     app.wsgi_app = app.extensions[REPLAY_KEY] = replay  # other layers wrap it later (telemetry)
+    # Woken long-polls answered from one rendering (woken_replay.py), through the same cache.
+    app.extensions[WOKEN_REPLAY_KEY] = WokenReplay(app.extensions[CACHES_KEY].store)

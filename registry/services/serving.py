@@ -16,7 +16,7 @@ from .. import names
 from ..auth import Actor
 from ..db.loading import alias_not_found, model_not_found, stage_empty
 from ..db.records import VersionRecord, version_record_from_row
-from ..db.unit_of_work import read_only, session
+from ..db.unit_of_work import one_statement_read, session
 from ..errors import NotFound
 from ..extensions import caches
 from ..lifecycle import parse_stage
@@ -124,7 +124,7 @@ class Answer:
         return len(self.model_name) + len(v.source) + len(v.run_id or "") + len(v.run_link or "") + 40 * len(v.aliases)
 
 
-@read_only
+@one_statement_read
 def _read(kind: str, name: str, selector: str) -> Answer | None:
     statement = {"stage": _BY_STAGE, "alias": _BY_ALIAS, "latest": _LATEST}[kind]
     row = session().execute(statement, {"name": name, "selector": selector}).mappings().first()
@@ -182,7 +182,7 @@ def resolve(actor: Actor, model_name: str, *, stage: str | None = None, alias: s
     return answer
 
 
-@read_only
+@one_statement_read
 def latest_records(actor: Actor, model_name: str, stages: list[str]) -> tuple[int, list[VersionRecord]]:
     """The whole current version of each of ``stages`` (canonical values) that has one, in that order, and the
     model's id: one statement. READ is checked like ``resolve`` (cached levels); unreadable = not found."""
@@ -193,7 +193,7 @@ def latest_records(actor: Actor, model_name: str, stages: list[str]) -> tuple[in
     return rows[0].model_id, [version_record_from_row(row) for row in rows if row.id is not None]
 
 
-@read_only
+@one_statement_read
 def alias_record(actor: Actor, model_name: str, alias: str) -> VersionRecord:
     """The whole version behind ``alias`` (``latest``: the highest), one statement; NotFound for a missing or
     unreadable model, or an alias that is not set."""

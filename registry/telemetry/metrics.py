@@ -57,6 +57,10 @@ LONGPOLL_WAITERS = Gauge("registry_longpoll_waiters", "Long-polls (?wait=) waiti
                          multiprocess_mode="livesum")
 LONGPOLL_BUSY = Counter("registry_longpoll_busy_total",
                         "Long-polls answered at once because every waiting slot (REGISTRY_MAX_WAITERS) was taken.")
+LONGPOLL_REPLAYED = Counter(
+    "registry_longpoll_replayed_total",
+    "Woken long-polls answered at once with the bytes of the first woken request with the same answer "
+    "(api/woken_replay.py).")
 LISTENER_UP = Gauge(
     "registry_listener_up",
     "1 when every worker's change listener (LISTEN registry_changes) is connected; 0 when any is not (caches "

@@ -1,7 +1,8 @@
 """The default worker model (issue 12, ``registry/workers.py``) in real gunicorn processes.
 
 * psycopg2 is cooperative: a request blocked inside PostgreSQL does not stop its worker;
-* hundreds of long-polls per worker all wait (none told ``busy``) and all wake with the new answer;
+* hundreds of long-polls per worker all wait (none told ``busy``) and all wake with the new answer, answered
+  from one rendering (``api/woken_replay.py``) yet each with its own request id, byte for byte the normal answer;
 * the waiter budget is the worker's socket budget, with ``busy`` answered at once beyond it, and the open-files
   limit is raised to fit the connections;
 * slow clients cannot starve the server: hundreds of half-sent requests, header tricklers and slow readers sit
@@ -26,7 +27,7 @@ import requests
 from tests.server import ADMIN_TOKEN, running_server, server_process
 
 AUTH = {"REGISTRY_AUTH": "enabled", "REGISTRY_DB_POOL_SIZE": "4"}
-# The worker model these tests are about (not yet the default: see README, "Serving at scale").
+# The worker model these tests are about (the default; named so that they stay about it).
 GEVENT = {"REGISTRY_WORKER_CLASS": "gevent"}
 MODEL = "fraud"
 PRODUCTION = f"/api/v1/models/{MODEL}/stages/Production"
@@ -168,6 +169,81 @@ def test_hundreds_of_long_polls_on_one_worker_all_wait_and_all_wake(fresh_databa
         assert {headers["x-registry-waited"] for _, headers, _ in answers} <= {"yes", "no"}
         assert [status for status, _, _ in answers] == [200] * 300
         assert all(b'"version":2' in body for _, _, body in answers)
+        assert server.stop() == 0
+
+
+def read_one_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes, bytes]:
+    """Status, headers, body and raw head of the next answer on a keep-alive socket (the socket stays open)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection before answering"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(headers.get("content-length", "0")):
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection in the middle of a body"
+        body += chunk
+    assert len(body) == int(headers.get("content-length", "0")), "more bytes than the answer's Content-Length"
+    return int(lines[0].split()[1]), headers, body, head
+
+
+def test_woken_long_polls_get_the_normal_answer_each_with_its_own_request_id(fresh_database_url):
+    """One worker, 120 long-polls with their own X-Request-Id: GETs on keep-alive connections (then asked again
+    on the same connection: the framing must be exact), GETs that close, and HEADs. A promotion wakes them all;
+    all but the first of each kind are answered with the first one's bytes (api/woken_replay.py), and every
+    answer is what the normal path gives: same status, body and headers but Date and the request's own id."""
+    with server_process(fresh_database_url, workers=1, extra_env={**AUTH, **GEVENT}) as server:
+        base = server.url
+        etag = seed(base)
+        kinds = [("GET", "keep-alive")] * 80 + [("GET", "close")] * 30 + [("HEAD", "close")] * 10
+        polls = []
+        for i, (method, connection) in enumerate(kinds):
+            sock = socket.create_connection(("127.0.0.1", port_of(base)), timeout=TIMEOUT)
+            sock.sendall(f"{method} {PRODUCTION}?wait=30 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN_TOKEN}"
+                         f"\r\nIf-None-Match: {etag}\r\nX-Request-Id: poll-{i}\r\nConnection: {connection}\r\n\r\n"
+                         .encode())
+            polls.append(sock)
+        try:
+            until(lambda: "registry_longpoll_waiters 120.0" in call("GET", f"{base}/metrics").text,
+                  "all 120 long-polls wait")
+            promote(base, 2)
+            answers = []
+            for sock, (method, connection) in zip(polls, kinds):
+                if method == "HEAD":
+                    answers.append((*read_answer(sock), None))
+                else:
+                    status, headers, body, _head = read_one_answer(sock)
+                    answers.append((status, headers, body, sock if connection == "keep-alive" else None))
+            # Keep-alive connections carry the next request as usual.
+            for i, (_status, _headers, _body, sock) in enumerate(answers):
+                if sock is not None:
+                    sock.sendall(f"GET {PRODUCTION} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN_TOKEN}"
+                                 f"\r\nX-Request-Id: again-{i}\r\n\r\n".encode())
+                    status, headers, body, _head = read_one_answer(sock)
+                    assert (status, headers["x-request-id"], headers["x-registry-waited"] if "x-registry-waited"
+                            in headers else None) == (200, f"again-{i}", None)
+                    assert b'"version":2' in body
+        finally:
+            for sock in polls:
+                sock.close()
+        normal = requests.get(base + PRODUCTION + "?wait=1", headers={**HEADERS, "If-None-Match": etag}, timeout=TIMEOUT)
+        for i, ((method, _connection), (status, headers, body, _sock)) in enumerate(zip(kinds, answers)):
+            assert status == 200 and headers["x-request-id"] == f"poll-{i}", (i, status, headers)
+            assert headers["x-registry-waited"] == "yes"
+            assert body == (b"" if method == "HEAD" else normal.content)
+            for name in ("etag", "content-type", "content-length", "cache-control"):
+                assert headers[name] == normal.headers[name], (i, name)
+        same_kind = {}
+        for (method, connection), (_status, headers, _body, _sock) in zip(kinds, answers):
+            shape = {k: v for k, v in headers.items() if k not in ("date", "x-request-id")}
+            assert same_kind.setdefault((method, connection), shape) == shape
+        replayed = [line for line in call("GET", f"{base}/metrics").text.splitlines()
+                    if line.startswith("registry_longpoll_replayed_total ")]
+        # At least all but the first of each kind (the first one of a kind may race with others to be first).
+        assert replayed and float(replayed[0].split()[1]) >= len(kinds) - 3 * 3, replayed
         assert server.stop() == 0
 
 

@@ -15,14 +15,16 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, jsonify, make_response
+from flask import Blueprint, current_app, jsonify, make_response, request
 
 from ...errors import InvalidArgument
 from ...extensions import caches
 from ...schemas.native import ServingArgs, current_version_json, error_json
 from ...services import serving
 from ...telemetry import metrics
+from ...cache.hub import Label
 from ..replay import about, replayable
+from ..woken_replay import WOKEN_REPLAY_KEY
 from .history import serve_as_of
 from .http import args, current_actor
 
@@ -82,12 +84,13 @@ def _behind(answer: serving.Answer, etags: frozenset[str]) -> bool:
     return False
 
 
-def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serving.Answer, str]:
-    """Hold the request until the answer stops matching the client's ETags, or the wait is over."""
+def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serving.Answer, str, Label]:
+    """Hold the request until the answer stops matching the client's ETags, or the wait is over. Returns the
+    answer, how the wait went, and the label taken before the answer was read."""
     current = caches()
     if not current.waiters.try_enter():
         metrics.LONGPOLL_BUSY.inc()
-        return answer, "busy"  # the worker's waiter budget is spent: answer now, the client polls again
+        return answer, "busy", label  # the worker's waiter budget is spent: answer now, the client polls again
     metrics.LONGPOLL_WAITERS.inc()
     try:
         deadline = time.monotonic() + read.wait
@@ -101,7 +104,7 @@ def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serv
     finally:
         metrics.LONGPOLL_WAITERS.dec()
         current.waiters.leave()
-    return answer, "yes"
+    return answer, "yes", label
 
 
 def _serve(read: ServingRead):
@@ -112,7 +115,11 @@ def _serve(read: ServingRead):
         answer = read.resolve(actor, fresh=True)
     waited = "no"
     if read.wait and _matches(answer, read.etags):
-        answer, waited = _wait(read, actor, answer, label)
+        answer, waited, label = _wait(read, actor, answer, label)
+        if waited == "yes" and not _matches(answer, read.etags):
+            # Woken by a change: the same bytes as every other woken request with this answer, sent at once.
+            current_app.extensions[WOKEN_REPLAY_KEY].answer(request.environ, read.key, answer.etag,
+                                                            answer.model_id, label)
     if _matches(answer, read.etags):
         response = make_response("", 304)
     elif answer.version is None:
