@@ -247,6 +247,46 @@ def test_woken_long_polls_get_the_normal_answer_each_with_its_own_request_id(fre
         assert server.stop() == 0
 
 
+def test_a_reader_who_lost_read_while_waiting_is_not_answered_from_the_others_bytes(fresh_database_url):
+    """Readers' long-polls wait beside others'; the readers' registry-wide grant is revoked meanwhile (a change
+    of grants, which wakes no long-poll);
+    then a promotion. The others get the new version, answered early (api/woken_replay.py); the readers,
+    whose READ the cache no longer proves, take the ordinary path and are told the model does not exist."""
+    with server_process(fresh_database_url, workers=1, extra_env={**AUTH, **GEVENT}) as server:
+        base = server.url
+        etag = seed(base)
+        call("POST", f"{base}/api/v1/users", 201, json={"name": "reader"})
+        token = call("POST", f"{base}/api/v1/tokens", 201, json={"user": "reader"}).json()["token"]
+        call("PATCH", f"{base}/api/v1/permissions", json={"grants": [{"principal": "reader", "level": "READ"}]})
+        as_reader = {"Authorization": f"Bearer {token}", "Connection": "close"}
+        assert requests.get(base + PRODUCTION, headers=as_reader, timeout=TIMEOUT).status_code == 200
+        polls = []
+        for i in range(40):
+            sock = socket.create_connection(("127.0.0.1", port_of(base)), timeout=TIMEOUT)
+            bearer = token if i % 4 == 0 else ADMIN_TOKEN
+            sock.sendall(f"GET {PRODUCTION}?wait=30 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {bearer}\r\n"
+                         f"If-None-Match: {etag}\r\nConnection: close\r\n\r\n".encode())
+            polls.append((bearer == token, sock))
+        try:
+            until(lambda: "registry_longpoll_waiters 40.0" in call("GET", f"{base}/metrics").text, "all 40 wait")
+            call("PUT", f"{base}/api/v1/permissions", json={"grants": []})
+            assert "registry_longpoll_waiters 40.0" in call("GET", f"{base}/metrics").text  # nobody woke
+            promote(base, 2)
+            answers = [(is_reader, read_answer(sock)) for is_reader, sock in polls]
+        finally:
+            for _, sock in polls:
+                sock.close()
+        for is_reader, (status, _headers, body) in answers:
+            if is_reader:
+                assert status == 404 and b"NOT_FOUND" in body, (status, body)
+            else:
+                assert status == 200 and b'"version":2' in body, (status, body)
+        replayed = [line for line in call("GET", f"{base}/metrics").text.splitlines()
+                    if line.startswith("registry_longpoll_replayed_total ")]
+        assert replayed and float(replayed[0].split()[1]) >= 20, replayed  # the others were answered early
+        assert server.stop() == 0
+
+
 def test_long_polls_beyond_the_socket_budget_answer_busy_at_once(fresh_database_url):
     """REGISTRY_WORKER_CONNECTIONS=100: long-polls may take all but 64 of them (36); the next four are told
     ``busy`` at once (a 304 with the ETag they sent), while the 36 go on waiting and wake with the change."""

@@ -84,14 +84,17 @@ def _behind(answer: serving.Answer, etags: frozenset[str]) -> bool:
     return False
 
 
-def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serving.Answer, str, Label]:
+def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serving.Answer, str, Label, object]:
     """Hold the request until the answer stops matching the client's ETags, or the wait is over. Returns the
-    answer, how the wait went, and the label taken before the answer was read."""
+    answer, how the wait went, the label taken before the answer was read, and the request's place among the
+    parked long-polls (``woken_replay.py``; None if it was not parked)."""
     current = caches()
     if not current.waiters.try_enter():
         metrics.LONGPOLL_BUSY.inc()
-        return answer, "busy", label  # the worker's waiter budget is spent: answer now, the client polls again
+        # The worker's waiter budget is spent: answer now, the client polls again.
+        return answer, "busy", label, None
     metrics.LONGPOLL_WAITERS.inc()
+    parked = _woken().park(request.environ, read.key, actor, read.etags)
     try:
         deadline = time.monotonic() + read.wait
         while _matches(answer, read.etags):
@@ -102,9 +105,14 @@ def _wait(read: ServingRead, actor, answer: serving.Answer, label) -> tuple[serv
             # Every waiter on the model wakes at once: they share one read of the new answer.
             answer = read.resolve(actor, model_id=answer.model_id)
     finally:
+        _woken().unpark(parked)
         metrics.LONGPOLL_WAITERS.dec()
         current.waiters.leave()
-    return answer, "yes", label
+    return answer, "yes", label, parked
+
+
+def _woken():
+    return current_app.extensions[WOKEN_REPLAY_KEY]
 
 
 def _serve(read: ServingRead):
@@ -115,11 +123,15 @@ def _serve(read: ServingRead):
         answer = read.resolve(actor, fresh=True)
     waited = "no"
     if read.wait and _matches(answer, read.etags):
-        answer, waited, label = _wait(read, actor, answer, label)
-        if waited == "yes" and not _matches(answer, read.etags):
+        answer, waited, label, parked = _wait(read, actor, answer, label)
+        if _woken().answered_early(parked) and _matches(answer, read.etags):
+            # Answered with a newer answer just as its wait ran out: finish with that one, as the client saw.
+            label = caches().hub.label()
+            answer = read.resolve(actor, model_id=answer.model_id)
+        if not _matches(answer, read.etags):
             # Woken by a change: the same bytes as every other woken request with this answer, sent at once.
-            current_app.extensions[WOKEN_REPLAY_KEY].answer(request.environ, read.key, answer.etag,
-                                                            answer.model_id, label)
+            _woken().answer(parked, answer.etag, answer.model_id, label,
+                            lambda etags: not _matches(answer, etags))
     if _matches(answer, read.etags):
         response = make_response("", 304)
     elif answer.version is None:
