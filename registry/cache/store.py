@@ -7,8 +7,13 @@ everything; while the listener is down nothing is served or stored. So no entry 
 that made it wrong, however slow its reader was.
 
 **Last known answers.** When the listener goes down, the entries held at that moment (each one current then)
-are set aside as the *last known* ones instead of being dropped; a listener reconnect or any change heard
-drops them. They are never served by ``get``: only ``last_known`` returns them, and the response replay
+are set aside as the *last known* ones instead of being dropped; a listener reconnect drops them all, a change
+heard meanwhile those of its scope. (With the listener down, a change is heard only from this process's own
+commit, announced just after it: a write that committed as the database went away. Its scope's answers are
+wrong now; the others are not, and whether that commit shows the database answering after the loss is the
+outage's evidence, ``db/availability.py``: it used to drop every last known answer, so one write racing the
+outage ended stale answers for every model.) They are never served by ``get``: only ``last_known`` returns
+them, and the response replay
 (``responses.py``) asks for them only for a request that has just failed because the database is
 unreachable (stale-while-unavailable, marked as stale; the README's "Operating" section gives the reasoning).
 
@@ -54,8 +59,10 @@ class Store:
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
         # Scope -> the keys of its entries (a dict as an ordered set: removal is O(1) when one scope has many).
         self._by_scope: dict[Scope, dict[Hashable, None]] = {}
-        # The entries held when the listener last went down, and when that was (time.monotonic()).
+        # The entries held when the listener last went down (and their keys by scope), and when that was
+        # (time.monotonic()).
         self._last_known: dict[Hashable, Entry] = {}
+        self._last_known_by_scope: dict[Scope, dict[Hashable, None]] = {}
         self.last_known_since: float | None = None
         hub.on_change(self._on_change)
 
@@ -78,7 +85,10 @@ class Store:
 
     def forget_last_known(self) -> None:
         with self._lock:
-            self._last_known, self.last_known_since = {}, None
+            self._forget_last_known()
+
+    def _forget_last_known(self) -> None:
+        self._last_known, self._last_known_by_scope, self.last_known_since = {}, {}, None
 
     def put(self, key: Hashable, scope: Scope, label: Label, payload: Any, size: int) -> bool:
         """Keep ``payload`` (read after ``label`` was taken) unless its scope changed since; True if kept."""
@@ -126,18 +136,20 @@ class Store:
         with self._lock:
             if scope is None:
                 if not self.hub.healthy and self._entries:  # the listener just went down
-                    self._last_known, self.last_known_since = self._entries, time.monotonic()
-                    self._entries = OrderedDict()
+                    self._last_known, self._last_known_by_scope = self._entries, self._by_scope
+                    self.last_known_since = time.monotonic()
+                    self._entries, self._by_scope = OrderedDict(), {}
                 else:
                     self._entries.clear()
+                    self._by_scope.clear()
                     if self.hub.healthy:
-                        self._last_known, self.last_known_since = {}, None
-                self._by_scope.clear()
+                        self._forget_last_known()
                 self.bytes = 0
                 self._report()
                 return
-            # A change was heard: the database is reachable, and the last known answers prove nothing more.
-            self._last_known, self.last_known_since = {}, None
+            # A change was heard: what was known of its scope is wrong now (the others: see the docstring).
+            for key in self._last_known_by_scope.pop(scope, ()):
+                self._last_known.pop(key, None)
             for key in self._by_scope.pop(scope, ()):
                 entry = self._entries.pop(key, None)
                 if entry is not None:

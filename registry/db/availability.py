@@ -15,6 +15,12 @@ the README's "Operating" section says how a client reads a retry of such a write
 
 ``Outage`` keeps the log readable while the database is down: the first failure logs one warning, later ones
 nothing, and the first new connection afterwards logs the recovery with the outage's length.
+
+It also keeps ``last_ok``, the evidence stale-while-unavailable rests on (``api/replay.py``): the latest moment
+at which this process *sent* the database something that it answered. Sent, not answered or handed back: under
+load a request's last answer often arrives just before the change listener notices a lost database, and its
+connection is handed back just after; that connection sent nothing after the loss, so it proves nothing about
+the database since (counting the hand-back ended stale answers for the whole outage, issue 15).
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import time
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
@@ -60,13 +67,23 @@ def classify(error: BaseException) -> str | None:
     return None
 
 
+# A pooled connection's info: when it last sent the database something (time.monotonic()).
+_SENT = "registry_sent"
+
+
+def _in_transaction(dbapi_connection) -> bool:
+    """Whether a commit or rollback goes to the server: psycopg2 sends neither outside a transaction (then
+    both return at once, with no answer from anyone). Another driver: assume it does."""
+    return getattr(dbapi_connection, "status", None) != psycopg2.extensions.STATUS_READY
+
+
 class Outage:
     """Whether this process currently believes the database unreachable, and since when."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.since: float | None = None  # time.monotonic() of the first failure of the current outage
-        # When this process last saw the database answer (a connection opened, or handed back unbroken).
+        # When this process last sent the database something it answered (time.monotonic()).
         self.last_ok = float("-inf")
 
     @property
@@ -88,17 +105,46 @@ class Outage:
         if since is not None:
             log.warning("database reachable again after %.1fs", time.monotonic() - since)
 
-    def watch(self, engine: Engine) -> None:
-        """A new connection is the end of an outage; a connection handed back unbroken shows the database
-        answered (a broken one is invalidated first, and comes back as None)."""
+    def answered(self, sent: float | None) -> None:
+        """The database answered what was sent at ``sent``."""
+        if sent is not None and sent > self.last_ok:
+            with self._lock:
+                self.last_ok = max(self.last_ok, sent)
 
-        def connected(_dbapi_connection, _record) -> None:
-            self.last_ok = time.monotonic()
+    def watch(self, engine: Engine) -> None:
+        """A new connection is the end of an outage. Each connection notes when it last sent something (a
+        connection attempt, a statement, a commit or rollback, the pool's reset); a connection that opens, or
+        is handed back unbroken, was answered all of it (a broken one is invalidated first, and comes back as
+        None)."""
+
+        def connecting(_dialect, record, _cargs, _cparams) -> None:
+            record.info[_SENT] = time.monotonic()
+
+        def connected(_dbapi_connection, record) -> None:
+            self.answered(record.info.get(_SENT))
             self.recovered()
 
-        def checked_in(dbapi_connection, _record) -> None:
-            if dbapi_connection is not None:
-                self.last_ok = time.monotonic()
+        def executing(connection, *_args) -> None:
+            connection.info[_SENT] = time.monotonic()
 
+        def ending(connection) -> None:  # a commit or rollback
+            if not (connection.invalidated or connection.closed):  # else nothing goes out (and no info is kept)
+                fairy = connection.connection
+                if _in_transaction(fairy.dbapi_connection):
+                    fairy.info[_SENT] = time.monotonic()
+
+        def resetting(dbapi_connection, record, state) -> None:
+            if not state.transaction_was_reset and _in_transaction(dbapi_connection):  # the pool rolls back
+                record.info[_SENT] = time.monotonic()
+
+        def checked_in(dbapi_connection, record) -> None:
+            if dbapi_connection is not None:
+                self.answered(record.info.get(_SENT))
+
+        event.listen(engine, "do_connect", connecting)
         event.listen(engine, "connect", connected)
+        event.listen(engine, "before_cursor_execute", executing)
+        event.listen(engine, "commit", ending)
+        event.listen(engine, "rollback", ending)
+        event.listen(engine, "reset", resetting)
         event.listen(engine, "checkin", checked_in)

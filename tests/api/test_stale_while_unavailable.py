@@ -9,7 +9,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from registry import create_app
 from registry.extensions import CACHES_KEY, db
@@ -124,6 +126,99 @@ def test_no_stale_answer_once_this_process_reached_the_database_again(cut_off_ap
     switch.cut()
     again = client.get(PRODUCTION, headers=ADMIN)
     assert_error(again, 503, "UNAVAILABLE")
+
+
+def _warm(client, *paths) -> None:
+    for path in paths:
+        for _ in range(2):  # the second is answered from the cache: it is held
+            assert client.get(path, headers=ADMIN).status_code == 200
+
+
+def _stale(response) -> bool:
+    return response.status_code == 200 and "X-Registry-Stale" in response.headers
+
+
+def test_a_connection_handed_back_after_the_loss_proves_nothing_if_it_sent_nothing_since(cut_off_app, switch):
+    """Under load a request's last answer from the database often comes just before the listener notices the
+    loss, and its connection is handed back just after (a thread switch, the response being rendered). That
+    connection sent nothing after the loss, so it shows no answer from the database since: stale answers
+    must still be given (they were not: every warmed read of the outage got 503)."""
+    client = cut_off_app.test_client()
+    hub = cut_off_app.extensions[CACHES_KEY].hub
+    _warm(client, PRODUCTION)
+    with cut_off_app.app_context():
+        connection = db.engine.connect()
+        connection.execute(text("SELECT 1"))
+        connection.commit()  # the database's last answer to this process, before the loss
+        switch.cut()
+        _wait_for(lambda: not hub.healthy)
+        connection.close()  # handed back now: nothing is sent
+    assert _stale(client.get(PRODUCTION, headers=ADMIN))
+
+
+def test_a_commit_announced_after_the_loss_drops_only_its_own_models_answers(cut_off_app, switch, direct_app):
+    """A write that committed just before the loss is announced in this process just after it (unit of work:
+    after the commit). Its model's held answers are wrong now and go; the others stay (they were all dropped,
+    so a write racing the outage ended stale answers for every model)."""
+    alice = Actor("alice", is_admin=True)
+    with direct_app.app_context():
+        models.create_model(alice, "other")
+        versions.create_version(alice, "other", "s3://o/1")
+        stages.transition_stage(alice, "other", 1, "Production")
+    client = cut_off_app.test_client()
+    hub = cut_off_app.extensions[CACHES_KEY].hub
+    other = "/api/v1/models/other/stages/Production"
+    _warm(client, PRODUCTION, other)
+
+    def cut_before_the_announcement(_session) -> None:
+        switch.cut()
+        _wait_for(lambda: not hub.healthy)
+
+    event.listen(Session, "after_commit", cut_before_the_announcement, insert=True)
+    try:
+        with cut_off_app.app_context():
+            stages.transition_stage(alice, "other", 1, "Archived")
+    finally:
+        event.remove(Session, "after_commit", cut_before_the_announcement)
+    assert _stale(client.get(PRODUCTION, headers=ADMIN))
+    assert_error(client.get(other, headers=ADMIN), 503, "UNAVAILABLE")
+
+
+def _end_the_listeners_session(app, direct_app) -> None:
+    """The listener alone loses the database (its session is ended, and it stays away); requests still reach
+    the database on their pooled connections."""
+    hub = app.extensions[CACHES_KEY].hub
+    hub.close()  # the listener stops for good once its connection ends
+    with direct_app.app_context():
+        db.session.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'registry-listener'"))
+        db.session.rollback()
+    _wait_for(lambda: not hub.healthy)
+
+
+def test_a_statement_answered_after_the_loss_ends_stale_answers(cut_off_app, switch, direct_app):
+    """An answer to a statement sent after the loss proves the database reachable then, so another host may
+    have changed anything meanwhile: when the database then goes away, nothing is answered stale."""
+    client = cut_off_app.test_client()
+    _warm(client, PRODUCTION)
+    _end_the_listeners_session(cut_off_app, direct_app)
+    assert client.get("/api/v1/models/churn", headers=ADMIN).status_code == 200  # a pooled connection answers
+    switch.cut()
+    assert_error(client.get(PRODUCTION, headers=ADMIN), 503, "UNAVAILABLE")
+
+
+def test_a_commit_answered_after_the_loss_ends_stale_answers(cut_off_app, switch, direct_app):
+    """The same for a transaction whose statements went out before the loss and its COMMIT after."""
+    client = cut_off_app.test_client()
+    _warm(client, PRODUCTION)
+    with cut_off_app.app_context():
+        connection = db.engine.connect()
+        connection.execute(text("SELECT 1"))
+        _end_the_listeners_session(cut_off_app, direct_app)
+        connection.commit()
+        connection.close()
+    switch.cut()
+    assert_error(client.get(PRODUCTION, headers=ADMIN), 503, "UNAVAILABLE")
 
 
 @pytest.mark.parametrize("auth_enabled", [True], ids=["auth-on"])

@@ -135,15 +135,20 @@ def test_entries_held_when_the_listener_goes_down_are_the_last_known_until_it_re
     assert store.last_known("k") is None and store.get("k") is None
 
 
-def test_any_change_heard_while_the_listener_is_down_drops_the_last_known_answers():
-    # The writing process hears its own commit even without a listener: the database is reachable then,
-    # and what was known before proves nothing any more.
+def test_a_change_heard_while_the_listener_is_down_drops_the_last_known_answers_of_its_scope():
+    # The writing process hears its own commit even without a listener (one that committed as the database
+    # went away): that model's answers are wrong now, the others' are not. Whether the commit shows the
+    # database answering after the loss is the outage's evidence (db/availability.py), not the store's.
     hub = healthy_hub()
     store = Store(hub, 1 << 20)
     assert store.put("k", 7, hub.label(), "answer", 10)
+    assert store.put("j", 8, hub.label(), "other answer", 10)
     hub.set_healthy(False)
     model_change(hub, 8, 3)
-    assert store.last_known("k") is None
+    assert store.last_known("j") is None
+    assert store.last_known("k").payload == "answer"
+    hub.set_healthy(True)
+    assert store.last_known("k") is None and store.last_known_since is None
 
 
 def test_hearing_a_change_again_drops_nothing_read_since_it_was_first_heard():

@@ -1,12 +1,15 @@
 """The fault harness (issue 15): the real server (gunicorn, 2 workers) on a PostgreSQL cluster of its own
-(``tests/pg_cluster.py``, a spare port; the shared server is never touched), 16 clients (writers, racing
-reviewers, long-pollers, serving readers), and one fault per test:
+(``tests/pg_cluster.py``, a spare port; the shared server is never touched), 19 clients (writers, racing
+reviewers, long-pollers, serving readers; the issue's 16 plus three that only read models nobody writes to,
+so their answers stay cached), and one fault per test:
 
 * PostgreSQL fast restart; crash (immediate stop, then start);
 * a row lock held on one model for longer than ``lock_timeout``;
 * SIGTERM to gunicorn's master (then a new server); ``kill -9`` of one worker.
 
-During each: no answer is a 500, and every 503 carries Retry-After. After each, the invariants: no acknowledged
+During each: no answer is a 500, and every 503 carries Retry-After. While PostgreSQL is down, every serving
+read of a warmed model (both dialects, stages and aliases) gets the answer held before, marked stale, and
+``/readyz`` answers 503 with Retry-After. After each, the invariants: no acknowledged
 write lost, no duplicate, one Production per model, every acknowledged approval applied, the audit chains
 verify, both workers' listeners are connected again, and no stale answer after recovery (every serving answer
 is the database's current one).
@@ -39,6 +42,19 @@ pytestmark = pytest.mark.slow
 FAULT_SECONDS = float(os.environ.get("REGISTRY_FAULT_SECONDS", "5"))
 MODELS = ["m0", "m1", "m2", "m3"]
 LOCKED_MODEL = "m0"
+# Models nobody writes to while the faults run: their serving answers stay cached (warm), so while the database
+# is down their readers must get the last known answer, marked stale (stale-while-unavailable, api/replay.py).
+SERVED = ["s0", "s1"]
+ALIAS = "champion"
+# The serving reads of a warmed model, in both dialects: (label, method, path template, JSON body or None).
+SERVING_READS = [
+    ("native stage", "GET", "/api/v1/models/{m}/stages/Production", None),
+    ("native alias", "GET", "/api/v1/models/{m}/aliases/" + ALIAS, None),
+    ("mlflow latest", "POST", "/api/2.0/mlflow/registered-models/get-latest-versions",
+     {"name": "{m}", "stages": ["Production"]}),
+    ("mlflow alias", "GET", "/api/2.0/mlflow/registered-models/alias?name={m}&alias=" + ALIAS, None),
+]
+LONG_POLL = "native long-poll"  # ?wait= with the current ETag: never replayed, so 503 or a stale answer
 ENV = {
     "REGISTRY_LOCK_TIMEOUT_MS": "1000",
     "REGISTRY_THREADS": "16",
@@ -112,6 +128,16 @@ def registry(cluster):
             policy = requests.put(served.url + f"/api/v1/models/{name}/approval-policies/Production",
                                   json={"required_approvals": 1}, headers=_as("admin"), timeout=10)
             assert policy.status_code == 200, policy.text
+        for name in SERVED:
+            assert _post(served.url + "/api/v1/models", {"name": name}, "admin").status_code == 201
+            assert _post(served.url + f"/api/v1/models/{name}/versions", {"source": f"s3://seed/{name}"},
+                         "admin").status_code == 201
+            moved = _post(served.url + f"/api/v1/models/{name}/versions/1/transition", {"stage": "Production"},
+                          "admin")
+            assert moved.status_code == 200, moved.text
+            aliased = requests.put(served.url + f"/api/v1/models/{name}/aliases/{ALIAS}", json={"version": 1},
+                                   headers=_as("admin"), timeout=10)
+            assert aliased.status_code == 200, aliased.text
         yield served
     finally:
         served.stop()
@@ -138,6 +164,8 @@ class Load:
     approvals: dict = field(default_factory=lambda: collections.defaultdict(list))  # request id -> approvers
     requests_made: list = field(default_factory=list)
     stale: list = field(default_factory=list)  # (request start time, model) of answers marked stale
+    # (start, end, what, status, stale) of each serving read of a warmed model (SERVED)
+    served: list = field(default_factory=list)
     resets: list = field(default_factory=list)  # "METHOD path: error" of each connection cut, for the failure message
     threads: list = field(default_factory=list)
 
@@ -218,9 +246,41 @@ class Load:
             self.call("GET", f"/api/v1/models/{MODELS[i % len(MODELS)]}/stages/Production", f"reader{i}")
             time.sleep(0.02)
 
+    def _served(self, started: float, what: str, response: requests.Response | None) -> None:
+        with self.lock:
+            self.served.append((started, time.monotonic(), what,
+                                None if response is None else response.status_code,
+                                response is not None and "X-Registry-Stale" in response.headers))
+
+    def served_reader(self, i: int) -> None:
+        """Reads of the warmed models: every read kind of each model in turn (both dialects, stage and alias)."""
+        reads = [(read, model) for read in SERVING_READS for model in SERVED]
+        n = i
+        while not self.stop.is_set():
+            (what, method, path, body), model = reads[n % len(reads)]
+            n += 1
+            json_body = None if body is None else {k: (v.format(m=model) if isinstance(v, str) else v)
+                                                   for k, v in body.items()}
+            started = time.monotonic()
+            self._served(started, what, self.call(method, path.format(m=model), f"server{i}", json=json_body,
+                                                  timeout=10))
+            time.sleep(0.02)
+
+    def served_long_poller(self, i: int) -> None:
+        """Long-polls of a warmed model: during an outage a stale answer or 503 with Retry-After, never a 500."""
+        model, etag = SERVED[i % len(SERVED)], None
+        while not self.stop.is_set():
+            headers = {"If-None-Match": etag} if etag else {}
+            started = time.monotonic()
+            response = self.call("GET", f"/api/v1/models/{model}/stages/Production?wait=2", f"watcher{i}",
+                                 headers=headers)
+            self._served(started, LONG_POLL, response)
+            if response is not None and "ETag" in response.headers:
+                etag = response.headers["ETag"]
+
     def start(self) -> None:
         roles = ([self.writer] * 6 + [self.requester] * 2 + [self.reviewer] * 4 + [self.long_poller] * 2 +
-                 [self.reader] * 2)  # 16 clients
+                 [self.reader] * 2 + [self.served_reader] * 2 + [self.served_long_poller])  # 19 clients
         counts = collections.Counter()
         for role in roles:
             counts[role.__name__] += 1
@@ -320,6 +380,20 @@ def summary(name: str, load: Load, extra: str = "") -> None:
           f"approvals {sum(len(a) for a in load.approvals.values())}; stale answers {len(load.stale)} {extra}")
 
 
+def served_during(load: Load, start: float, end: float) -> dict[str, collections.Counter]:
+    """What the readers of warmed models got for reads made entirely within [start, end], by read kind:
+    "stale" (a 200 marked stale), "fresh" (a 200 not marked), or the status / connection failure."""
+    found: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for started, ended, what, status, stale in load.served:
+        if start <= started and ended <= end:
+            found[what]["stale" if status == 200 and stale else "fresh" if status == 200 else str(status)] += 1
+    return found
+
+
+def _tally(counter: collections.Counter) -> str:
+    return " ".join(f"{k}: {v}" for k, v in sorted(counter.items()))
+
+
 def warm_up(load: Load) -> None:
     time.sleep(max(1.0, FAULT_SECONDS / 2))
 
@@ -331,13 +405,25 @@ def test_postgres_restart_or_crash(cluster, registry, mode):
     with load_on(registry) as load:
         warm_up(load)
         cluster.stop(mode)
+        down_at = time.monotonic()
+        ready = requests.get(registry.url + "/readyz", headers=CLOSE, timeout=10)
+        assert ready.status_code == 503 and int(ready.headers["Retry-After"]) > 0, ready.text
         time.sleep(FAULT_SECONDS)
+        up_at = time.monotonic()
         cluster.start()
         recovered_at = time.monotonic()
         wait_until_ready(registry)
         time.sleep(max(1.0, FAULT_SECONDS / 2))
-    summary(mode, load)
+    during = served_during(load, down_at, up_at)
+    summary(mode, load, "; warmed serving reads while down: " +
+            ", ".join(f"{what} {sum(during[what].values())} ({_tally(during[what])})" for what in sorted(during)))
     assert load.statuses[503] > 0  # the outage was seen, and answered as one
+    # Stale-while-unavailable: every serving read of a warmed model, in either dialect, made while the database
+    # was down was answered with the answer held before the outage, marked stale (issue 15: all got 503).
+    for what, _, _, _ in SERVING_READS:
+        assert during[what] and set(during[what]) == {"stale"}, (what, during[what])
+    # A long-poll of a warmed model: its stale answer, or 503 with Retry-After (``load.bad`` has any 500).
+    assert set(during[LONG_POLL]) <= {"stale", "503"}, during[LONG_POLL]
     check_invariants(load, registry, recovered_at)
 
 
