@@ -11,8 +11,9 @@ replay happens only for callers whose token and READ level on that model this pr
 unreachable is answered with the last known answer (``Store.last_known``) when all of these hold:
 
 * the change listener is down and the answer was current when it went down (``Store._on_change``);
-* since then this process has not seen the database answer anything (``Outage.last_ok``): had it answered,
-  another host might have changed the answer meanwhile, and the entries prove nothing any more;
+* the database has answered nothing this process sent it since then (``Outage.last_ok``: a connection handed
+  back after the loss with nothing sent since proves nothing): had it answered, another host might have
+  changed the answer meanwhile, and the entries prove nothing any more;
 * it is at most ``REGISTRY_STALE_MAX_SECONDS`` old (0 turns this off);
 * the caller's token and READ level were remembered at that moment too.
 
