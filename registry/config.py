@@ -61,6 +61,9 @@ RATE_LIMITS = {
     "rate_limit_token_searches": ("REGISTRY_RATE_LIMIT_TOKEN_SEARCHES", "20/second;600/minute"),
     "rate_limit_address_writes": ("REGISTRY_RATE_LIMIT_ADDRESS_WRITES", "50/second;1500/minute"),
     "rate_limit_address_searches": ("REGISTRY_RATE_LIMIT_ADDRESS_SEARCHES", "50/second;1500/minute"),
+    # Failed password sign-ins (HTTP Basic user:password; each check is a slow hash): per address, per user name.
+    "rate_limit_address_sign_ins": ("REGISTRY_RATE_LIMIT_ADDRESS_SIGN_INS", "10/minute;100/hour"),
+    "rate_limit_user_sign_ins": ("REGISTRY_RATE_LIMIT_USER_SIGN_INS", "10/minute;100/hour"),
 }
 
 
@@ -136,6 +139,9 @@ class Settings:
     rate_limit_token_searches: str = RATE_LIMITS["rate_limit_token_searches"][1]
     rate_limit_address_writes: str = RATE_LIMITS["rate_limit_address_writes"][1]
     rate_limit_address_searches: str = RATE_LIMITS["rate_limit_address_searches"][1]
+    # Failed password checks per client address and per user name (api/rate_limits.py: ``checked_sign_in``).
+    rate_limit_address_sign_ins: str = RATE_LIMITS["rate_limit_address_sign_ins"][1]
+    rate_limit_user_sign_ins: str = RATE_LIMITS["rate_limit_user_sign_ins"][1]
     log_level: str = "INFO"
     auth_enabled: bool = True
     # REGISTRY_ALLOW_LOCAL_SOURCES: accept absolute local paths and file:// URIs as version sources (single-host

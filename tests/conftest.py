@@ -23,7 +23,8 @@ from tests import pg
 # The suite sends thousands of writes from one address (and often one token) in a minute: rate limits are off
 # for every app and server it starts (the environment is inherited), except where a test sets its own
 # (tests/api/test_rate_limits.py).
-for _name in ("TOKEN_WRITES", "TOKEN_SEARCHES", "ADDRESS_WRITES", "ADDRESS_SEARCHES"):
+for _name in ("TOKEN_WRITES", "TOKEN_SEARCHES", "ADDRESS_WRITES", "ADDRESS_SEARCHES", "ADDRESS_SIGN_INS",
+              "USER_SIGN_INS"):
     os.environ.setdefault(f"REGISTRY_RATE_LIMIT_{_name}", "off")
 
 

@@ -4,7 +4,9 @@ A credential is a token (Bearer, or Basic with the token as the password), or wi
 (users made through MLflow's auth API have one): the secret is tried as a token first, then as the named
 user's password. Whose a credential is, is remembered per process (``cache/access.py``: dropped when any
 token is revoked or any user's password, admin role or existence changes; expiry checked on every hit), so
-a busy client costs no query per request, and a password's slow hash is computed once. The actor carries the token's id
+a busy client costs no query per request, and a password's slow hash is computed once. Failed password checks
+are rate limited per address and per user name, refused (Too Many Requests) before any hashing (``rate_limits.py``,
+``checked_sign_in``). The actor carries the token's id
 (``token_id``): a token minted in the request records it as its parent.
 
 With ``REGISTRY_AUTH=disabled`` (local experiments only) every caller is an admin named by the
@@ -22,6 +24,7 @@ from ..errors import Unauthenticated
 from ..cache import access as remembered
 from ..extensions import caches
 from ..services import identities
+from .rate_limits import checked_sign_in
 
 log = logging.getLogger("registry.auth")
 
@@ -49,7 +52,8 @@ def authenticate(header: str | None) -> Actor:
         if user is None:
             raise
     return remembered.actor(caches().store, password_digest(user, secret),
-                            lambda: identities.authenticate_password(user, secret), "password")
+                            lambda: checked_sign_in(user, lambda: identities.authenticate_password(user, secret)),
+                            "password")
 
 
 def remembered_actor(store: Store, header: str | None) -> Actor | None:

@@ -12,6 +12,17 @@ the view: a 429 means nothing was done, so a client may send the request again a
 seconds. (The MLflow 3.18 client repeats a create after a 429; a 429 that followed a committed write would
 register a second version. No other path of ours answers 429: ``tests/api/test_retry_statuses.py``.)
 
+**Failed password sign-ins.** HTTP Basic ``user:password`` is checked against a slow, salted hash (scrypt:
+tens of milliseconds of CPU each), so a client sending wrong passwords fast is a cheap way to load a worker and
+a way to guess passwords. ``checked_sign_in`` counts each *failed* check under the client address and under the
+user name (``REGISTRY_RATE_LIMIT_ADDRESS_SIGN_INS`` / ``..._USER_SIGN_INS``); once either is over its limit,
+the next password check of that address or user name is answered 429 with Retry-After *before* any hashing.
+A successful check counts nothing, and a caller whose sign-in this process already verified is answered from
+the credential cache (``api/authn.py``) without coming here, so a limit reached by someone guessing a user's
+password does not stop that user's clients that are already signed in; a new sign-in of that user name (or from
+that address) waits like the guesser, since a password cannot be told right without hashing it. The 429 comes
+before the view runs too (authentication is a ``before_request`` hook), so nothing was done.
+
 **Per process.** Counters live in each worker's memory (the ``limits`` library, moving windows): no database
 round trip per request, and limits keep working while the database is down. So the limit a client meets is
 per process: with W workers on R replicas a client may get up to W x R times the configured rate if its
@@ -26,22 +37,32 @@ import os
 import time
 from typing import Callable, TypeVar
 
-from flask import Flask, jsonify, request
+from flask import Flask, abort, current_app, jsonify, request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from ..auth import hash_token
+from ..errors import Unauthenticated
 from ..schemas import mlflow as mlflow_schema
 from ..schemas.native import error_json
-from .authn import CONSOLE_BLUEPRINT, PUBLIC_ENDPOINTS
 from .mlflow.wire import is_mlflow_path
 
 F = TypeVar("F", bound=Callable)
+T = TypeVar("T")
 
 TOO_MANY = 429  # "not processed": answered only here, before any view runs
 RATE_LIMITED = "RATE_LIMITED"  # the native error code
+LIMITER_KEY = "registry_rate_limiter"  # the app's Limiter, in app.extensions
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SIGN_INS = "sign_ins"
+# What is counted under which key: (who, kind), each limited by the setting rate_limit_<who>_<kind>.
+LIMITED = (("token", "writes"), ("token", "searches"), ("address", "writes"), ("address", "searches"),
+           ("address", SIGN_INS), ("user", SIGN_INS))
+_REFUSED = {"writes": "Too many requests from this {who}; nothing was done. Try again in {s} s.",
+            "searches": "Too many requests from this {who}; nothing was done. Try again in {s} s.",
+            SIGN_INS: "Too many failed sign-ins {whose}; try again in {s} s."}
+_WHOSE = {"address": "from this address", "user": "for this user name"}
 
 
 def search(view: F) -> F:
@@ -55,8 +76,7 @@ class Limiter:
         def items(text: str) -> list[RateLimitItem]:
             return parse_many(text) if text else []  # "": off (config.py has checked the rest)
 
-        self._limits = {(who, kind): items(getattr(settings, f"rate_limit_{who}_{kind}"))
-                        for who in ("token", "address") for kind in ("writes", "searches")}
+        self._limits = {(who, kind): items(getattr(settings, f"rate_limit_{who}_{kind}")) for who, kind in LIMITED}
         self._pid: int | None = None
         self._limiter: MovingWindowRateLimiter | None = None
 
@@ -66,19 +86,30 @@ class Limiter:
             self._limiter, self._pid = MovingWindowRateLimiter(MemoryStorage()), os.getpid()
         return self._limiter
 
-    def refusal(self, kind: str, keys: dict[str, str | None]) -> tuple[str, int] | None:
-        """Count the request; (which key, seconds to wait) if one of its limits is already reached."""
+    def _checks(self, kind: str, keys: dict[str, str | None]) -> list[tuple[str, RateLimitItem, str]]:
+        return [(who, item, key) for who, key in keys.items() if key is not None
+                for item in self._limits[(who, kind)]]
+
+    def refused(self, kind: str, keys: dict[str, str | None]) -> tuple[str, int] | None:
+        """(which key, seconds to wait) if one of the limits of ``kind`` is already reached; counts nothing."""
         limiter = self._strategy()
-        checks: list[tuple[str, RateLimitItem, str]] = [
-            (who, item, key) for who, key in keys.items() if key is not None
-            for item in self._limits[(who, kind)]]
-        for who, item, key in checks:  # test every limit before counting any: a refused request costs none
+        for who, item, key in self._checks(kind, keys):
             if not limiter.test(item, kind, who, key):
                 stats = limiter.get_window_stats(item, kind, who, key)
                 return who, max(1, math.ceil(stats.reset_time - time.time()))
-        for who, item, key in checks:
-            limiter.hit(item, kind, who, key)
         return None
+
+    def count(self, kind: str, keys: dict[str, str | None]) -> None:
+        limiter = self._strategy()
+        for who, item, key in self._checks(kind, keys):
+            limiter.hit(item, kind, who, key)
+
+    def refusal(self, kind: str, keys: dict[str, str | None]) -> tuple[str, int] | None:
+        """Count the request; (which key, seconds to wait) if one of its limits is already reached."""
+        refused = self.refused(kind, keys)  # every limit tested before any is counted: a refusal costs none
+        if refused is None:
+            self.count(kind, keys)
+        return refused
 
 
 def _kind(app: Flask) -> str | None:
@@ -99,8 +130,25 @@ def _token_key() -> str | None:
     return hash_token(credentials.strip())[:32] if credentials.strip() else None
 
 
-def _too_many(who: str, retry_after: int):
-    message = (f"Too many requests from this {who}; nothing was done. Try again in {retry_after} s.")
+def checked_sign_in(user: str, check: Callable[[], T]) -> T:
+    """``check()``: a password check of ``user`` (a slow hash), unless this address or this user name failed
+    too often lately: then 429 with Retry-After, before any hashing. A check that fails (Unauthenticated) is
+    counted under both; one that succeeds counts nothing."""
+    limiter: Limiter = current_app.extensions[LIMITER_KEY]
+    # The user name is the caller's text (any length): counted under a digest of it, as tokens are.
+    keys = {"address": request.remote_addr, "user": hash_token(user)[:32]}
+    refused = limiter.refused(SIGN_INS, keys)
+    if refused is not None:
+        abort(_too_many(SIGN_INS, *refused))
+    try:
+        return check()
+    except Unauthenticated:
+        limiter.count(SIGN_INS, keys)
+        raise
+
+
+def _too_many(kind: str, who: str, retry_after: int):
+    message = _REFUSED[kind].format(who=who, whose=_WHOSE.get(who, ""), s=retry_after)
     if is_mlflow_path(request.path):
         response = mlflow_schema.mlflow_error("REQUEST_LIMIT_EXCEEDED", message, TOO_MANY)
     else:
@@ -112,7 +160,9 @@ def _too_many(who: str, retry_after: int):
 
 def install(app: Flask) -> None:
     """Must be the first ``before_request`` hook registered (``api.register`` does so)."""
-    limiter = Limiter(app.config["REGISTRY_SETTINGS"])
+    from .authn import CONSOLE_BLUEPRINT, PUBLIC_ENDPOINTS  # (authn imports this module for checked_sign_in)
+
+    limiter = app.extensions[LIMITER_KEY] = Limiter(app.config["REGISTRY_SETTINGS"])
 
     @app.before_request
     def limit_rate():
@@ -122,4 +172,4 @@ def install(app: Flask) -> None:
         if kind is None:
             return None
         refused = limiter.refusal(kind, {"token": _token_key(), "address": request.remote_addr})
-        return None if refused is None else _too_many(*refused)
+        return None if refused is None else _too_many(kind, *refused)

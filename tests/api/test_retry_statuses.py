@@ -33,7 +33,9 @@ def test_the_status_tables_hold_no_retry_status():
 
 
 # The one module that may: the rate limiter answers 429 from the app's first before_request hook, before
-# authentication and before any view, so nothing was processed (tests/api/test_rate_limits.py).
+# authentication and before any view, or from authentication itself for failed password sign-ins (before the
+# password is hashed, still before any view), so nothing was processed (tests/api/test_rate_limits.py,
+# tests/api/test_sign_in_limits.py).
 RATE_LIMITER = "api/rate_limits.py"
 
 
