@@ -252,3 +252,46 @@ def test_a_read_on_a_pooled_connection_broken_by_a_restart_is_answered_once_the_
     again = client.get("/api/v1/models/churn", headers=ADMIN)
     assert again.status_code == 200, again.get_data(as_text=True)
     assert "X-Registry-Stale" not in again.headers
+
+
+MLFLOW_READS = [("POST", "/api/2.0/mlflow/registered-models/get-latest-versions",
+                 {"name": "churn", "stages": ["Production"]}),
+                ("GET", "/api/2.0/mlflow/registered-models/alias?name=churn&alias=champion", None)]
+
+
+@pytest.mark.parametrize("auth_enabled", [True], ids=["auth-on"])
+@pytest.mark.parametrize("credential", ["bearer", "basic-password"])
+def test_mlflow_serving_reads_of_a_signed_in_reader_are_answered_stale(cut_off_app, switch, direct_app, credential):
+    """The MLflow dialect's serving reads, for a non-admin reader (registry-wide READ) signed in with a token or
+    with HTTP Basic user:password: who they are and what they may read is remembered with the answers."""
+    import base64
+
+    from registry.auth import SYSTEM
+    from registry.services import aliases, identities, permissions
+
+    with direct_app.app_context():
+        aliases.set_alias(Actor("alice", is_admin=True), "churn", "champion", 1)
+        if credential == "bearer":
+            _, token = identities.create_token(SYSTEM, "pat", create_user=True)
+            headers = {"Authorization": f"Bearer {token}"}
+        else:
+            identities.create_user(SYSTEM, "pat", password="correct horse battery")
+            headers = {"Authorization": "Basic " + base64.b64encode(b"pat:correct horse battery").decode()}
+        permissions.set_registry_permissions(SYSTEM, [("pat", "READ")], merge=True)
+    client = cut_off_app.test_client()
+    hub = cut_off_app.extensions[CACHES_KEY].hub
+
+    def read(method, path, body):
+        return client.open(path, method=method, json=body, headers=headers)
+
+    fresh = []
+    for call in MLFLOW_READS:
+        fresh.append(read(*call))
+        assert fresh[-1].status_code == 200, fresh[-1].get_data(as_text=True)
+        assert read(*call).status_code == 200
+    switch.cut()
+    _wait_for(lambda: not hub.healthy)
+    for call, before in zip(MLFLOW_READS, fresh):
+        stale = read(*call)
+        assert _stale(stale), (call, stale.status_code, stale.get_data(as_text=True))
+        assert stale.get_json() == before.get_json()
