@@ -2,6 +2,7 @@
 run writes nothing."""
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -13,6 +14,7 @@ from registry.audit import verify_chain
 from registry.auth import Actor
 from registry.errors import PermissionDenied
 from registry.extensions import db
+from registry.migrate import run
 from registry.db.history import stage_answers
 from registry.orm import AuditEvent, RegisteredModel, TransitionRequest
 from registry.services.import_snapshots import ModelSnapshot, RequestSnapshot, VersionSnapshot
@@ -150,4 +152,18 @@ def test_a_version_moved_at_the_source_closes_its_imported_request_from_the_stag
     assert trail[-2:] == ["version.transitioned", "request.superseded"]
     assert count_rows(TransitionRequest) == 1
     assert db.session.scalar(select(TransitionRequest.status)) == "superseded"
+    assert verify_chain(db.session())[1] is None
+
+
+def test_a_model_handed_over_again_whole_is_brought_up_to_date_and_reported_once(ctx, alice):
+    """What the import driver does with a reader's second snapshot of a model (a source that ignored the
+    order asked for): it waits for the first import, imports again, and reports the two as one."""
+    whole = perf_like()
+    part = replace(whole, versions=whole.versions[:3], aliases={})
+    reporter = run.Reporter(io.StringIO(), terminal=False)
+    outcomes = run.import_all(alice, [part, snapshot(), whole], origin=ORIGIN, overwrite=False, dry_run=False,
+                              reporter=reporter, jobs=1)
+    assert [(o.name, o.status) for o in outcomes] == [("counted", IMPORTED), ("imported", IMPORTED)]
+    assert outcomes[0].changes == len(events(model_name="counted"))
+    assert get_model(alice, "counted").last_version == 10
     assert verify_chain(db.session())[1] is None
