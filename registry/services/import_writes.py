@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from ..audit import Action, record
 from ..auth import Actor
@@ -29,6 +29,10 @@ class ModelImportWriter:
         self.when = now()
         self.changes = 0
         self.book: PolicyBook | None = None
+        # Tags of the rows this import creates: leaf rows with no rule of their own, inserted in one statement
+        # per table once their parents are (``new_tags``), not one ORM object each.
+        self._model_tags: list[dict[str, Any]] = []
+        self._version_tags: list[tuple[ModelVersion, dict[str, str]]] = []
 
     def imported(self, obj: ModelSnapshot | VersionSnapshot) -> dict[str, Any]:
         details: dict[str, Any] = {"from": self.origin, "created_at": millis(obj.created_at),
@@ -53,8 +57,7 @@ class ModelImportWriter:
     def model_fields(self, snapshot: ModelSnapshot, created: bool) -> None:
         m = self.model
         if created:
-            for key, value in snapshot.tags.items():
-                self.session.add(RegisteredModelTag(model_id=m.id, key=key, value=value))
+            self._model_tags = [{"model_id": m.id, "key": k, "value": v} for k, v in snapshot.tags.items()]
             self.record(Action.MODEL_CREATED, details={"description": snapshot.description, "tags": snapshot.tags,
                                                        **self.imported(snapshot)})
             return
@@ -91,20 +94,28 @@ class ModelImportWriter:
         for v in snapshot.versions:
             local[v.version].created_at, local[v.version].updated_at = v.created_at, v.updated_at
 
+    def new_tags(self) -> None:
+        """Insert the tags of the model and the versions created above; after the flush that inserted them."""
+        rows = [{"version_id": mv.id, "key": k, "value": v} for mv, tags in self._version_tags for k, v in tags.items()]
+        for table, values in ((RegisteredModelTag.__table__, self._model_tags), (ModelVersionTag.__table__, rows)):
+            if values:
+                self.session.execute(insert(table), values)
+        self._model_tags, self._version_tags = [], []
+
     # --- versions
 
     def new_versions(self, wanted: list[VersionSnapshot]) -> dict[int, ModelVersion]:
-        """The versions the model does not have yet, with their tags, in stage None (``stages`` then moves
-        them): added to the session, written by the next flush, so that a new version is inserted once with
-        its final stage instead of inserted and updated."""
+        """The versions the model does not have yet, in stage None (``stages`` then moves them): added to the
+        session, written by the next flush, so that a new version is inserted once with its final stage instead
+        of inserted and updated; their tags follow (``new_tags``)."""
         rows = {}
         for v in wanted:
             mv = ModelVersion(model=self.model, version=v.version, source=v.source, run_id=v.run_id,
                               run_link=v.run_link, description=v.description, status=v.status,
                               stage=Stage.NONE.value, created_by=v.created_by, created_at=v.created_at,
                               updated_at=v.updated_at, revision=1)
-            mv.tags = {k: ModelVersionTag(key=k, value=val) for k, val in v.tags.items()}
             self.session.add(mv)
+            self._version_tags.append((mv, v.tags))
             self.record(Action.VERSION_CREATED, version=v.version, run_id=v.run_id, to_stage=Stage.NONE.value,
                         details={"source": v.source, "run_link": v.run_link, "tags": v.tags, **self.imported(v)})
             rows[v.version] = mv

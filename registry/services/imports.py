@@ -121,9 +121,10 @@ def import_model(actor: Actor, snapshot: ModelSnapshot, *, origin: str, overwrit
     local.update(work.new_versions([v for n, v in sorted(wanted.items()) if n not in local]))
     work.stages(local, wanted)
     if work.changes:
-        # New versions are written here, once, with their stages and the source's timestamps.
+        # New versions are written here, once, with their stages and the source's timestamps; then their tags.
         work.source_times(snapshot, local)
         s.flush()
+        work.new_tags()
     by_id = {mv.id: mv.version for mv in local.values()}
     for alias in sorted(have.keys() - snapshot.aliases.keys()):
         work.alias(alias, None, have[alias])
