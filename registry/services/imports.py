@@ -32,9 +32,9 @@ from sqlalchemy.dialects.postgresql import insert
 
 from .. import audit
 from ..auth import Actor
-from ..errors import RegistryError
+from ..errors import NotFound, RegistryError
 from ..orm import AuditEvent, ModelVersion, RegisteredModel
-from ..db.loading import lock_model_by_id
+from ..db.loading import lock_model
 from ..db.unit_of_work import session, use_case
 from .access import require_admin
 from .import_snapshots import ModelSnapshot, checked_snapshot
@@ -86,8 +86,10 @@ def import_model(actor: Actor, snapshot: ModelSnapshot, *, origin: str, overwrit
     except RegistryError as error:
         return ImportOutcome(snapshot.name, FAILED, error.message)
     s = session()
-    model_id = s.scalar(select(RegisteredModel.id).where(RegisteredModel.name == snapshot.name))
-    model = lock_model_by_id(model_id) if model_id is not None else None
+    try:
+        model = lock_model(snapshot.name)
+    except NotFound:
+        model = None
     status = UPDATED
     wanted = {v.version: v for v in snapshot.versions}
     if model is not None:
