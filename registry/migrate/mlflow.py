@@ -5,9 +5,10 @@ Two paginated scans, whatever the number of models, run at once: every registere
 aliases) in a thread of its own, and every model version (with tags) asked for in order of model name and
 version number, so that a model's versions arrive together: once the next model's begin, the model is
 complete and is handed over (``read_models`` yields it) while the scans carry on, and a stock MLflow server
-(one core) reads while this process writes. A source that does not keep that order (it is MLflow's, since
-2.2) is noticed when a model's versions resume after another's: from there on everything is read first, and
-each model handed over before it was complete is handed over again, whole (the import brings it up to date).
+(one core) reads while this process writes. A source that does not keep that order (a server that ignores
+``order_by``) is noticed when a model's versions resume after another's: from there on everything is read
+first, and each model handed over before it was complete is handed over again, whole (the import brings it up
+to date).
 
 Versions a source deleted are not listed by MLflow, so an imported model keeps the gaps in its numbers. MLflow
 3 keeps prompts as registered models tagged ``mlflow.prompt.is_prompt`` and leaves them out of a plain search:

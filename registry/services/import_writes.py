@@ -1,6 +1,10 @@
 """The per-object writes of one model's import: what the source says about the model, its versions, their
 stages, the aliases and the open transition requests, each recorded as the action it is, with the source's
 ``imported`` details. The order of the writes and the decision to make them are ``imports.py``'s.
+
+The writes are gathered, not sent one by one: new versions stay in the session until ``imports.py`` flushes
+them (with their stages already placed, so each is one row of one INSERT), and the tags of what this import
+created go in one statement per table after that (``new_tags``).
 """
 from __future__ import annotations
 
