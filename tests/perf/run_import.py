@@ -90,15 +90,19 @@ def mlflow_server(url: str, workdir: Path, label: str) -> MlflowServer:
 def settle(server: MlflowServer, idle_cores: float = 0.1, window: float = 4.0, timeout: float = 300.0) -> None:
     """Wait until the server's processes are idle. `mlflow server` 3.x answers /health within seconds but then
     starts its job runner and seven huey consumers, each importing mlflow: measured here, about half a core
-    for the next 40-60 s. A run started at once would time that start-up along with the tool under test."""
+    for the next 40-60 s. A run started at once would time that start-up along with the tool under test.
+    Idle means little CPU over the window and no process of the server runnable at any sample in it: on a
+    loaded machine a starting process waits for a core, and its low CPU alone would look idle."""
+    import psutil
+
     deadline = time.monotonic() + timeout
-    used = server_cpu(server)
     while time.monotonic() < deadline:
-        time.sleep(window)
-        now = server_cpu(server)
-        if now - used < idle_cores * window:
+        used, runnable = server_cpu(server), False
+        for _ in range(int(window / 0.5)):
+            time.sleep(0.5)
+            runnable = runnable or any(p.status() == psutil.STATUS_RUNNING for p in server_processes(server))
+        if not runnable and server_cpu(server) - used < idle_cores * window:
             return
-        used = now
     print(f"warning: {server.label} still busy {timeout:.0f} s after start; timing anyway", file=sys.stderr)
 
 
@@ -138,23 +142,29 @@ def part_scale(args, workdir: Path) -> dict:
             "rerun_summary": summary_again, "rerun_progress": measured_again["progress"]}
 
 
-def server_cpu(server: MlflowServer) -> float:
-    """CPU seconds used so far by the server's processes (the `mlflow server` launcher, its uvicorn worker and
-    any job runners it started)."""
+def server_processes(server: MlflowServer) -> list:
+    """The server's processes: the `mlflow server` launcher, its uvicorn worker, its job runner and consumers."""
     import psutil
 
     try:
         root = psutil.Process(server.process.pid)
-        total = 0.0
-        for process in [root, *root.children(recursive=True)]:
-            try:
-                times = process.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            total += times.user + times.system + times.children_user + times.children_system
-        return total
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
+        return []
+
+
+def server_cpu(server: MlflowServer) -> float:
+    """CPU seconds used so far by the server's processes (and their children that ended)."""
+    import psutil
+
+    total = 0.0
+    for process in server_processes(server):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def seed_with_client(url: str, models: int, versions: int) -> None:
