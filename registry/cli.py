@@ -339,13 +339,13 @@ def import_mlflow(url: str, token: str | None, patterns: tuple[str, ...], dry_ru
 
     reporter = run.Reporter()
     source = mlflow.MlflowSource(url, token)
-    try:
-        snapshots = mlflow.read_models(source, patterns, reporter)
+    try:  # models are imported while the source is still being read
+        outcomes = run.import_all(SYSTEM, mlflow.read_models(source, patterns, reporter), origin=source.url,
+                                  overwrite=overwrite, dry_run=dry_run, reporter=reporter, jobs=jobs)
     except mlflow.SourceError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {error} (the models imported until then are kept: run the import again to carry on)",
+                   err=True)
         sys.exit(2)
-    outcomes = run.import_all(SYSTEM, snapshots, origin=source.url, overwrite=overwrite, dry_run=dry_run,
-                              reporter=reporter, jobs=jobs)
     run.summary(outcomes, dry_run=dry_run)
     sys.exit(1 if any(o.status == "failed" for o in outcomes) else 0)
 

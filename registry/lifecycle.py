@@ -4,8 +4,10 @@ No I/O and no Flask: every rule here is tested exhaustively without a database.
 """
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import Iterable
 
 from .errors import InvalidArgument, InvalidTransition, NotFound, PermissionDenied
 
@@ -26,6 +28,28 @@ ALL_STAGES: tuple[Stage, ...] = tuple(Stage)
 ACTIVE_STAGES = frozenset({Stage.STAGING, Stage.PRODUCTION})
 
 _BY_LOWER = {stage.value.lower(): stage for stage in Stage}
+
+
+class StageBoard:
+    """What each stage serves, kept up to date move by move: its highest version number (MLflow's rule, which
+    ``db/history.stage_answers`` reads from the database). For writers that place many versions at once and
+    record, with each move, what every stage serves once it is made, without a query per move."""
+
+    def __init__(self, placed: Iterable[tuple[int, Stage]]):
+        self._members: dict[Stage, list[int]] = {stage: [] for stage in Stage}
+        for number, stage in sorted(placed):
+            self._members[stage].append(number)
+
+    def move(self, number: int, current: Stage, target: Stage) -> None:
+        members = self._members[current]
+        at = bisect_left(members, number)
+        if at == len(members) or members[at] != number:
+            raise ValueError(f"version {number} is not in {current.value}")
+        del members[at]
+        insort(self._members[target], number)
+
+    def answers(self) -> dict[str, int | None]:
+        return {stage.value: (members[-1] if members else None) for stage, members in self._members.items()}
 
 
 def parse_stage(raw: object) -> Stage:

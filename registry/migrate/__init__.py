@@ -7,5 +7,5 @@ lands in the same audit trail as any other write.
 * ``mlflow.py``   reads a running MLflow (OSS 2.x/3.x, or a Databricks workspace) through its REST API
 * ``exchange.py`` the export file: a versioned JSON Lines format (written, read back, verified offline)
 * ``restore.py``  ``registry import registry``: an export brought back into a registry
-* ``run.py``      drives an import model by model, with progress per phase and the summary table
+* ``run.py``      drives an import model by model as the reader hands them over, with progress and the summary table
 """

@@ -4,14 +4,15 @@ a summary at the end.
 On a terminal the progress is a ``rich`` bar per phase; otherwise (a log, CI, a pipe) plain lines, one per
 phase start and end and one every ``PLAIN_EVERY`` items, so a log shows how far a long run got. Each model
 is its own transaction: a run that is killed keeps the models it finished, and running it again skips them
-as unchanged and carries on (resumable without a state file).
+as unchanged and carries on (resumable without a state file). The models come from a reader that may still
+be reading the source (``mlflow.read_models``): each is imported as soon as it is complete.
 """
 from __future__ import annotations
 
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import IO, Iterable, Iterator
 
@@ -26,6 +27,7 @@ from ..services.import_snapshots import ModelSnapshot
 from ..services.imports import FAILED, IMPORTED, SKIPPED, UNCHANGED, UPDATED, ImportOutcome, import_model
 
 PLAIN_EVERY = 1000
+AHEAD = 4  # snapshots handed to the writers per writer, ahead of what they finished
 ORDER = (IMPORTED, UPDATED, UNCHANGED, SKIPPED, FAILED)
 
 
@@ -61,6 +63,19 @@ class Reporter:
             else:
                 self._line(f"{name}: done, {self._done} in {time.monotonic() - started:.1f} s")
 
+    def total(self, total: int) -> None:
+        """The phase's total, once known (the reader counts the models while the import runs)."""
+        self._total = total
+        if self._bar is not None:
+            self._bar.update(self._task, total=total)
+
+    def note(self, text: str) -> None:
+        """A line about the phase (what was read, and how long it took), above the bar on a terminal."""
+        if self._bar is not None:
+            self._bar.console.print(text)
+        else:
+            self._line(text)
+
     def advance(self, n: int = 1) -> None:
         before, self._done = self._done, self._done + n
         if self._bar is not None:
@@ -73,10 +88,13 @@ class Reporter:
         print(text, file=self.stream, flush=True)
 
 
-def import_all(actor: Actor, snapshots: list[ModelSnapshot], *, origin: str, overwrite: bool, dry_run: bool,
-               reporter: Reporter, jobs: int = 1) -> list[ImportOutcome]:
+def import_all(actor: Actor, snapshots: Iterable[ModelSnapshot], *, origin: str, overwrite: bool, dry_run: bool,
+               reporter: Reporter, jobs: int = 1, total: int | None = None) -> list[ImportOutcome]:
     """Each model in its own transaction; ``jobs`` of them at once (models are independent: each takes only
-    its own row lock), since an import spends most of its time waiting for database round trips."""
+    its own row lock), since an import spends most of its time waiting for database round trips. Models are
+    taken from ``snapshots`` as they come, a bounded number ahead of the writers. A model that comes again
+    (a reader's second, whole, snapshot) waits for the writes before it and is imported once more; its two
+    outcomes are reported as one. Outcomes in name order."""
     app = current_app._get_current_object()
 
     def one(snapshot: ModelSnapshot) -> ImportOutcome:
@@ -86,13 +104,36 @@ def import_all(actor: Actor, snapshots: list[ModelSnapshot], *, origin: str, ove
             except RegistryError as error:  # e.g. a name this registry refuses; the next model may be fine
                 return ImportOutcome(snapshot.name, FAILED, error.message)
 
-    outcomes = []
-    with reporter.phase("importing models" + (" (dry run)" if dry_run else ""), len(snapshots)):
+    outcomes: dict[str, ImportOutcome] = {}
+    ahead = max(1, jobs) * AHEAD
+    with reporter.phase("importing models" + (" (dry run)" if dry_run else ""), total):
         with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="import") as pool:
-            for outcome in pool.map(one, snapshots):
-                outcomes.append(outcome)
-                reporter.advance()
-    return outcomes
+            running: set[Future] = set()
+
+            def collect(done: Iterable[Future]) -> None:
+                for future in done:
+                    outcome = future.result()
+                    earlier = outcomes.get(outcome.name)
+                    outcomes[outcome.name] = outcome if earlier is None else _again(earlier, outcome)
+                    reporter.advance()
+
+            submitted: set[str] = set()
+            for snapshot in snapshots:
+                if snapshot.name in submitted or len(running) >= ahead:
+                    # Again: after its first import, never beside it. Else wait for a writer to be free.
+                    done, running = wait(running, return_when=ALL_COMPLETED if snapshot.name in submitted
+                                         else FIRST_COMPLETED)
+                    collect(done)
+                submitted.add(snapshot.name)
+                running.add(pool.submit(one, snapshot))
+            collect(wait(running).done)
+    return [outcomes[name] for name in sorted(outcomes)]
+
+
+def _again(first: ImportOutcome, then: ImportOutcome) -> ImportOutcome:
+    """A model imported twice in one run (first from an incomplete snapshot) as one outcome."""
+    status = first.status if first.status == IMPORTED and then.status in (UPDATED, UNCHANGED) else then.status
+    return ImportOutcome(then.name, status, then.reason, first.changes + then.changes, then.model_id or first.model_id)
 
 
 def summary(outcomes: list[ImportOutcome], out: IO[str] | None = None, *, dry_run: bool = False) -> None:

@@ -30,12 +30,18 @@ from ..db.records import VersionRecord, version_record
 from ..db.unit_of_work import now, read_only, session, use_case
 
 
+_LOOK_IT_UP = object()
+
+
 def apply_alias_change(actor: Actor, model: RegisteredModel, alias: str, target: ModelVersion | None, *, when,
-                       session, request_id: int | None = None, details: dict[str, Any] | None = None) -> bool:
+                       session, request_id: int | None = None, details: dict[str, Any] | None = None,
+                       existing: ModelAlias | None | object = _LOOK_IT_UP) -> bool:
     """Point ``alias`` at ``target`` (None: delete it), audit it and close the pending requests to change
-    the alias that this makes moot. Shared by direct changes and approved alias requests; the caller holds
-    the model row lock. Returns whether anything changed."""
-    existing = session.get(ModelAlias, (model.id, alias))
+    the alias that this makes moot. Shared by direct changes, approved alias requests and imports; the caller
+    holds the model row lock. ``existing``: the alias's row (None: there is none) if the caller read it under
+    that lock already. Returns whether anything changed."""
+    if existing is _LOOK_IT_UP:
+        existing = session.get(ModelAlias, (model.id, alias))
     extra = details or {}
     if target is None:
         if existing is None:

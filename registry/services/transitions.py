@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ..audit import Action, record
 from ..auth import Actor
-from ..lifecycle import RequestStatus, Stage, is_superseded, stage_to_archive
+from ..lifecycle import RequestStatus, Stage, StageBoard, is_superseded, stage_to_archive
 from ..orm import ModelVersion, RegisteredModel, TransitionRequest
 from ..db.history import serving_details
 from ..db.loading import touch
@@ -67,6 +67,36 @@ def apply_transition(
     supersede_moot_requests(actor, model, [version, *archived], when=when, session=session,
                             reason=f"version moved to {target.value}")
     return [v.version for v in archived]
+
+
+def place_stages(actor: Actor, model: RegisteredModel, moves: list[tuple[ModelVersion, Stage, dict[str, Any]]], *,
+                 versions: list[ModelVersion], when, session) -> None:
+    """Move several versions at once, each to its stage, none archiving others (an import placing versions as
+    its source has them): the rows, events and closed requests that ``apply_transition`` gives one move at a
+    time, without its flush and query per move. ``versions`` are all of the model's versions as they stand
+    before the moves (read under the row lock, or created in this transaction and not flushed yet: such a
+    version has no requests to close); what each stage serves after each move is worked out from them
+    (``StageBoard``) rather than queried. Moves are applied in the order given."""
+    board = StageBoard((v.version, Stage(v.stage)) for v in versions)
+    moved: dict[Stage, list[ModelVersion]] = {}
+    for version, target, details in moves:
+        current = Stage(version.stage)
+        if current == target:
+            continue
+        board.move(version.version, current, target)
+        version.stage = target.value
+        touch(version, when)
+        touch(model, when)
+        record(session, actor, Action.VERSION_TRANSITIONED, model_id=model.id, model_name=model.name,
+               version=version.version, run_id=version.run_id, from_stage=current.value, to_stage=target.value,
+               details={"archive_existing_versions": False, "archived_versions": [], **details,
+                        "serving": board.answers()},
+               now=when)
+        if version.id is not None:
+            moved.setdefault(target, []).append(version)
+    for target, left in moved.items():
+        supersede_moot_requests(actor, model, left, when=when, session=session,
+                                reason=f"version moved to {target.value}")
 
 
 def supersede_moot_requests(actor: Actor, model: RegisteredModel, versions: list[ModelVersion], *, when, session,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -40,12 +41,24 @@ READY_TIMEOUT = 180.0
 
 
 def run_timed(command: list[str], env: dict[str, str], what: str, cwd: Path | None = None) -> tuple[float, str]:
+    elapsed, stdout, _ = run_measured(command, env, what, cwd)
+    return elapsed, stdout
+
+
+def run_measured(command: list[str], env: dict[str, str], what: str,
+                 cwd: Path | None = None) -> tuple[float, str, dict]:
+    """Wall time, stdout, and what else says where the time went: the command's own CPU seconds (user + sys:
+    on a shared machine wall time measures the load as much as the code) and its progress lines (stderr:
+    how long each phase took)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(command, env=env, cwd=cwd or REPO, capture_output=True, text=True)
     elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise PerfError(f"{what} failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
-    return elapsed, done.stdout
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, done.stdout, {"cpu_s": round(cpu, 1), "progress": done.stderr.strip().splitlines()}
 
 
 def registry_env(database_url: str) -> dict[str, str]:
@@ -67,10 +80,30 @@ def mlflow_server(url: str, workdir: Path, label: str) -> MlflowServer:
     server = OneWorkerMlflowServer(mlflow_url(url), free_port(), workdir / f"{label}.log", workdir)
     try:
         server.start(READY_TIMEOUT)
+        settle(server)
     except BaseException:
         server.stop()  # never leave a half-started server behind
         raise
     return server
+
+
+def settle(server: MlflowServer, idle_cores: float = 0.1, window: float = 4.0, timeout: float = 300.0) -> None:
+    """Wait until the server's processes are idle. `mlflow server` 3.x answers /health within seconds but then
+    starts its job runner and seven huey consumers, each importing mlflow: measured here, about half a core
+    for the next 40-60 s. A run started at once would time that start-up along with the tool under test.
+    Idle means little CPU over the window and no process of the server runnable at any sample in it: on a
+    loaded machine a starting process waits for a core, and its low CPU alone would look idle."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        used, runnable = server_cpu(server), False
+        for _ in range(int(window / 0.5)):
+            time.sleep(0.5)
+            runnable = runnable or any(p.status() == psutil.STATUS_RUNNING for p in server_processes(server))
+        if not runnable and server_cpu(server) - used < idle_cores * window:
+            return
+    print(f"warning: {server.label} still busy {timeout:.0f} s after start; timing anyway", file=sys.stderr)
 
 
 def count_rows(database_url: str, table: str) -> int:
@@ -86,11 +119,14 @@ def part_scale(args, workdir: Path) -> dict:
     seeded = seed_mlflow(source_db, args.models, args.versions)
     target_db = prepare_registry_db(args.admin_url, "registry_perf_import_target")
     server = mlflow_server(source_db, workdir, "mlflow-source")
+    command = [str(REGISTRY_BIN), "import", "mlflow", "--from", server.base_url, *args.import_args]
     try:
-        first, summary = run_timed([str(REGISTRY_BIN), "import", "mlflow", "--from", server.base_url],
-                                   registry_env(target_db), "registry import mlflow")
-        again, summary_again = run_timed([str(REGISTRY_BIN), "import", "mlflow", "--from", server.base_url],
-                                         registry_env(target_db), "registry import mlflow (re-run)")
+        cpu_at_start = server_cpu(server)
+        first, summary, measured = run_measured(command, registry_env(target_db), "registry import mlflow")
+        cpu_after_first = server_cpu(server)
+        again, summary_again, measured_again = run_measured(command, registry_env(target_db),
+                                                            "registry import mlflow (re-run)")
+        first_source_cpu, again_source_cpu = cpu_after_first - cpu_at_start, server_cpu(server) - cpu_after_first
         versions = count_rows(target_db, "model_versions")
     finally:
         server.stop()
@@ -98,8 +134,37 @@ def part_scale(args, workdir: Path) -> dict:
             drop_database(args.admin_url, "mlflow_perf_import_source")
             drop_database(args.admin_url, "registry_perf_import_target")
     return {"models": args.models, "versions_per_model": args.versions, "seed_s": seeded["total_s"],
-            "import_s": round(first, 1), "rerun_s": round(again, 1), "versions_imported": versions,
-            "versions_per_s": round(versions / first, 1), "summary": summary, "rerun_summary": summary_again}
+            "import_args": args.import_args, "import_s": round(first, 1), "rerun_s": round(again, 1),
+            "versions_imported": versions, "versions_per_s": round(versions / first, 1),
+            "import_cpu_s": measured["cpu_s"], "source_server_cpu_s": round(first_source_cpu, 1),
+            "rerun_cpu_s": measured_again["cpu_s"], "rerun_source_server_cpu_s": round(again_source_cpu, 1),
+            "load_average": os.getloadavg(), "summary": summary, "progress": measured["progress"],
+            "rerun_summary": summary_again, "rerun_progress": measured_again["progress"]}
+
+
+def server_processes(server: MlflowServer) -> list:
+    """The server's processes: the `mlflow server` launcher, its uvicorn worker, its job runner and consumers."""
+    import psutil
+
+    try:
+        root = psutil.Process(server.process.pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def server_cpu(server: MlflowServer) -> float:
+    """CPU seconds used so far by the server's processes (and their children that ended)."""
+    import psutil
+
+    total = 0.0
+    for process in server_processes(server):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 def seed_with_client(url: str, models: int, versions: int) -> None:
@@ -174,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--admin-url", default=os.environ.get("PERF_ADMIN_URL",
                                                          "postgresql://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--keep-db", action="store_true")
+    p.add_argument("--import-arg", dest="import_args", action="append", default=[],
+                   help="an extra argument for `registry import mlflow` in part 1 (repeatable), e.g. --import-arg=--jobs=2")
     p.add_argument("--json", default=None, help="also write the figures to this file")
     args = p.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="perf-import-"))
@@ -183,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             figures["scale"] = part_scale(args, workdir)
             s = figures["scale"]
             print(f"scale: {s['models']} x {s['versions_per_model']}: import {s['import_s']} s "
-                  f"({s['versions_per_s']} versions/s), re-run (no-op) {s['rerun_s']} s")
+                  f"({s['versions_per_s']} versions/s; CPU: import {s['import_cpu_s']} s, mlflow server "
+                  f"{s['source_server_cpu_s']} s), re-run (no-op) {s['rerun_s']} s (CPU {s['rerun_cpu_s']} s, "
+                  f"mlflow server {s['rerun_source_server_cpu_s']} s); load average {s['load_average']}")
+            print("\n".join(s["progress"]))
             print(s["summary"])
         if args.compare_models:
             figures["side_by_side"] = part_side_by_side(args, workdir)

@@ -11,6 +11,7 @@ from registry.lifecycle import (
     TRANSITIONS,
     Permission,
     Stage,
+    StageBoard,
     check_transition,
     parse_stage,
     stage_to_archive,
@@ -379,3 +380,14 @@ def test_a_forced_change_records_what_it_bypassed():
         "forced": True,
         "bypassed_policy": "this model's approval policy for Production requires 2 approval(s) and "
                            "this model's approval policy for alias champion requires 1 approval(s)"}
+
+
+def test_a_stage_board_serves_each_stages_highest_version_move_by_move():
+    board = StageBoard([(1, Stage.NONE), (3, Stage.NONE), (2, Stage.PRODUCTION)])
+    assert board.answers() == {"None": 3, "Staging": None, "Production": 2, "Archived": None}
+    board.move(3, Stage.NONE, Stage.PRODUCTION)
+    assert board.answers() == {"None": 1, "Staging": None, "Production": 3, "Archived": None}
+    board.move(3, Stage.PRODUCTION, Stage.ARCHIVED)  # leaving the top: the next highest serves
+    assert board.answers() == {"None": 1, "Staging": None, "Production": 2, "Archived": 3}
+    with pytest.raises(ValueError):
+        board.move(3, Stage.NONE, Stage.STAGING)  # not where it is said to be
