@@ -5,7 +5,7 @@ A waiting long-poll holds no database connection. What it does hold depends on t
 
 * **gevent** (the default): one greenlet (its saved stack and its request's objects) and one socket, about
   20-30 KiB of the worker's memory (measured by ``tests/perf/run_watchers.py``: 10,000 waiters took a
-  2-worker service from ~230 to 410-490 MiB RSS). The limit is the worker's socket budget: ``REGISTRY_WORKER_CONNECTIONS``,
+  2-worker service from ~260 to 410-550 MiB RSS). The limit is the worker's socket budget: ``REGISTRY_WORKER_CONNECTIONS``,
   or the file descriptors the process may open if that is fewer, less a reserve (a tenth, at least 64) that
   waiters may never take, so ordinary requests always find a connection slot.
 * **gthread**: one OS thread each; ``REGISTRY_THREADS`` − 8, so eight threads always remain for other requests.
