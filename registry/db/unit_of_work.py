@@ -2,8 +2,9 @@
 
 ``use_case`` commits once when the function returns and rolls back on any exception, so a failed write
 leaves nothing behind (not even its audit event) and the session is clean for the next call. ``read_only``
-ends its transaction too; ``one_read`` groups several read use cases (a console page) into one transaction
-that looks up the model and the reader's level once.
+ends its transaction too; ``one_statement_read`` is a read of single statements run in autocommit (the serving
+reads: one round trip on a cache miss); ``one_read`` groups several read use cases (a console page) into one
+transaction that looks up the model and the reader's level once.
 
 **Announcing changes.** A transaction changed exactly the models whose audit chains it appended to (every
 change is audited: ``audit.record``), plus registry-wide grants or tokens when a use case says so
@@ -92,7 +93,8 @@ def _read(fn: Callable[P, R], *, autocommit: bool) -> Callable[P, R]:
             except DBAPIError as error:
                 if not error.connection_invalidated:
                     raise
-                raw = _end_autocommit(raw)
+                _end_autocommit(raw)
+                raw = None  # the retry runs on a new connection, in an ordinary transaction
                 s.rollback()
                 return fn(*args, **kwargs)
         finally:
@@ -121,7 +123,6 @@ def _end_autocommit(raw) -> None:
             raw.autocommit = False
         except psycopg2.Error:
             pass  # a closed connection: the pool discards it
-    return None
 
 
 @contextmanager
