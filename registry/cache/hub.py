@@ -205,10 +205,10 @@ class Hub:
     def ensure_listening(self) -> None:
         """Start this process's listener once; after a fork the child starts its own."""
         pid = os.getpid()
-        if self._listener_pid == pid and self._listener is not None and self._listener.is_alive():
+        if self._listener_pid == pid and self._listener is not None and self._listener.running:
             return
         with self._start_lock:
-            if self._listener_pid == pid and self._listener is not None and self._listener.is_alive():
+            if self._listener_pid == pid and self._listener is not None and self._listener.running:
                 return
             self.set_healthy(False)
             self._listener = Listener(self)
@@ -223,8 +223,18 @@ class Listener(threading.Thread):
         super().__init__(name="registry-listener", daemon=True)
         self.hub = hub
         self.failing_since: float | None = None  # one warning per outage, not one per retry
+        # True until run() returns. Every request asks (ensure_listening); Thread.is_alive() would answer the
+        # same, but under gevent it yields to other greenlets on each call (a non-blocking lock acquire), a
+        # hidden switch per request: the worker's own turn-taking (registry/workers.py) is the one place.
+        self.running = True
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.running = False
+
+    def _run(self) -> None:
         backoff = 0.2
         while not self.hub.closing:
             try:
