@@ -22,10 +22,12 @@ route template followed by ``?wait``, so that its seconds of waiting stay out of
 """
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from typing import Callable, Iterable
 
 from flask import Flask, g, request
@@ -44,7 +46,19 @@ WAITED = "X-Registry-Waited"  # set by the serving long-poll (api/native/serving
 def request_id_from(value: str | None) -> str:
     if value and _SAFE_ID.match(value):
         return value
-    return uuid.uuid4().hex
+    return f"{_process_prefix}{next(_sequence):016x}"
+
+
+# Generated ids (32 hex digits): this process's random prefix (16, new in every process, forked workers included)
+# and a counter (16). Unique like a UUID4 per request, at a seventh of its cost (it read os.urandom each time:
+# ~2 us of a ~200 us cached read); an id is a correlation handle, not a secret.
+def _new_process_prefix() -> None:
+    global _process_prefix, _sequence
+    _process_prefix, _sequence = secrets.token_hex(8), itertools.count()
+
+
+_new_process_prefix()
+os.register_at_fork(after_in_child=_new_process_prefix)
 
 
 _DIALECTS = {"web": "console", "health": "health", "metrics": "metrics", "mlflow": "mlflow"}
