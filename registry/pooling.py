@@ -55,6 +55,9 @@ def ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
                 cursor.execute("SELECT 1")
             finally:
                 cursor.close()
+            # psycopg2 began a transaction for the ping: end it, so that the connection is handed over as the
+            # pool keeps it (db/prepared.py switches a clean one to autocommit; psycopg2 refuses mid-transaction).
+            dbapi_connection.rollback()
         except Exception as error:  # any failure means "do not use this connection"
             raise exc.DisconnectionError(f"pooled connection failed its check: {error}") from error
 

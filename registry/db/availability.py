@@ -68,7 +68,7 @@ def classify(error: BaseException) -> str | None:
 
 
 # A pooled connection's info: when it last sent the database something (time.monotonic()).
-_SENT = "registry_sent"
+SENT = "registry_sent"
 
 
 def _in_transaction(dbapi_connection) -> bool:
@@ -118,28 +118,28 @@ class Outage:
         None)."""
 
         def connecting(_dialect, record, _cargs, _cparams) -> None:
-            record.info[_SENT] = time.monotonic()
+            record.info[SENT] = time.monotonic()
 
         def connected(_dbapi_connection, record) -> None:
-            self.answered(record.info.get(_SENT))
+            self.answered(record.info.get(SENT))
             self.recovered()
 
         def executing(connection, *_args) -> None:
-            connection.info[_SENT] = time.monotonic()
+            connection.info[SENT] = time.monotonic()
 
         def ending(connection) -> None:  # a commit or rollback
             if not (connection.invalidated or connection.closed):  # else nothing goes out (and no info is kept)
                 fairy = connection.connection
                 if _in_transaction(fairy.dbapi_connection):
-                    fairy.info[_SENT] = time.monotonic()
+                    fairy.info[SENT] = time.monotonic()
 
         def resetting(dbapi_connection, record, state) -> None:
             if not state.transaction_was_reset and _in_transaction(dbapi_connection):  # the pool rolls back
-                record.info[_SENT] = time.monotonic()
+                record.info[SENT] = time.monotonic()
 
         def checked_in(dbapi_connection, record) -> None:
             if dbapi_connection is not None:
-                self.answered(record.info.get(_SENT))
+                self.answered(record.info.get(SENT))
 
         event.listen(engine, "do_connect", connecting)
         event.listen(engine, "connect", connected)

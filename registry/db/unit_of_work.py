@@ -2,8 +2,8 @@
 
 ``use_case`` commits once when the function returns and rolls back on any exception, so a failed write
 leaves nothing behind (not even its audit event) and the session is clean for the next call. ``read_only``
-ends its transaction too; ``one_statement_read`` is a read of single statements run in autocommit (the serving
-reads: one round trip on a cache miss); ``one_read`` groups several read use cases (a console page) into one
+ends its transaction too (the serving reads' own statements run beside it, in autocommit: ``prepared.py``);
+``one_read`` groups several read use cases (a console page) into one
 transaction that looks up the model and the reader's level once.
 
 **Announcing changes.** A transaction changed exactly the models whose audit chains it appended to (every
@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Callable, Iterator, ParamSpec, TypeVar
 
-import psycopg2
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -34,7 +33,7 @@ R = TypeVar("R")
 
 _SCOPES_KEY = "registry_announce"
 _DELIVER_KEY = "registry_deliver"
-_READING_KEY = "registry_reading"  # inside ``one_read``: {memo key: value}
+READING_KEY = "registry_reading"  # inside ``one_read``: {memo key: value}
 
 
 def session() -> Session:
@@ -49,7 +48,7 @@ def use_case(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         s = db.session
-        if _READING_KEY in s.info:
+        if READING_KEY in s.info:
             raise RuntimeError(f"{fn.__name__} writes inside one_read(), which is for reads only")
         try:
             result = fn(*args, **kwargs)
@@ -68,61 +67,27 @@ def read_only(fn: Callable[P, R]) -> Callable[P, R]:
     A read that fails on a pooled connection the database dropped (a restart, a failover: SQLAlchemy then
     invalidates the whole pool) is tried once more on a new connection: a read changes nothing, so this is
     safe, and the first reader after a restart is answered instead of refused. Writes are never retried."""
-    return _read(fn, autocommit=False)
+    return _read(fn)
 
 
-def one_statement_read(fn: Callable[P, R]) -> Callable[P, R]:
-    """``read_only`` for a read made of single statements that need no common snapshot (the serving reads,
-    ``services/serving.py``: the answer's one statement, and a permission lookup on a miss). They run in
-    autocommit, each its own transaction, so a cache miss costs one round trip instead of three (psycopg2's
-    ``BEGIN``, the statement, ``ROLLBACK``). Inside ``one_read``, or when the session is already in a
-    transaction, it joins that transaction instead."""
-    return _read(fn, autocommit=True)
-
-
-def _read(fn: Callable[P, R], *, autocommit: bool) -> Callable[P, R]:
+def _read(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
         s = db.session
-        if _READING_KEY in s.info:  # part of a larger read (one_read) that ends the transaction itself
+        if READING_KEY in s.info:  # part of a larger read (one_read) that ends the transaction itself
             return fn(*args, **kwargs)
-        raw = _begin_autocommit() if autocommit else None
         try:
             try:
                 return fn(*args, **kwargs)
             except DBAPIError as error:
                 if not error.connection_invalidated:
                     raise
-                _end_autocommit(raw)
-                raw = None  # the retry runs on a new connection, in an ordinary transaction
-                s.rollback()
+                s.rollback()  # the retry runs on a new connection
                 return fn(*args, **kwargs)
         finally:
-            _end_autocommit(raw)  # before the connection goes back to the pool, where another may take it
             s.rollback()
 
     return run
-
-
-def _begin_autocommit():
-    """Switch the session's connection to autocommit (psycopg2's own flag: no statement is sent) and return the
-    DBAPI connection, or None if the session or its connection is already in a transaction."""
-    s = db.session()
-    if s.in_transaction():
-        return None
-    raw = s.connection().connection.dbapi_connection
-    if raw.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-        return None  # the connection is inside a transaction of its own (a test's outer one): join it
-    raw.autocommit = True
-    return raw
-
-
-def _end_autocommit(raw) -> None:
-    if raw is not None:
-        try:
-            raw.autocommit = False
-        except psycopg2.Error:
-            pass  # a closed connection: the pool discards it
 
 
 @contextmanager
@@ -132,22 +97,22 @@ def one_read() -> Iterator[None]:
     model and checks the reader's level; apart, that was 40 statements for one version page. Reads only: a
     use case that writes refuses to run inside."""
     s = db.session
-    s.info[_READING_KEY] = {}
+    s.info[READING_KEY] = {}
     try:
         yield
     finally:
-        s.info.pop(_READING_KEY, None)
+        s.info.pop(READING_KEY, None)
         s.rollback()
 
 
 def reading() -> bool:
     """Inside ``one_read``: a lookup there is shared by the read's use cases (``read_once``)."""
-    return _READING_KEY in db.session.info
+    return READING_KEY in db.session.info
 
 
 def read_once(key: tuple, load: Callable[[], R]) -> R:
     """``load()``, or inside ``one_read`` the value it gave the first time for ``key``. Outside, nothing is kept."""
-    memo = db.session.info.get(_READING_KEY)
+    memo = db.session.info.get(READING_KEY)
     if memo is None:
         return load()
     if key not in memo:

@@ -1,8 +1,9 @@
 """The serving hot path: "which version is in <stage> / behind <alias> for model X right now?".
 
-Cheap by construction: one SQL statement (no ORM objects; ``latest_records`` and ``alias_record`` are the same
-reads with whole versions, for the MLflow dialect's get-latest-versions and get-by-alias), and in the common case none at all: answers live
-in the per-process cache under its freshness rule (``registry/cache``), so a slow reader can never
+Cheap by construction: one SQL statement, prepared and run in autocommit on a pooled connection
+(``db/prepared.py``: no ORM, no session; ``latest_records`` and ``alias_record`` are the same reads with whole
+versions, for the MLflow dialect's get-latest-versions and get-by-alias), and in the common case none at all:
+answers live in the per-process cache under its freshness rule (``registry/cache``), so a slow reader can never
 reinstate a stale answer. "Current" is MLflow's rule: the highest version number in the stage.
 """
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 
 from .. import names
 from ..auth import Actor
 from ..db.loading import alias_not_found, model_not_found, stage_empty
 from ..db.records import VersionRecord, version_record_from_row
-from ..db.unit_of_work import one_statement_read, session
+from ..db.prepared import Prepared
+from ..db.unit_of_work import read_only
 from ..errors import NotFound
 from ..extensions import caches
 from ..lifecycle import parse_stage
@@ -69,9 +70,9 @@ WHERE m.name = :name
 ORDER BY v.ord
 """
 
-_BY_STAGE = text(f"SELECT {_COLUMNS} {_FROM_STAGE}")
-_BY_ALIAS = text(f"SELECT {_COLUMNS} {_FROM_ALIAS}")
-_LATEST = text(f"SELECT {_COLUMNS} {_FROM_LATEST}")
+_BY_STAGE = Prepared("serving_by_stage", f"SELECT {_COLUMNS} {_FROM_STAGE}")
+_BY_ALIAS = Prepared("serving_by_alias", f"SELECT {_COLUMNS} {_FROM_ALIAS}")
+_LATEST = Prepared("serving_latest", f"SELECT {_COLUMNS} {_FROM_LATEST}")
 
 # The same reads with everything a whole version holds (``records.version_record_from_row``), for the MLflow
 # dialect, which renders whole versions: still one statement, no ORM objects.
@@ -83,9 +84,9 @@ _RECORD_COLUMNS = """
     CASE WHEN v.id IS NULL THEN NULL
          ELSE ARRAY(SELECT a.alias FROM model_aliases a WHERE a.version_id = v.id ORDER BY a.alias) END AS aliases
 """
-_RECORDS_BY_STAGES = text(f"SELECT {_RECORD_COLUMNS} {_FROM_STAGES}")
-_RECORD_BY_ALIAS = text(f"SELECT {_RECORD_COLUMNS} {_FROM_ALIAS}")
-_RECORD_LATEST = text(f"SELECT {_RECORD_COLUMNS} {_FROM_LATEST}")
+_RECORDS_BY_STAGES = Prepared("serving_records_by_stages", f"SELECT {_RECORD_COLUMNS} {_FROM_STAGES}")
+_RECORD_BY_ALIAS = Prepared("serving_record_by_alias", f"SELECT {_RECORD_COLUMNS} {_FROM_ALIAS}")
+_RECORD_LATEST = Prepared("serving_record_latest", f"SELECT {_RECORD_COLUMNS} {_FROM_LATEST}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,18 +125,18 @@ class Answer:
         return len(self.model_name) + len(v.source) + len(v.run_id or "") + len(v.run_link or "") + 40 * len(v.aliases)
 
 
-@one_statement_read
+@read_only
 def _read(kind: str, name: str, selector: str) -> Answer | None:
     statement = {"stage": _BY_STAGE, "alias": _BY_ALIAS, "latest": _LATEST}[kind]
-    row = session().execute(statement, {"name": name, "selector": selector}).mappings().first()
+    row = statement.first(name=name, selector=selector)
     if row is None:
         return None
     version = None
-    if row["version"] is not None:
-        version = CurrentVersion(row["version"], row["stage"], row["status"], row["source"], row["storage_location"],
-                                 row["run_id"], row["run_link"], row["created_at"], row["updated_at"],
-                                 tuple(row["aliases"] or ()))
-    return Answer(row["model_id"], row["model_name"], row["generation"], version)
+    if row.version is not None:
+        version = CurrentVersion(row.version, row.stage, row.status, row.source, row.storage_location,
+                                 row.run_id, row.run_link, row.created_at, row.updated_at,
+                                 tuple(row.aliases or ()))
+    return Answer(row.model_id, row.model_name, row.generation, version)
 
 
 def answer_key(model_name: str, *, stage: str | None = None, alias: str | None = None) -> tuple[str, str, str]:
@@ -182,24 +183,24 @@ def resolve(actor: Actor, model_name: str, *, stage: str | None = None, alias: s
     return answer
 
 
-@one_statement_read
+@read_only
 def latest_records(actor: Actor, model_name: str, stages: list[str]) -> tuple[int, list[VersionRecord]]:
     """The whole current version of each of ``stages`` (canonical values) that has one, in that order, and the
     model's id: one statement. READ is checked like ``resolve`` (cached levels); unreadable = not found."""
     name = names.model_name(model_name)
-    rows = session().execute(_RECORDS_BY_STAGES, {"name": name, "stages": stages}).all()
+    rows = _RECORDS_BY_STAGES.rows(name=name, stages=stages)
     if not rows or not may_read(actor, rows[0].model_id):
         raise model_not_found(name)
     return rows[0].model_id, [version_record_from_row(row) for row in rows if row.id is not None]
 
 
-@one_statement_read
+@read_only
 def alias_record(actor: Actor, model_name: str, alias: str) -> VersionRecord:
     """The whole version behind ``alias`` (``latest``: the highest), one statement; NotFound for a missing or
     unreadable model, or an alias that is not set."""
     kind, name, selector = answer_key(model_name, alias=alias)
     statement = _RECORD_LATEST if kind == "latest" else _RECORD_BY_ALIAS
-    row = session().execute(statement, {"name": name, "selector": selector}).first()
+    row = statement.first(name=name, selector=selector)
     if row is None or not may_read(actor, row.model_id):
         raise model_not_found(name)
     if row.id is None:

@@ -1,9 +1,13 @@
-"""Helpers shared by the native API tests: check the one error shape and walk paginated listings."""
+"""Helpers shared by the API tests: check the one error shape, walk paginated listings, record what is sent."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
-from registry.extensions import CACHES_KEY
+import psycopg2.extensions
+from sqlalchemy import event
+
+from registry.extensions import CACHES_KEY, db
 
 
 def assert_error(response, status: int, code: str | None = None) -> dict:
@@ -54,3 +58,27 @@ def metric_samples(text: str) -> dict[tuple[str, tuple], float]:
         for sample in family.samples:
             found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return found
+
+
+@contextmanager
+def sent_statements(app):
+    """(statement text, autocommit) of everything the app's pooled connections send PostgreSQL while the block
+    runs, recorded by their cursors: the serving reads run on raw pooled connections (``db/prepared.py``), where
+    SQLAlchemy's statement events do not see them."""
+    seen: list[tuple[str, bool]] = []
+
+    class Recording(psycopg2.extensions.cursor):
+        def execute(self, query, vars=None):
+            seen.append((query.decode() if isinstance(query, bytes) else query, self.connection.autocommit))
+            return super().execute(query, vars)
+
+    def record(dbapi_connection, _record, _proxy):
+        dbapi_connection.cursor_factory = Recording
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "checkout", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "checkout", record)

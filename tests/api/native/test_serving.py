@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import psycopg2
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from registry import create_app
 from registry.extensions import CACHES_KEY
 from registry.extensions import db
+from tests.api.support import sent_statements
 
 ADMIN = {"X-Registry-Actor": "alice"}
 MODEL = "churn"
@@ -564,18 +564,11 @@ def test_several_waiters_all_wake_with_the_new_answer(live):
 def serving_reads(app):
     """The serving statements (``services/serving.py``) the app sends PostgreSQL, by kind, while the block runs."""
     counts = {"stage": 0, "alias": 0}
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if "FROM registered_models m" in statement and "AS aliases" in statement:
-            counts["alias" if "JOIN model_aliases al" in statement else "stage"] += 1
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with sent_statements(app) as sent:
         yield counts
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    for text, _autocommit in sent:
+        if text.startswith("EXECUTE serving_by_"):
+            counts["alias" if text.startswith("EXECUTE serving_by_alias") else "stage"] += 1
 
 
 @pytest.mark.live_settings(max_waiters=64)
