@@ -298,15 +298,17 @@ def part_side_by_side(args, workdir: Path) -> dict:
             destination = mlflow_server(destination_db, workdir, "mlflow-cmp-destination", local_artifacts=True)
             out = Path(tempfile.mkdtemp(prefix="export-models-", dir=workdir))
             env = dict(os.environ, MLFLOW_TRACKING_URI=source.base_url, MLFLOW_DISABLE_TELEMETRY="true")
+            threads = ["--use-threads", "True"] if args.export_import_threads else []
+            result["export_import_args"] = threads
             cpu_before = server_cpu(source)
             exported, _, measured_export = run_measured(
-                [str(bin_dir / "export-models"), "--models", "all", "--output-dir", str(out)],
+                [str(bin_dir / "export-models"), "--models", "all", "--output-dir", str(out), *threads],
                 env, "export-models", cwd=workdir)
             source_cpu = server_cpu(source) - cpu_before
             env["MLFLOW_TRACKING_URI"] = destination.base_url
             cpu_before = server_cpu(destination)
             imported, _, measured_import = run_measured(
-                [str(bin_dir / "import-models"), "--input-dir", str(out)], env, "import-models", cwd=workdir)
+                [str(bin_dir / "import-models"), "--input-dir", str(out), *threads], env, "import-models", cwd=workdir)
             destination_cpu = server_cpu(destination) - cpu_before
             total = exported + imported
             result["export_import"] = {
@@ -347,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export-import-bin", default=None, help="directory holding export-models / import-models")
     p.add_argument("--export-import-venv", default=None,
                    help="venv with mlflow-export-import (made with pip from PyPI if it has no export-models yet)")
+    p.add_argument("--export-import-threads", action="store_true",
+                   help="run export-models and import-models with their own --use-threads True (\"experimental\"; "
+                        "import-models then imports models, not runs, in os.cpu_count() threads)")
     p.add_argument("--admin-url", default=os.environ.get("PERF_ADMIN_URL",
                                                          "postgresql://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--keep-db", action="store_true")
