@@ -19,10 +19,11 @@ Two parts, because the tools need different data:
     .venv/bin/python tests/perf/run_import.py --models 10000 --versions 10 --compare-models 100 \
         --export-import-venv /tmp/mei-venv
 
-mlflow-export-import's only PyPI release, 1.2.0 (February 2023), needs an MLflow 2.x client: with this venv's
-MLflow 3 its `import-models` fails. `--export-import-venv DIR` makes DIR (if it has no `export-models` yet) with
-`python -m venv` and `pip install` of EXPORT_IMPORT_PACKAGES from PyPI: mlflow-export-import 1.2.0 and MLflow
-2.1.1, the client its own tests were pinned to then. That client talks REST to the stock 3.17.2 servers.
+mlflow-export-import's only PyPI release, 1.2.0 (February 2023), was made for MLflow 2.x, and requires pytest
+plugins that must not load into this venv's pytest runs. `--export-import-venv DIR` makes DIR (if it has no
+`export-models` yet) with `python -m venv` and `pip install` of EXPORT_IMPORT_PACKAGES from PyPI:
+mlflow-export-import 1.2.0 and MLflow 2.1.1, the client its own tests were pinned to then. That client talks
+REST to the stock 3.17.2 servers.
 1.2.0 only handles local (or dbfs:) artifact locations: it checks that a version's new source exists on the
 local disk, and it cuts the model path out of a source at the first "artifacts" it contains, which an
 `mlflow-artifacts:/` URI (the proxy every `mlflow server` uses by default) already does. So part 2's two MLflow
