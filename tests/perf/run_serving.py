@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -404,7 +404,11 @@ class Bench:
                 round_no: int) -> dict:
         server = self.running[target.server]
         meter = CpuMeter(server.service.process.pid, server.postmaster, server.database)
-        out, cpu = self.wrk_run(target, connections, seconds, meter)
+        with ExitStack() as others:  # the other servers paused: the measured one has the machine
+            for key, other in self.running.items():
+                if other.service is not server.service:
+                    others.enter_context(other.service.paused())
+            out, cpu = self.wrk_run(target, connections, seconds, meter)
         summary = {"scenario": scenario.name, "target": label, "server": target.server,
                    "kind": target.kind, "concurrency": connections, "round": round_no,
                    "wrk_threads": wrk_threads(connections), **_report.summarise(out, cpu)}
