@@ -8,7 +8,7 @@ output in a file (as a container's stderr would be):
   all      every metric, and a log line for every request (REGISTRY_REQUEST_LOG=all);
   metrics  every metric, no request lines (REGISTRY_REQUEST_LOG=off);
   off      neither (REGISTRY_METRICS=0, REGISTRY_REQUEST_LOG=off; request ids stay).
-wrk alternates between them (default, all, metrics, off, default, ...) at c=32 over keep-alive connections, on
+wrk alternates between them (each round in a rotated order, the other three paused) at c=32 over keep-alive connections, on
 the two hottest cached reads: native GET /api/v1/models/{name}/stages/Production and MLflow POST
 get-latest-versions. Reported per server: req/s, latency p50/p99 and the server's CPU per request (the steadiest
 figure on a shared machine), as medians over the rounds, with ratios to "off".
@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
@@ -126,13 +127,21 @@ def run(args) -> int:
             for server in servers.values():  # warm every worker's caches and code paths
                 run_wrk(binary, "serving.lua", server.base_url, args.connections, 2, 3, 30,
                         [kind, token, "1", str(args.models), "1"])
-            for _ in range(args.rounds):
-                for label, server in servers.items():
+            labels = list(servers)
+            for round_no in range(args.rounds):
+                # Each round in another order (no server always follows the one that wrote a log line per
+                # request), and the others paused while one is measured: it has the machine to itself.
+                for label in labels[round_no % len(labels):] + labels[:round_no % len(labels)]:
+                    server = servers[label]
                     time.sleep(1)
-                    cpu_before = tree_cpu(server.process.pid)
-                    wrk = run_wrk(binary, "serving.lua", server.base_url, args.connections, 2, args.duration, 30,
-                                  [kind, token, "1", str(args.models), "1"])
-                    cpu = tree_cpu(server.process.pid) - cpu_before
+                    with ExitStack() as others:
+                        for other in servers.values():
+                            if other is not server:
+                                others.enter_context(other.paused())
+                        cpu_before = tree_cpu(server.process.pid)
+                        wrk = run_wrk(binary, "serving.lua", server.base_url, args.connections, 2, args.duration,
+                                      30, [kind, token, "1", str(args.models), "1"])
+                        cpu = tree_cpu(server.process.pid) - cpu_before
                     statuses = {int(k): v for k, v in wrk["statuses"].items()}
                     if set(statuses) != {200}:
                         raise PerfError(f"{label} {kind}: statuses {statuses} ({wrk.get('first_error')})")
