@@ -15,6 +15,7 @@ import sys
 from contextlib import closing
 
 import psycopg2
+import psycopg2.extensions
 
 _EXECUTION = re.compile(r"Execution Time: ([\d.]+) ms")
 
@@ -34,26 +35,37 @@ def seq_scans(node: dict) -> list[dict]:
 def explain_requests(db_url: str, token: str, paths: list[str]) -> list[dict]:
     from sqlalchemy import event
 
-    previous = os.environ.get("DATABASE_URL")
-    os.environ["DATABASE_URL"] = db_url  # the app reads its settings from the environment
+    saved = {name: os.environ.get(name) for name in
+             ("DATABASE_URL", "REGISTRY_DB_TRANSACTION_POOLER", "REGISTRY_LISTEN_DATABASE_URL")}
+    # The app reads its settings from the environment. As behind a transaction pooler, the serving reads send
+    # their statement whole (db/prepared.py) instead of EXECUTE of a statement prepared on that connection:
+    # the same SQL, which EXPLAIN can take.
+    os.environ.update(DATABASE_URL=db_url, REGISTRY_DB_TRANSACTION_POOLER="1", REGISTRY_LISTEN_DATABASE_URL=db_url)
     try:
         from registry import create_app
         from registry.extensions import db
 
         app = create_app()
     finally:
-        if previous is None:
-            os.environ.pop("DATABASE_URL", None)
-        else:
-            os.environ["DATABASE_URL"] = previous
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     captured: list[str] = []
+
+    class Capturing(psycopg2.extensions.cursor):
+        # At the cursor: the serving reads run on raw pooled connections, which SQLAlchemy's events do not see.
+        def execute(self, query, vars=None):
+            captured.append(self.mogrify(query, vars).decode())
+            return super().execute(query, vars)
+
+    def capture(dbapi_connection, _record, _proxy):
+        dbapi_connection.cursor_factory = Capturing
+
     with app.app_context():
         engine = db.engine
-
-        def capture(_conn, cursor, statement, parameters, _context, _executemany):
-            captured.append(cursor.mogrify(statement, parameters).decode())
-
-        event.listen(engine, "before_cursor_execute", capture)
+        event.listen(engine, "checkout", capture)
     results = []
     client = app.test_client()
     try:
@@ -77,7 +89,7 @@ def explain_requests(db_url: str, token: str, paths: list[str]) -> list[dict]:
                 results.append({"path": path, "status": answer.status_code, "statements": statements})
     finally:
         with app.app_context():
-            event.remove(engine, "before_cursor_execute", capture)
+            event.remove(engine, "checkout", capture)
             db.session.remove()
             engine.dispose()
     return results
