@@ -124,7 +124,8 @@ class Settings:
     transaction_pooler: bool = False
     data_dir: Path = field(default_factory=default_data_dir)
     max_body_bytes: int = 1024 * 1024
-    pool_size: int = 10
+    # The most connections a worker's pool holds: opened as needed, then kept (registry/__init__.py).
+    pool_size: int = 20
     # A pooled connection idle for longer than this is checked before use (registry/pooling.py).
     db_ping_after_seconds: int = 5
     statement_timeout_ms: int = 30_000
@@ -274,7 +275,7 @@ class Settings:
             watch_max_selectors=_int(env, "REGISTRY_WATCH_MAX_SELECTORS", 100, 1, 1000),
             data_dir=Path(env["REGISTRY_DATA_DIR"]) if env.get("REGISTRY_DATA_DIR") else default_data_dir(),
             max_body_bytes=_int(env, "REGISTRY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
-            pool_size=_int(env, "REGISTRY_DB_POOL_SIZE", 10, 1, 100),
+            pool_size=_int(env, "REGISTRY_DB_POOL_SIZE", 20, 1, 200),
             db_ping_after_seconds=_int(env, "REGISTRY_DB_PING_AFTER_SECONDS", 5, 0, 86_400),
             statement_timeout_ms=_int(env, "REGISTRY_STATEMENT_TIMEOUT_MS", 30_000, 100, 3_600_000),
             lock_timeout_ms=_int(env, "REGISTRY_LOCK_TIMEOUT_MS", 3_000, 100, 3_600_000),

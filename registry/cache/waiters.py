@@ -18,13 +18,13 @@ from __future__ import annotations
 import resource
 import threading
 
-# File descriptors a worker needs besides its clients' sockets: its database pool (twice the pool size with
-# overflow), the change listener, log files, gevent's own pipes and some slack.
+# File descriptors a worker needs besides its clients' sockets: its database pool (at most the pool size),
+# the change listener, log files, gevent's own pipes and some slack.
 FD_RESERVE_BASE = 128
 
 
 def fd_reserve(pool_size: int) -> int:
-    return FD_RESERVE_BASE + 2 * pool_size
+    return FD_RESERVE_BASE + pool_size
 
 
 def open_files_limit() -> int | None:

@@ -48,7 +48,7 @@ def test_from_env_with_empty_env_uses_defaults():
     assert settings.database_url is None
     assert settings.data_dir == Path("/tmp/registry-data")
     assert settings.max_body_bytes == 1024 * 1024
-    assert settings.pool_size == 10
+    assert settings.pool_size == 20
     assert settings.statement_timeout_ms == 30_000
     assert settings.log_level == "INFO"
 
@@ -96,7 +96,7 @@ def test_non_integer_variable_is_a_config_error_naming_it(name, raw):
         ("REGISTRY_MAX_BODY_BYTES", "1023"),
         ("REGISTRY_MAX_BODY_BYTES", str(64 * 1024 * 1024 + 1)),
         ("REGISTRY_DB_POOL_SIZE", "0"),
-        ("REGISTRY_DB_POOL_SIZE", "101"),
+        ("REGISTRY_DB_POOL_SIZE", "201"),
         ("REGISTRY_DB_POOL_SIZE", "-5"),
         ("REGISTRY_STATEMENT_TIMEOUT_MS", "99"),
         ("REGISTRY_STATEMENT_TIMEOUT_MS", "3600001"),
