@@ -46,7 +46,6 @@ class Prepared:
 
     def __init__(self, name: str, sql: str) -> None:
         self.name = name
-        self.sql = sql
         self.text = text(sql)  # the session's form
         self.parameters = list(dict.fromkeys(_PARAMETER.findall(sql)))  # $1, $2 ... in order of appearance
         positional = _PARAMETER.sub(lambda m: f"${self.parameters.index(m.group(1)) + 1}", sql)
