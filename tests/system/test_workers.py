@@ -89,6 +89,15 @@ def answered(sockets: list[socket.socket]) -> list[socket.socket]:
     return readable
 
 
+def what_arrives(sock: socket.socket) -> bytes:
+    """The next bytes the server sends, or b"" when it closes the connection. A server that closes with bytes of
+    ours still unread makes the kernel send a reset instead of a FIN; both mean "closed, not answered"."""
+    try:
+        return sock.recv(1024)
+    except ConnectionResetError:
+        return b""
+
+
 def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
     """Status, headers (lower-case names) and body of the one answer on a ``Connection: close`` socket."""
     data = b""
@@ -424,7 +433,7 @@ def test_a_request_whose_headers_do_not_arrive_in_time_is_dropped(fresh_database
         trickler = socket.create_connection(address, timeout=TIMEOUT)
         with closing(half), closing(trickler):
             half.sendall(b"GET /api/v1/mo")
-            assert half.recv(1024) == b""  # closed by the server, not answered
+            assert what_arrives(half) == b""  # closed by the server, not answered
             closed = False
             for byte in b"GET /api/v1/models HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"x" * 200:
                 try:
@@ -433,7 +442,7 @@ def test_a_request_whose_headers_do_not_arrive_in_time_is_dropped(fresh_database
                     closed = True
                     break
                 if answered([trickler]):
-                    assert trickler.recv(1024) == b""
+                    assert what_arrives(trickler) == b""
                     closed = True
                     break
                 time.sleep(0.2)
