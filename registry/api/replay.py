@@ -7,6 +7,13 @@ cache key is ``(endpoint, arguments)``: whatever the view depends on is in the k
 parameters the view ignores are not. A view marks the response with the model it is about (``about``); the
 replay happens only for callers whose token and READ level on that model this process remembers.
 
+**Answered directly.** A view declared with ``direct`` (the serving reads) answers through a function of the
+parsed arguments and the caller; on a miss, for a caller this process remembers, the replay layer calls that
+function itself, in an app context but without a request (routing, request context, hooks), and keeps what it
+renders like Flask's answer. A remembered caller is one Flask authenticated before (revocation drops it); READ is
+checked by the function, as in the view. Anything it raises (no READ, no such model, the database unreachable)
+sends the request to Flask, which meets the same and answers in the dialect's words.
+
 **Stale while unavailable** (``cache/responses.py``): a replayable read that failed because the database is
 unreachable is answered with the last known answer (``Store.last_known``) when all of these hold:
 
@@ -27,7 +34,7 @@ import io
 import time
 from typing import Any, Callable, Hashable
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request
@@ -41,12 +48,19 @@ from .authn import current_actor, remembered_actor
 from .woken_replay import WOKEN_REPLAY_KEY, WokenReplay
 
 REPLAY_KEY = "registry_replay"
+_DIRECT = "registry.replay.direct"  # the environ's: the routed view's ``direct``, if it has one
+Direct = tuple[Response, int]  # a response and the model it is about
 _MAX_BODY = 16 * 1024  # a read's JSON body (MLflow sends get-latest-versions as a POST); larger: not replayed
 
 
-def replayable(parse: Callable[..., Any]):
+def replayable(parse: Callable[..., Any], *, direct: Callable[[Any, Any], Direct | None] | None = None):
     """Declare a read view replayable; ``parse(request, **url_args)`` gives the arguments it is called with.
-    Arguments with a false ``replayable`` attribute (a long-poll, say) are served but never replayed."""
+    Arguments with a false ``replayable`` attribute (a long-poll, say) are served but never replayed.
+
+    ``direct(arguments, actor)`` answers a replayable read without the web framework: a response and the model
+    it is about, or None to leave the request to the view. The replay layer calls it on a miss when it knows the
+    caller from memory (see the module's docstring); the view must answer through the same function, so both
+    give the same bytes."""
 
     def decorate(view: Callable[[Any], Any]):
         @functools.wraps(view)
@@ -54,9 +68,17 @@ def replayable(parse: Callable[..., Any]):
             return view(parse(request, **url_args))
 
         run.replay_parse = parse
+        run.replay_direct = direct
         return run
 
     return decorate
+
+
+def answered(direct: Direct) -> Response:
+    """A view's side of ``direct``: the response, marked as being about its model (``about``)."""
+    response, model_id = direct
+    about(model_id)
+    return response
 
 
 def about(model_id: int) -> None:
@@ -70,7 +92,7 @@ def about(model_id: int) -> None:
 _MAX_ROUTES = 20_000  # remembered routings per process (a path is at most a few hundred bytes)
 
 
-Routed = tuple[str, dict, Callable, str]  # endpoint, URL arguments, parse, the rule's template
+Routed = tuple[str, dict, Callable, str, Callable | None]  # endpoint, URL arguments, parse, rule, direct
 
 
 def _router(app: Flask) -> Callable[[str, str], Routed | None]:
@@ -89,8 +111,9 @@ def _router(app: Flask) -> Callable[[str, str], Routed | None]:
         except (HTTPException, RequestRedirect):
             found = None
         else:
-            parse = getattr(app.view_functions.get(rule.endpoint), "replay_parse", None)
-            found = None if parse is None else (rule.endpoint, url_args, parse, rule.rule)
+            view = app.view_functions.get(rule.endpoint)
+            parse = getattr(view, "replay_parse", None)
+            found = None if parse is None else (rule.endpoint, url_args, parse, rule.rule, view.replay_direct)
         if len(known) >= _MAX_ROUTES:
             known.clear()
         known[(method, raw_path)] = found
@@ -109,7 +132,7 @@ def _request_key(app: Flask) -> Callable[[dict], Hashable | None]:
         routed = route(method, environ.get("PATH_INFO", ""))
         if routed is None:
             return None
-        endpoint, url_args, parse, rule = routed
+        endpoint, url_args, parse, rule, direct = routed
         # For the request's metric and log line, should this be answered from the cache (telemetry/requests.py).
         environ[telemetry.ROUTE] = rule
         environ[telemetry.ENDPOINT] = endpoint
@@ -130,6 +153,8 @@ def _request_key(app: Flask) -> Callable[[dict], Hashable | None]:
             return None
         if getattr(arguments, "replayable", True) is False:
             return None
+        if direct is not None:
+            environ[_DIRECT] = direct
         return endpoint, arguments
 
     return key
@@ -171,10 +196,41 @@ def _last_known(app: Flask, may_replay: Callable[..., bool]) -> Callable[[dict, 
     return last_known
 
 
+def _answer_directly(app: Flask) -> Callable[[dict, Hashable], tuple | None]:
+    store = app.extensions[CACHES_KEY].store
+    auth_enabled = app.config["REGISTRY_SETTINGS"].auth_enabled
+
+    def answer(environ: dict, key: Hashable) -> tuple | None:
+        """(status, headers, body, model) of a read its view's ``direct`` answered, else None (Flask answers)."""
+        direct = environ.get(_DIRECT)
+        if direct is None or not auth_enabled:  # without authentication Flask marks every answer (authn.py)
+            return None
+        actor = remembered_actor(store, environ.get("HTTP_AUTHORIZATION"))
+        if actor is None:
+            return None  # Flask authenticates the caller, and remembers them for the next request
+        with app.app_context():
+            try:
+                found = direct(key[1], actor)
+            except Exception:
+                # A model that does not exist, a database that cannot be reached: the view meets the same and
+                # the app renders it, in the dialect's words (with the last known answer if there is one).
+                return None
+            if found is None:
+                return None
+            response, model_id = found
+            environ[telemetry.ACTOR] = actor.name
+            started: list = []
+            body = b"".join(response(environ, lambda status, headers, exc_info=None: started.extend((status, headers))))
+        status, headers = started
+        return status, headers, body, model_id
+
+    return answer
+
+
 def install(app: Flask) -> None:
     may_replay = _may_replay(app)
     replay = ResponseReplay(app.wsgi_app, app.extensions[CACHES_KEY], _request_key(app), may_replay,
-                            _last_known(app, may_replay))
+                            _last_known(app, may_replay), _answer_directly(app))
     app.wsgi_app = app.extensions[REPLAY_KEY] = replay  # other layers wrap it later (telemetry)
     # Woken long-polls answered from one rendering (woken_replay.py), through the same cache.
     app.extensions[WOKEN_REPLAY_KEY] = WokenReplay(app.extensions[CACHES_KEY].store)

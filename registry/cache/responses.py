@@ -11,7 +11,12 @@ requests share a key exactly when their view would see the same arguments. A req
 replayable read, or that does not parse, has no key and goes to the app untouched.
 
 A response is kept only if its view said which model it is about (``SCOPE`` in the environ) and under the
-store's freshness rule, labelled before the app ran. Who asks matters only for *whether* they may see it:
+store's freshness rule, labelled before the app ran.
+
+**Answered directly.** On a miss, ``answer_directly(environ, key)`` (given by the API layer) may render the
+answer without the app: a few serving reads can, for a caller it knows from memory, with the very function
+their view answers through (``api/replay.py``). That costs a third of the app's way, and the first read of
+each model after a deploy or a change is such a miss. When it gives nothing, the app answers. Who asks matters only for *whether* they may see it:
 ``may_replay(environ, scope)`` must prove it from memory alone (a remembered token and level); otherwise the
 app answers, exactly as it always has.
 
@@ -39,13 +44,17 @@ _KEPT_STATUSES = ("200", "304", "404")
 class ResponseReplay:
     def __init__(self, wsgi_app: Callable, caches: Caches, request_key: Callable[[dict], Hashable | None],
                  may_replay: Callable[[dict, Scope], bool],
-                 last_known: Callable[[dict, Hashable], tuple[Any, float] | None] | None = None) -> None:
+                 last_known: Callable[[dict, Hashable], tuple[Any, float] | None] | None = None,
+                 answer_directly: Callable[[dict, Hashable], tuple[str, list, bytes, Scope] | None] | None = None
+                 ) -> None:
         self.wsgi_app = wsgi_app
+        self.answer_directly = answer_directly
         self.last_known = last_known
         self.caches = caches
         self.request_key = request_key
         self.may_replay = may_replay
         self.hits = 0  # answers replayed by this process (tests and diagnostics; not exact under threads)
+        self.direct = 0  # misses answered directly (the same)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         key = self.request_key(environ)
@@ -61,6 +70,15 @@ class ResponseReplay:
             start_response(status, list(headers))
             return [body]
         label = hub.label()  # before the app reads anything
+        direct = None if self.answer_directly is None else self.answer_directly(environ, key)
+        if direct is not None:
+            self.direct += 1
+            status, headers, body, scope = direct
+            if status.startswith(_KEPT_STATUSES):
+                headers = _shared(headers)
+                store.put(key, scope, label, (status, headers, body), _size(headers, body))
+            start_response(status, list(headers))
+            return [body]
         captured: list = []
 
         def capture(status: str, headers: list, exc_info: Any = None):
@@ -88,8 +106,12 @@ class ResponseReplay:
             _close(result)
         status, headers = captured
         headers = _shared(headers)
-        store.put(key, scope, label, (status, headers, body), len(body) + sum(len(n) + len(v) for n, v in headers))
+        store.put(key, scope, label, (status, headers, body), _size(headers, body))
         return [body]
+
+
+def _size(headers: tuple[tuple[str, str], ...], body: bytes) -> int:
+    return len(body) + sum(len(n) + len(v) for n, v in headers)
 
 
 def _no_write(_data: bytes) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from ..extensions import db, settings
 from .availability import SENT
-from .unit_of_work import READING_KEY
+from .unit_of_work import READING_KEY, open_session
 
 _PREPARED = "registry_prepared"  # a pooled connection's info: the names PREPAREd on it
 _PARAMETER = re.compile(r"(?<![:\w]):(\w+)")
@@ -56,8 +56,8 @@ class Prepared:
 
     def rows(self, **values: Any) -> list:
         """Every row, each with the columns as attributes (as the session's rows have them)."""
-        s = db.session()
-        if READING_KEY in s.info or s.in_transaction() or isinstance(s.bind, Connection):
+        s = open_session()
+        if s is not None and (READING_KEY in s.info or s.in_transaction() or isinstance(s.bind, Connection)):
             return s.execute(self.text, values).all()
         return _on_own_connection(self, values)
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterator, ParamSpec, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from .. import audit
@@ -38,6 +39,21 @@ READING_KEY = "registry_reading"  # inside ``one_read``: {memo key: value}
 
 def session() -> Session:
     return db.session
+
+
+def open_session() -> Session | None:
+    """The session of this app context if one was opened, else None (without opening one: a serving read that
+    runs its one statement outside the session, ``prepared.py``, saves making a session and removing it)."""
+    scoped = db.session
+    if scoped.registry.has() or isinstance(scoped.session_factory.kw.get("bind"), Connection):
+        return scoped()  # (sessions made bound to one connection, as the tests' outer transaction, are used always)
+    return None
+
+
+def _end_transaction() -> None:
+    s = open_session()
+    if s is not None:
+        s.rollback()
 
 
 def now() -> datetime:
@@ -73,8 +89,8 @@ def read_only(fn: Callable[P, R]) -> Callable[P, R]:
 def _read(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        s = db.session
-        if READING_KEY in s.info:  # part of a larger read (one_read) that ends the transaction itself
+        s = open_session()
+        if s is not None and READING_KEY in s.info:  # part of a larger read (one_read) that ends it itself
             return fn(*args, **kwargs)
         try:
             try:
@@ -82,10 +98,10 @@ def _read(fn: Callable[P, R]) -> Callable[P, R]:
             except DBAPIError as error:
                 if not error.connection_invalidated:
                     raise
-                s.rollback()  # the retry runs on a new connection
+                _end_transaction()  # the retry runs on a new connection
                 return fn(*args, **kwargs)
         finally:
-            s.rollback()
+            _end_transaction()
 
     return run
 

@@ -9,7 +9,7 @@ from ..authn import current_actor
 from . import bp, ok
 from .search import model_conditions, model_order
 from .wire import page_size, params
-from ..replay import about, replayable
+from ..replay import Direct, about, answered, replayable
 from ..rate_limits import search
 
 MAX_MODELS_PAGE = 1000  # MLflow's limit for search-registered-models
@@ -98,13 +98,17 @@ def _latest_versions_args(req) -> tuple[str, tuple[str, ...]]:
     return p.required("name"), tuple(p.strings("stages"))
 
 
-@bp.route("/registered-models/get-latest-versions", methods=["POST", "GET"])
-@replayable(_latest_versions_args)
-def get_latest_versions(read: tuple[str, tuple[str, ...]]):
+def _latest_versions(read: tuple[str, tuple[str, ...]], actor) -> Direct:
     name, wanted = read
-    latest = stages.latest_versions(current_actor(), name, wanted)
-    about(latest.model_id)
-    return ok({"model_versions": [model_version_json(v) for v in latest.versions]} if latest.versions else {})
+    latest = stages.latest_versions(actor, name, wanted)
+    return ok({"model_versions": [model_version_json(v) for v in latest.versions]} if latest.versions else {}), \
+        latest.model_id
+
+
+@bp.route("/registered-models/get-latest-versions", methods=["POST", "GET"])
+@replayable(_latest_versions_args, direct=_latest_versions)
+def get_latest_versions(read: tuple[str, tuple[str, ...]]):
+    return answered(_latest_versions(read, current_actor()))
 
 
 @bp.post("/registered-models/set-tag")
@@ -154,15 +158,18 @@ def _alias_args(req) -> tuple[str, str]:
     return p.required("name"), p.required("alias")
 
 
-@bp.get("/registered-models/alias")
-@replayable(_alias_args)
-def get_version_by_alias(read: tuple[str, str]):
+def _version_by_alias(read: tuple[str, str], actor) -> Direct:
     try:
-        record = aliases.get_version_by_alias(current_actor(), *read)
+        record = aliases.get_version_by_alias(actor, *read)
     except NotFound as error:
         # MLflow answers an unknown alias (of an existing model) with 400 INVALID_PARAMETER_VALUE.
         if "alias" in error.details:
             raise InvalidArgument(error.message, error.details) from None
         raise
-    about(record.model_id)
-    return ok({"model_version": model_version_json(record)})
+    return ok({"model_version": model_version_json(record)}), record.model_id
+
+
+@bp.get("/registered-models/alias")
+@replayable(_alias_args, direct=_version_by_alias)
+def get_version_by_alias(read: tuple[str, str]):
+    return answered(_version_by_alias(read, current_actor()))

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, current_app, jsonify, make_response, request
+from flask import Blueprint, Response, current_app, jsonify, make_response, request
 
 from ...errors import InvalidArgument
 from ...extensions import caches
@@ -23,7 +23,7 @@ from ...schemas.native import ServingArgs, current_version_json, error_json
 from ...services import serving
 from ...telemetry import metrics
 from ...cache.hub import Label
-from ..replay import about, replayable
+from ..replay import about, answered, replayable
 from ..woken_replay import WOKEN_REPLAY_KEY
 from .history import serve_as_of
 from .http import args, current_actor
@@ -116,13 +116,13 @@ def _woken():
 
 
 def _serve(read: ServingRead):
+    if not read.wait:
+        return answered(_current(read, current_actor()))
     actor = current_actor()
     label = caches().hub.label()  # before reading: a listener reset after it means "read again"
-    answer = read.resolve(actor)
-    if _behind(answer, read.etags):
-        answer = read.resolve(actor, fresh=True)
+    answer = _resolve(read, actor)
     waited = "no"
-    if read.wait and _matches(answer, read.etags):
+    if _matches(answer, read.etags):
         answer, waited, label, parked = _wait(read, actor, answer, label)
         if _woken().answered_early(parked) and _matches(answer, read.etags):
             # Answered with a newer answer just as its wait ran out: finish with that one, as the client saw.
@@ -132,6 +132,31 @@ def _serve(read: ServingRead):
             # Woken by a change: the same bytes as every other woken request with this answer, sent at once.
             _woken().answer(parked, answer.etag, answer.model_id, label,
                             lambda etags: not _matches(answer, etags))
+    response = _response(read, answer)
+    response.headers["X-Registry-Waited"] = waited
+    about(answer.model_id)
+    return response
+
+
+def _resolve(read: ServingRead, actor) -> serving.Answer:
+    answer = read.resolve(actor)
+    if _behind(answer, read.etags):
+        answer = read.resolve(actor, fresh=True)
+    return answer
+
+
+def _current(read: ServingRead, actor) -> tuple[Response, int]:
+    """The answer of a read that does not wait, and its model: the view's answer, and the replay layer's when it
+    answers a miss directly (``replay.replayable``)."""
+    answer = _resolve(read, actor)
+    return _response(read, answer), answer.model_id
+
+
+def _direct(read: ServingRead, actor) -> tuple[Response, int] | None:
+    return _current(read, actor) if read.replayable else None
+
+
+def _response(read: ServingRead, answer: serving.Answer) -> Response:
     if _matches(answer, read.etags):
         response = make_response("", 304)
     elif answer.version is None:
@@ -142,19 +167,16 @@ def _serve(read: ServingRead):
     response.headers["ETag"] = answer.etag
     # Any cache may keep it but must revalidate every time: the answer can change at any moment.
     response.headers["Cache-Control"] = "no-cache"
-    if read.wait:
-        response.headers["X-Registry-Waited"] = waited
-    about(answer.model_id)
     return response
 
 
 @bp.get("/models/<name>/stages/<stage>")
-@replayable(lambda req, name, stage: _parse(req, name, stage=stage))
+@replayable(lambda req, name, stage: _parse(req, name, stage=stage), direct=_direct)
 def current_in_stage(read: ServingRead):
     return _serve(read) if read.as_of is None else serve_as_of(read.key, read.as_of)
 
 
 @bp.get("/models/<name>/aliases/<alias>")
-@replayable(lambda req, name, alias: _parse(req, name, alias=alias))
+@replayable(lambda req, name, alias: _parse(req, name, alias=alias), direct=_direct)
 def current_by_alias(read: ServingRead):
     return _serve(read) if read.as_of is None else serve_as_of(read.key, read.as_of)
