@@ -144,6 +144,11 @@ def post_worker_init(worker):
     # Listen for changes from the start (not at the first cached read): a worker that replaces a dead one is
     # ready to cache at once, and an operator sees one listener per worker in pg_stat_activity.
     worker.wsgi.extensions[CACHES_KEY].hub.ensure_listening()
+    # Every model's current Production (REGISTRY_WARM_STAGES) into this worker's cache, in the background, so the
+    # first read of each after a deploy or a database restart is not a database read (registry/warming.py).
+    from registry import warming
+
+    worker.registry_warmer = warming.start(worker.wsgi)
     # On SIGTERM, refuse new connections at once and answer long-polls now (registry/shutdown.py says why).
     shutdown.install(worker, worker.wsgi)
     # The embedded event dispatcher (REGISTRY_EVENTS_DISPATCHER=embedded): one per worker; they share the work

@@ -89,6 +89,19 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     return raw == "1"
 
 
+def _warm_stages(raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip():
+        return ("Production",)
+    if raw.strip().lower() == "none":
+        return ()
+    from .lifecycle import parse_stage
+
+    try:
+        return tuple(dict.fromkeys(parse_stage(part.strip()).value for part in raw.split(",")))
+    except Exception:
+        raise ConfigError(f"REGISTRY_WARM_STAGES must be stage names separated by commas, or none; got {raw!r}") from None
+
+
 def _boolean(env: Mapping[str, str], name: str) -> bool:
     raw = (env.get(name) or "false").lower()
     if raw not in ("true", "false", "1", "0"):
@@ -153,6 +166,9 @@ class Settings:
     max_waiters: int | None = None
     # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
     cache_bytes: int = 64 * 1024 * 1024
+    # REGISTRY_WARM_STAGES: each worker caches every model's current version in these stages at start and after a
+    # listener reset (registry/warming.py); "none" turns it off.
+    warm_stages: tuple[str, ...] = ("Production",)
     # GET /api/v1/watch: a comment line this often on an idle stream, so proxies keep it open and a gone
     # client is noticed; and how many selectors one stream may watch.
     watch_heartbeat_seconds: int = 15
@@ -244,6 +260,7 @@ class Settings:
         if dispatcher not in {"embedded", "off"}:
             raise ConfigError(f"REGISTRY_EVENTS_DISPATCHER must be 'embedded' or 'off', got {dispatcher!r}")
         return cls(
+            warm_stages=_warm_stages(env.get("REGISTRY_WARM_STAGES")),
             events_dispatcher=dispatcher,
             events_concurrency=_int(env, "REGISTRY_EVENTS_CONCURRENCY", 4, 1, 256),
             webhook_allow_http=_boolean(env, "REGISTRY_WEBHOOK_ALLOW_HTTP"),

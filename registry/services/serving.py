@@ -3,21 +3,24 @@
 Cheap by construction: one SQL statement, prepared and run in autocommit on a pooled connection
 (``db/prepared.py``: no ORM, no session; ``latest_records`` and ``alias_record`` are the same reads with whole
 versions, for the MLflow dialect's get-latest-versions and get-by-alias), and in the common case none at all:
-answers live in the per-process cache under its freshness rule (``registry/cache``), so a slow reader can never
-reinstate a stale answer. "Current" is MLflow's rule: the highest version number in the stage.
+answers (``resolve``'s, and ``latest_records``') live in the per-process cache under its freshness rule
+(``registry/cache``), so a slow reader can never reinstate a stale answer. ``warm`` fills them for every model in
+one stage, a page of models per statement (``registry/warming.py`` runs it when a worker starts and after each
+listener reconnect). "Current" is MLflow's rule: the highest version number in the stage.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import text
 
 from .. import names
 from ..auth import Actor
 from ..db.loading import alias_not_found, model_not_found, stage_empty
 from ..db.records import VersionRecord, version_record_from_row
 from ..db.prepared import Prepared
-from ..db.unit_of_work import read_only
+from ..db.unit_of_work import read_only, session
 from ..errors import NotFound
 from ..extensions import caches
 from ..lifecycle import parse_stage
@@ -183,15 +186,79 @@ def resolve(actor: Actor, model_name: str, *, stage: str | None = None, alias: s
     return answer
 
 
-@read_only
-def latest_records(actor: Actor, model_name: str, stages: list[str]) -> tuple[int, list[VersionRecord]]:
+def latest_records(actor: Actor, model_name: str, stages: list[str]) -> tuple[int, tuple[VersionRecord, ...]]:
     """The whole current version of each of ``stages`` (canonical values) that has one, in that order, and the
-    model's id: one statement. READ is checked like ``resolve`` (cached levels); unreadable = not found."""
+    model's id: one statement, kept in the per-process cache like ``resolve``'s answers. READ is checked like
+    ``resolve`` (cached levels); unreadable = not found."""
     name = names.model_name(model_name)
-    rows = _RECORDS_BY_STAGES.rows(name=name, stages=stages)
-    if not rows or not may_read(actor, rows[0].model_id):
+    key = ("records", name, tuple(stages))
+    current = caches()
+    entry = None if current is None else current.store.get(key)
+    if entry is not None:
+        model_id, records = entry.payload
+    else:
+        label = None if current is None else current.hub.label()
+        found = _read_records(name, stages)
+        if found is None:
+            raise model_not_found(name)
+        model_id, records = found
+        if current is not None:
+            current.store.put(key, model_id, label, found, _records_size(records))
+    if not may_read(actor, model_id):
         raise model_not_found(name)
-    return rows[0].model_id, [version_record_from_row(row) for row in rows if row.id is not None]
+    return model_id, records
+
+
+@read_only
+def _read_records(name: str, stages: list[str]) -> tuple[int, tuple[VersionRecord, ...]] | None:
+    rows = _RECORDS_BY_STAGES.rows(name=name, stages=stages)
+    if not rows:
+        return None
+    return rows[0].model_id, tuple(version_record_from_row(row) for row in rows if row.id is not None)
+
+
+def _records_size(records: tuple[VersionRecord, ...]) -> int:
+    return sum(len(r.model_name) + len(r.source) + len(r.description) + len(r.run_id or "") + len(r.run_link or "")
+               + sum(len(k) + len(v) for k, v in r.tags.items()) + 40 * len(r.aliases) + 200 for r in records)
+
+
+# Every model's current version in one stage, a page of models at a time (``warm``).
+_WARM_PAGE = 500
+_WARM = text(f"""
+SELECT {_RECORD_COLUMNS}, m.generation, coalesce(v.storage_location, v.source) AS serving_location
+FROM registered_models m
+LEFT JOIN LATERAL (
+    SELECT * FROM model_versions mv WHERE mv.model_id = m.id AND mv.stage = :stage
+    ORDER BY mv.version DESC LIMIT 1
+) v ON true
+WHERE m.id > :after
+ORDER BY m.id
+LIMIT :page
+""")
+
+
+def warm(stage: str, *, after: int = 0, page: int = _WARM_PAGE) -> int | None:
+    """Keep the current answer in ``stage`` of the next page of models (ids above ``after``), as the native read
+    and MLflow's get-latest-versions of that one stage would: the first read of each is then a cache hit. Labelled
+    before the read, so a change heard meanwhile drops it as usual. Returns the last model id, None at the end."""
+    current = caches()
+    label = current.hub.label()
+    rows = _read_page(stage, after, page)
+    for row in rows:
+        version = None if row.id is None else CurrentVersion(
+            row.version, row.stage, row.status, row.source, row.serving_location, row.run_id, row.run_link,
+            row.created_at, row.updated_at, tuple(row.aliases or ()))
+        answer = Answer(row.model_id, row.model_name, row.generation, version)
+        current.store.put(("stage", row.model_name, stage), row.model_id, label, answer, answer.size)
+        records = () if row.id is None else (version_record_from_row(row),)
+        current.store.put(("records", row.model_name, (stage,)), row.model_id, label, (row.model_id, records),
+                          _records_size(records))
+    return rows[-1].model_id if len(rows) == page else None
+
+
+@read_only
+def _read_page(stage: str, after: int, page: int) -> list:
+    return session().execute(_WARM, {"stage": stage, "after": after, "page": page}).all()
 
 
 @read_only

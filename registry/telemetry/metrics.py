@@ -54,6 +54,10 @@ CACHE_LOOKUPS = Counter(
 CACHE_EVICTIONS = Counter("registry_cache_evictions_total", "Entries evicted to stay within REGISTRY_CACHE_MB.")
 CACHE_BYTES = Gauge("registry_cache_bytes", "Bytes held by the caches, all workers.", multiprocess_mode="livesum")
 CACHE_ENTRIES = Gauge("registry_cache_entries", "Entries held by the caches, all workers.", multiprocess_mode="livesum")
+CACHE_WARMINGS = Counter(
+    "registry_cache_warmings_total",
+    "Times a worker finished warming its cache with every model's current answer in REGISTRY_WARM_STAGES (at "
+    "start and after each listener reconnect: registry/warming.py).")
 LONGPOLL_WAITERS = Gauge("registry_longpoll_waiters", "Long-polls (?wait=) waiting now, all workers.",
                          multiprocess_mode="livesum")
 LONGPOLL_BUSY = Counter("registry_longpoll_busy_total",

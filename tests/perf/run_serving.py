@@ -389,6 +389,7 @@ class Bench:
         """SIGHUP: gunicorn replaces every worker, so every cache starts empty; back when both new ones answer."""
         service = self.running[target.server].service
         old = worker_pids(service)
+        warmed_before = metric_total(service.base_url, "registry_cache_warmings_total")
         os.kill(service.process.pid, signal.SIGHUP)
         deadline = time.monotonic() + self.args.ready_timeout
         while True:
@@ -399,6 +400,17 @@ class Bench:
                 raise PerfError(f"{service.label}: the workers were not replaced after SIGHUP ({old} -> {new})")
             time.sleep(0.2)
         service.wait_ready(self.args.ready_timeout)
+        if os.environ.get("REGISTRY_WARM_STAGES", "").strip().lower() == "none":
+            return
+        # Each new worker warms its cache (registry/warming.py) in the background: what a fleet meets after a
+        # deploy is the warmed cache, once a second or so later; run with REGISTRY_WARM_STAGES=none for the
+        # first reads without it.
+        ready = time.monotonic()
+        while metric_total(service.base_url, "registry_cache_warmings_total") < warmed_before + self.args.workers:
+            if time.monotonic() > deadline:
+                raise PerfError(f"{service.label}: the new workers did not warm their caches")
+            time.sleep(0.1)
+        print(f"    new workers warmed their caches {time.monotonic() - ready:.1f} s after they were ready")
 
     def measure(self, scenario: Scenario, target: Target, label: str, connections: int, seconds: int,
                 round_no: int) -> dict:
@@ -530,9 +542,14 @@ def warm_until_cached(bench: Bench, target: Target, connections: int) -> None:
 
 def cache_misses(base_url: str) -> float:
     """Every cache miss our server's workers counted so far (all kinds of entry)."""
+    return metric_total(base_url, "registry_cache_lookups_total", 'result="miss"')
+
+
+def metric_total(base_url: str, name: str, having: str = "") -> float:
+    """The sum of a metric's samples (those whose labels contain ``having``) on our server."""
     text = requests.get(f"{base_url}/metrics", headers=ADMIN_HEADERS, timeout=30).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("registry_cache_lookups_total{") and 'result="miss"' in line)
+               if line.startswith((name + "{", name + " ")) and having in line)
 
 
 # --- Reporting -----------------------------------------------------------------------------------------------

@@ -229,3 +229,18 @@ def test_no_startup_options_are_sent_through_a_transaction_pooler():
 def test_watch_settings_out_of_range_are_config_errors_naming_them(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (None, ("Production",)), ("", ("Production",)), ("none", ()), ("NONE", ()),
+    ("production", ("Production",)), ("Production, staging,Production", ("Production", "Staging")),
+])
+def test_warm_stages(raw, expected):
+    env = {} if raw is None else {"REGISTRY_WARM_STAGES": raw}
+    assert Settings.from_env(env).warm_stages == expected
+
+
+@pytest.mark.parametrize("raw", ["Prod", "Production,", "Production;Staging"])
+def test_unknown_warm_stage_is_a_config_error_naming_it(raw):
+    with pytest.raises(ConfigError, match="REGISTRY_WARM_STAGES"):
+        Settings.from_env({"REGISTRY_WARM_STAGES": raw})
