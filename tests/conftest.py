@@ -74,10 +74,16 @@ def session_database_url(admin_url, template_database):
     pg.drop_database(admin_url, name)
 
 
+# The session-long apps made so far (``app``, ``secure_app``): every test's data is rolled back, so each test
+# ends by making all of them forget what they cached (``db_session``).
+_SESSION_APPS: list = []
+
+
 def session_app(database_url: str, auth_enabled: bool):
     """A session-long app in testing mode on ``database_url``; its connection pool is closed at the end."""
     application = create_app({"database_url": database_url, "auth_enabled": auth_enabled})
     application.config["TESTING"] = True
+    _SESSION_APPS.append(application)
     yield application
     with application.app_context():
         db.engine.dispose()
@@ -106,8 +112,10 @@ def db_session(app, monkeypatch):
             outer.rollback()
             connection.close()
             # The serving caches may hold answers read inside the rolled-back transaction (in production they
-            # only ever see committed data): forget them, as a listener reset would.
-            app.extensions[CACHES_KEY].hub.dispatch(None)
+            # only ever see committed data): forget them, as a listener reset would, in every app that may have
+            # read it (all share this session).
+            for application in _SESSION_APPS:
+                application.extensions[CACHES_KEY].hub.dispatch(None)
 
 
 @pytest.fixture

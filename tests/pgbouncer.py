@@ -6,6 +6,7 @@ are root it is started with ``-u postgres``, so its files live in a folder that 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -41,7 +42,7 @@ def transaction_pooler(server_url: str, pool_size: int = 4) -> Iterator[str]:
     users.write_text(f'"{upstream.username}" "{upstream.password or ""}"\n')
     config = folder / "pgbouncer.ini"
     config.write_text(f"""[databases]
-* = host={upstream.host or '127.0.0.1'} port={upstream.port or 5432}
+* = host={upstream.host or upstream.query.get('host') or '127.0.0.1'} port={upstream.port or 5432}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -55,7 +56,12 @@ max_client_conn = 1000
 """)
     for path in (users, config):
         path.chmod(0o644)
-    argv = [binary, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(config)]
+    # As root, pgbouncer must be told whom to run as: the embedded server's own user when it is reached through
+    # its socket directory (only that user may enter it), else postgres.
+    socket_dir = upstream.host or upstream.query.get("host")
+    run_as = (pwd.getpwuid(os.stat(socket_dir).st_uid).pw_name if socket_dir and socket_dir.startswith("/")
+              else "postgres")
+    argv = [binary, *(["-u", run_as] if os.geteuid() == 0 else []), str(config)]
     log = open(folder / "pgbouncer.log", "w+b")
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:

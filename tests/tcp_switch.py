@@ -10,8 +10,10 @@ from typing import Iterator
 
 
 class TcpSwitch:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
+    def __init__(self, upstream_host: str | None, upstream_port: int) -> None:
+        # A host that is a directory is PostgreSQL's socket directory (the embedded server listens there only).
+        self.upstream = (f"{upstream_host}/.s.PGSQL.{upstream_port}" if upstream_host and upstream_host.startswith("/")
+                         else (upstream_host or "127.0.0.1", upstream_port))
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
@@ -53,7 +55,11 @@ class TcpSwitch:
             except OSError:
                 return  # cut
             try:
-                server = socket.create_connection(self.upstream)
+                if isinstance(self.upstream, str):
+                    server = socket.socket(socket.AF_UNIX)
+                    server.connect(self.upstream)
+                else:
+                    server = socket.create_connection(self.upstream)
             except OSError:
                 client.close()
                 continue

@@ -46,7 +46,7 @@ def direct_app(fresh_database_url):
 @pytest.fixture
 def switch(fresh_database_url):
     url = make_url(fresh_database_url)
-    with tcp_switch(url.host, url.port or 5432) as forwarder:
+    with tcp_switch(url.host or url.query.get("host"), url.port or 5432) as forwarder:
         yield forwarder
 
 
@@ -57,7 +57,7 @@ def auth_enabled(request):
 
 @pytest.fixture
 def cut_off_app(fresh_database_url, switch, direct_app, auth_enabled):
-    url = make_url(fresh_database_url).set(host="127.0.0.1", port=switch.port)
+    url = make_url(fresh_database_url).difference_update_query(["host"]).set(host="127.0.0.1", port=switch.port)
     application = create_app({"database_url": url.render_as_string(hide_password=False),
                               "auth_enabled": auth_enabled})
     application.config["TESTING"] = True
