@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_replay import MODEL, READS, V1, call, hits, ok, seed, snapshot
-from .support import listening
+from .test_replay import MODEL, READS, V1, admin, call, hits, ok, snapshot  # noqa: F401  (admin: a fixture)
 
 # The reads with a ``direct``: the serving reads of both dialects.
 DIRECT_READS = [read for read in READS if read[0] in {
@@ -22,14 +21,6 @@ NOT_DIRECT = [read for read in READS if read not in DIRECT_READS]
 
 def directs(app) -> int:
     return app.extensions["registry_replay"].direct
-
-
-@pytest.fixture
-def admin(secure_app, secure_client, make_user):
-    headers = make_user("root", admin=True)
-    seed(secure_client, headers)
-    listening(secure_app)
-    return headers
 
 
 def known(client, headers) -> dict:
