@@ -134,9 +134,15 @@ def _read(kind: str, name: str, selector: str) -> Answer | None:
     row = statement.first(name=name, selector=selector)
     if row is None:
         return None
+    return _answer_from_row(row, row.storage_location)
+
+
+def _answer_from_row(row, storage_location: str | None) -> Answer:
+    """A serving row as the answer kept and rendered (``storage_location``: where the artifacts are, which the
+    two reads that build answers name differently)."""
     version = None
     if row.version is not None:
-        version = CurrentVersion(row.version, row.stage, row.status, row.source, row.storage_location,
+        version = CurrentVersion(row.version, row.stage, row.status, row.source, storage_location,
                                  row.run_id, row.run_link, row.created_at, row.updated_at,
                                  tuple(row.aliases or ()))
     return Answer(row.model_id, row.model_name, row.generation, version)
@@ -245,10 +251,7 @@ def warm(stage: str, *, after: int = 0, page: int = _WARM_PAGE) -> int | None:
     label = current.hub.label()
     rows = _read_page(stage, after, page)
     for row in rows:
-        version = None if row.id is None else CurrentVersion(
-            row.version, row.stage, row.status, row.source, row.serving_location, row.run_id, row.run_link,
-            row.created_at, row.updated_at, tuple(row.aliases or ()))
-        answer = Answer(row.model_id, row.model_name, row.generation, version)
+        answer = _answer_from_row(row, row.serving_location)
         current.store.put(("stage", row.model_name, stage), row.model_id, label, answer, answer.size)
         records = () if row.id is None else (version_record_from_row(row),)
         current.store.put(("records", row.model_name, (stage,)), row.model_id, label, (row.model_id, records),
