@@ -102,6 +102,22 @@ def _warm_stages(raw: str | None) -> tuple[str, ...]:
         raise ConfigError(f"REGISTRY_WARM_STAGES must be stage names separated by commas, or none; got {raw!r}") from None
 
 
+EVERY_ALIAS = ("*",)  # REGISTRY_WARM_ALIASES' default: aliases exist to be served
+
+
+def _warm_aliases(raw: str | None) -> tuple[str, ...]:
+    if raw is None or not raw.strip() or raw.strip() == "*":
+        return EVERY_ALIAS
+    if raw.strip().lower() == "none":
+        return ()
+    from .names import alias_name
+
+    try:
+        return tuple(dict.fromkeys(alias_name(part.strip(), for_write=False) for part in raw.split(",")))
+    except Exception:
+        raise ConfigError(f"REGISTRY_WARM_ALIASES must be *, alias names separated by commas, or none; got {raw!r}") from None
+
+
 def _boolean(env: Mapping[str, str], name: str) -> bool:
     raw = (env.get(name) or "false").lower()
     if raw not in ("true", "false", "1", "0"):
@@ -165,10 +181,12 @@ class Settings:
     # budget decides (registry/cache/waiters.py), 0 turns long-polling off.
     max_waiters: int | None = None
     # Bytes of cached answers per process (serving answers, rendered responses, tokens, levels).
-    cache_bytes: int = 64 * 1024 * 1024
+    cache_bytes: int = 128 * 1024 * 1024
     # REGISTRY_WARM_STAGES: each worker caches every model's current version in these stages at start and after a
     # listener reset (registry/warming.py); "none" turns it off.
     warm_stages: tuple[str, ...] = ("Production",)
+    # REGISTRY_WARM_ALIASES: the same for the versions behind these aliases ("*", the default: every alias).
+    warm_aliases: tuple[str, ...] = EVERY_ALIAS
     # GET /api/v1/watch: a comment line this often on an idle stream, so proxies keep it open and a gone
     # client is noticed; and how many selectors one stream may watch.
     watch_heartbeat_seconds: int = 15
@@ -261,6 +279,7 @@ class Settings:
             raise ConfigError(f"REGISTRY_EVENTS_DISPATCHER must be 'embedded' or 'off', got {dispatcher!r}")
         return cls(
             warm_stages=_warm_stages(env.get("REGISTRY_WARM_STAGES")),
+            warm_aliases=_warm_aliases(env.get("REGISTRY_WARM_ALIASES")),
             events_dispatcher=dispatcher,
             events_concurrency=_int(env, "REGISTRY_EVENTS_CONCURRENCY", 4, 1, 256),
             webhook_allow_http=_boolean(env, "REGISTRY_WEBHOOK_ALLOW_HTTP"),
@@ -281,7 +300,7 @@ class Settings:
             auth_enabled=auth == "enabled",
             allow_local_sources=_flag(env, "REGISTRY_ALLOW_LOCAL_SOURCES"),
             max_waiters=_int(env, "REGISTRY_MAX_WAITERS", 0, 0, 1_000_000) if max_waiters else None,
-            cache_bytes=_int(env, "REGISTRY_CACHE_MB", 64, 1, 65_536) * 1024 * 1024,
+            cache_bytes=_int(env, "REGISTRY_CACHE_MB", 128, 1, 65_536) * 1024 * 1024,
             admin_token=admin_token,
             secret_keys=secret_keys,
             console_session_hours=_int(env, "REGISTRY_CONSOLE_SESSION_HOURS", 12, 1, 24 * 30),

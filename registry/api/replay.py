@@ -14,6 +14,11 @@ renders like Flask's answer. A remembered caller is one Flask authenticated befo
 checked by the function, as in the view. Anything it raises (no READ, no such model, the database unreachable)
 sends the request to Flask, which meets the same and answers in the dialect's words.
 
+**Primed.** A view with ``direct`` may also say, with ``warm``, which of its requests reads a serving answer that
+warming keeps (``registry/warming.py``); ``prime`` renders those requests through ``direct`` for the system actor
+right after each warmed page, keyed by the same ``request_key`` a real request gets and labelled like the page, so
+the first read of each after a deploy is a replay. Who may have it is decided at replay, per caller, as always.
+
 **Stale while unavailable** (``cache/responses.py``): a replayable read that failed because the database is
 unreachable is answered with the last known answer (``Store.last_known``) when all of these hold:
 
@@ -31,14 +36,17 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import time
-from typing import Any, Callable, Hashable
+from urllib.parse import urlencode
+from typing import Any, Callable, Hashable, Iterable
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request
 
+from ..auth import SYSTEM
 from ..cache.responses import SCOPE, ResponseReplay
 from ..cache.store import LastKnown
 from ..extensions import CACHES_KEY, OUTAGE_KEY
@@ -50,17 +58,24 @@ from .woken_replay import WOKEN_REPLAY_KEY, WokenReplay
 REPLAY_KEY = "registry_replay"
 _DIRECT = "registry.replay.direct"  # the environ's: the routed view's ``direct``, if it has one
 Direct = tuple[Response, int]  # a response and the model it is about
+AnswerKey = tuple[str, str, str]  # a serving answer's key: ("stage" | "alias", model name, stage or alias)
+# A request that reads a warm answer: method, path, query arguments, JSON body.
+WarmRead = tuple[str, str, dict | None, dict | None]
 _MAX_BODY = 16 * 1024  # a read's JSON body (MLflow sends get-latest-versions as a POST); larger: not replayed
 
 
-def replayable(parse: Callable[..., Any], *, direct: Callable[[Any, Any], Direct | None] | None = None):
+def replayable(parse: Callable[..., Any], *, direct: Callable[[Any, Any], Direct | None] | None = None,
+               warm: Callable[[AnswerKey], WarmRead | None] | None = None):
     """Declare a read view replayable; ``parse(request, **url_args)`` gives the arguments it is called with.
     Arguments with a false ``replayable`` attribute (a long-poll, say) are served but never replayed.
 
     ``direct(arguments, actor)`` answers a replayable read without the web framework: a response and the model
     it is about, or None to leave the request to the view. The replay layer calls it on a miss when it knows the
     caller from memory (see the module's docstring); the view must answer through the same function, so both
-    give the same bytes."""
+    give the same bytes.
+
+    ``warm(answer_key)`` (with ``direct``): the request of this view that reads a serving answer warming keeps
+    (``services/serving.py``'s ``answer_key``), or None; ``prime`` renders it ahead of the first read."""
 
     def decorate(view: Callable[[Any], Any]):
         @functools.wraps(view)
@@ -69,6 +84,7 @@ def replayable(parse: Callable[..., Any], *, direct: Callable[[Any, Any], Direct
 
         run.replay_parse = parse
         run.replay_direct = direct
+        run.replay_warm = warm
         return run
 
     return decorate
@@ -95,13 +111,13 @@ _MAX_ROUTES = 20_000  # remembered routings per process (a path is at most a few
 Routed = tuple[str, dict, Callable, str, Callable | None]  # endpoint, URL arguments, parse, rule, direct
 
 
-def _router(app: Flask) -> Callable[[str, str], Routed | None]:
+def _router(app: Flask) -> Callable[..., Routed | None]:
     """(method, raw path) -> (endpoint, URL arguments, parse, rule) of a replayable view, else None. Routing
     depends on the method and path alone (no host or subdomain rules here), so its answers are remembered."""
     adapter = app.url_map.bind("replay")
     known: dict[tuple[str, str], Routed | None] = {}
 
-    def route(method: str, raw_path: str) -> Routed | None:
+    def route(method: str, raw_path: str, remember: bool = True) -> Routed | None:
         found = known.get((method, raw_path), False)
         if found is not False:
             return found
@@ -114,22 +130,23 @@ def _router(app: Flask) -> Callable[[str, str], Routed | None]:
             view = app.view_functions.get(rule.endpoint)
             parse = getattr(view, "replay_parse", None)
             found = None if parse is None else (rule.endpoint, url_args, parse, rule.rule, view.replay_direct)
-        if len(known) >= _MAX_ROUTES:
-            known.clear()
-        known[(method, raw_path)] = found
+        if remember:  # not warming's tens of thousands of paths: they would push out what is asked
+            if len(known) >= _MAX_ROUTES:
+                known.clear()
+            known[(method, raw_path)] = found
         return found
 
     return route
 
 
-def _request_key(app: Flask) -> Callable[[dict], Hashable | None]:
+def _request_key(app: Flask) -> Callable[..., Hashable | None]:
     route = _router(app)
 
-    def key(environ: dict) -> Hashable | None:
+    def key(environ: dict, remember: bool = True) -> Hashable | None:
         method = environ.get("REQUEST_METHOD")
         if method not in ("GET", "POST"):
             return None
-        routed = route(method, environ.get("PATH_INFO", ""))
+        routed = route(method, environ.get("PATH_INFO", ""), remember)
         if routed is None:
             return None
         endpoint, url_args, parse, rule, direct = routed
@@ -209,22 +226,71 @@ def _answer_directly(app: Flask) -> Callable[[dict, Hashable], tuple | None]:
         if actor is None:
             return None  # Flask authenticates the caller, and remembers them for the next request
         with app.app_context():
-            try:
-                found = direct(key[1], actor)
-            except Exception:
-                # A model that does not exist, a database that cannot be reached: the view meets the same and
-                # the app renders it, in the dialect's words (with the last known answer if there is one).
-                return None
-            if found is None:
-                return None
-            response, model_id = found
+            rendered = _render(direct, key[1], actor, environ)
+        if rendered is not None:
             environ[telemetry.ACTOR] = actor.name
-            started: list = []
-            body = b"".join(response(environ, lambda status, headers, exc_info=None: started.extend((status, headers))))
-        status, headers = started
-        return status, headers, body, model_id
+        return rendered
 
     return answer
+
+
+def _render(direct: Callable[[Any, Any], Direct | None], arguments: Any, actor,
+            environ: dict) -> tuple[str, list, bytes, int] | None:
+    """(status, headers, body, model) of ``direct``'s answer, in an app context; None if it gave none or raised."""
+    try:
+        found = direct(arguments, actor)
+    except Exception:
+        # A model that does not exist, a database that cannot be reached: the view meets the same and the app
+        # renders it, in the dialect's words (with the last known answer if there is one).
+        return None
+    if found is None:
+        return None
+    response, model_id = found
+    started: list = []
+    body = b"".join(response(environ, lambda status, headers, exc_info=None: started.extend((status, headers))))
+    status, headers = started
+    return status, headers, body, model_id
+
+
+def _environ(method: str, path: str, query: dict | None, body: dict | None) -> dict:
+    """A WSGI environ of the request, as a server would give it (a tenth of werkzeug's EnvironBuilder's cost:
+    warming renders tens of thousands)."""
+    content = b"" if body is None else json.dumps(body).encode()
+    return {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path.encode().decode("latin-1"),  # WSGI's form
+        "QUERY_STRING": "" if query is None else urlencode(query),
+        "CONTENT_TYPE": "application/json" if content else "", "CONTENT_LENGTH": str(len(content)),
+        "SERVER_NAME": "registry", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "registry",
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(content), "wsgi.errors": io.StringIO(),
+        "wsgi.multithread": False, "wsgi.multiprocess": False, "wsgi.run_once": False, "wsgi.version": (1, 0),
+    }
+
+
+def prime(app: Flask, keys: Iterable[AnswerKey], label: Any) -> int:
+    """Render every request that reads one of these warm answers (the views' ``warm``) and keep it for replay,
+    as if it had just been asked: the first read of each after a deploy is then a replay. Rendered by the view's
+    ``direct`` for the system actor (the answer is the same for every reader); who may have it is decided at
+    replay, as for every kept answer. ``label``: taken before the answers were read. In an app context.
+    Returns how many were rendered."""
+    replay = app.extensions[REPLAY_KEY]
+    warms = {view.replay_warm for view in app.view_functions.values() if getattr(view, "replay_warm", None)}
+    count = 0
+    for key in keys:
+        for warm in warms:
+            read = warm(key)
+            if read is None:
+                continue
+            environ = _environ(*read)
+            replay_key = replay.request_key(environ, remember=False)
+            direct = environ.get(_DIRECT)
+            if replay_key is None or direct is None:
+                continue
+            rendered = _render(direct, replay_key[1], SYSTEM, environ)
+            if rendered is not None:
+                status, headers, content, model_id = rendered
+                replay.keep(replay_key, model_id, label, status, headers, content)
+                count += 1
+    return count
 
 
 def install(app: Flask) -> None:

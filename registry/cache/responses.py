@@ -74,10 +74,7 @@ class ResponseReplay:
         if direct is not None:
             self.direct += 1
             status, headers, body, scope = direct
-            if status.startswith(_KEPT_STATUSES):
-                headers = _shared(headers)
-                store.put(key, scope, label, (status, headers, body), _size(headers, body))
-            start_response(status, list(headers))
+            start_response(status, list(self.keep(key, scope, label, status, headers, body)))
             return [body]
         captured: list = []
 
@@ -105,9 +102,17 @@ class ResponseReplay:
         finally:
             _close(result)
         status, headers = captured
-        headers = _shared(headers)
-        store.put(key, scope, label, (status, headers, body), _size(headers, body))
+        self.keep(key, scope, label, status, headers, body)
         return [body]
+
+    def keep(self, key: Hashable, scope: Scope, label: Any, status: str, headers: list, body: bytes) -> list:
+        """Keep a rendered answer for replay, if its status may be kept, under the freshness rule (``label``:
+        taken before what it renders was read). Returns its headers."""
+        if not status.startswith(_KEPT_STATUSES):
+            return headers
+        headers = _shared(headers)
+        self.caches.store.put(key, scope, label, (status, headers, body), _size(headers, body))
+        return headers
 
 
 def _size(headers: tuple[tuple[str, str], ...], body: bytes) -> int:

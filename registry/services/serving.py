@@ -3,10 +3,10 @@
 Cheap by construction: one SQL statement, prepared and run in autocommit on a pooled connection
 (``db/prepared.py``: no ORM, no session; ``latest_records`` and ``alias_record`` are the same reads with whole
 versions, for the MLflow dialect's get-latest-versions and get-by-alias), and in the common case none at all:
-answers (``resolve``'s, and ``latest_records``') live in the per-process cache under its freshness rule
-(``registry/cache``), so a slow reader can never reinstate a stale answer. ``warm`` fills them for every model in
-one stage, a page of models per statement (``registry/warming.py`` runs it when a worker starts and after each
-listener reconnect). "Current" is MLflow's rule: the highest version number in the stage.
+answers (``resolve``'s, ``latest_records``' and ``alias_record``'s) live in the per-process cache under its
+freshness rule (``registry/cache``), so a slow reader can never reinstate a stale answer. ``warm`` fills them for
+every model in one stage, ``warm_aliases`` behind its aliases, a page of models per statement
+(``registry/warming.py`` runs them when a worker starts and after each listener reconnect). "Current" is MLflow's rule: the highest version number in the stage.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from ..db.prepared import Prepared
 from ..db.unit_of_work import read_only, session
 from ..errors import NotFound
 from ..extensions import caches
+from ..cache.hub import Label
 from ..lifecycle import parse_stage
 from .access import may_read
 
@@ -228,10 +229,13 @@ def _records_size(records: tuple[VersionRecord, ...]) -> int:
                + sum(len(k) + len(v) for k, v in r.tags.items()) + 40 * len(r.aliases) + 200 for r in records)
 
 
-# Every model's current version in one stage, a page of models at a time (``warm``).
+# Warming (``warm``, ``warm_aliases``): a page of models at a time, every model's current version in one stage, or
+# the versions behind its aliases (all, or those named); a model without any still has a row (no version), so the
+# page's models are all seen and the next page starts after the last.
 _WARM_PAGE = 500
+_WARM_COLUMNS = f"{_RECORD_COLUMNS}, m.generation, coalesce(v.storage_location, v.source) AS serving_location"
 _WARM = text(f"""
-SELECT {_RECORD_COLUMNS}, m.generation, coalesce(v.storage_location, v.source) AS serving_location
+SELECT {_WARM_COLUMNS}
 FROM registered_models m
 LEFT JOIN LATERAL (
     SELECT * FROM model_versions mv WHERE mv.model_id = m.id AND mv.stage = :stage
@@ -241,41 +245,102 @@ WHERE m.id > :after
 ORDER BY m.id
 LIMIT :page
 """)
+_WARM_ALIASES = text(f"""
+WITH page AS (SELECT id FROM registered_models WHERE id > :after ORDER BY id LIMIT :page)
+SELECT {_WARM_COLUMNS}, al.alias AS warm_alias
+FROM page
+JOIN registered_models m ON m.id = page.id
+LEFT JOIN model_aliases al ON al.model_id = m.id
+    AND (CAST(:names AS text[]) IS NULL OR al.alias = ANY(CAST(:names AS text[])))
+LEFT JOIN model_versions v ON v.id = al.version_id
+ORDER BY m.id
+""")
 
 
-def warm(stage: str, *, after: int = 0, page: int = _WARM_PAGE) -> int | None:
+@dataclass(frozen=True, slots=True)
+class WarmPage:
+    """What one page of warming kept: the answers (``answer_key``s), and the last model id read (None: that was
+    the last page)."""
+    keys: tuple[tuple[str, str, str], ...]
+    last: int | None
+
+
+def warm(stage: str, *, after: int = 0, page: int = _WARM_PAGE, label: Label | None = None) -> WarmPage:
     """Keep the current answer in ``stage`` of the next page of models (ids above ``after``), as the native read
-    and MLflow's get-latest-versions of that one stage would: the first read of each is then a cache hit. Labelled
-    before the read, so a change heard meanwhile drops it as usual. Returns the last model id, None at the end."""
+    and MLflow's get-latest-versions of that one stage would: the first read of each is then a cache hit.
+    Labelled before the read (``label``, else now), so a change heard meanwhile drops it as usual."""
     current = caches()
-    label = current.hub.label()
-    rows = _read_page(stage, after, page)
+    label = current.hub.label() if label is None else label
+    rows = _read_page(_WARM, {"stage": stage, "after": after, "page": page})
+    keys = []
     for row in rows:
         answer = _answer_from_row(row, row.serving_location)
-        current.store.put(("stage", row.model_name, stage), row.model_id, label, answer, answer.size)
+        keys.append(("stage", row.model_name, stage))
+        current.store.put(keys[-1], row.model_id, label, answer, answer.size)
         records = () if row.id is None else (version_record_from_row(row),)
         current.store.put(("records", row.model_name, (stage,)), row.model_id, label, (row.model_id, records),
                           _records_size(records))
-    return rows[-1].model_id if len(rows) == page else None
+    return WarmPage(tuple(keys), rows[-1].model_id if len(rows) == page else None)
+
+
+def warm_aliases(aliases: tuple[str, ...] | None, *, after: int = 0, page: int = _WARM_PAGE,
+                 label: Label | None = None) -> WarmPage:
+    """Keep the version behind each alias (``aliases`` only, if given) of the next page of models, as the native
+    alias read and MLflow's get-by-alias would. Labelled like ``warm``."""
+    current = caches()
+    label = current.hub.label() if label is None else label
+    rows = _read_page(_WARM_ALIASES, {"names": None if aliases is None else list(aliases), "after": after,
+                                      "page": page})
+    keys, models = [], set()
+    for row in rows:
+        models.add(row.model_id)
+        if row.warm_alias is None:
+            continue
+        answer = _answer_from_row(row, row.serving_location)
+        keys.append(("alias", row.model_name, row.warm_alias))
+        current.store.put(keys[-1], row.model_id, label, answer, answer.size)
+        record = version_record_from_row(row)
+        current.store.put(("alias record", row.model_name, row.warm_alias), row.model_id, label,
+                          (row.model_id, record), _records_size((record,)))
+    return WarmPage(tuple(keys), rows[-1].model_id if len(models) == page else None)
 
 
 @read_only
-def _read_page(stage: str, after: int, page: int) -> list:
-    return session().execute(_WARM, {"stage": stage, "after": after, "page": page}).all()
+def _read_page(statement, parameters: dict) -> list:
+    return session().execute(statement, parameters).all()
 
 
-@read_only
 def alias_record(actor: Actor, model_name: str, alias: str) -> VersionRecord:
-    """The whole version behind ``alias`` (``latest``: the highest), one statement; NotFound for a missing or
-    unreadable model, or an alias that is not set."""
+    """The whole version behind ``alias`` (``latest``: the highest), one statement, kept in the per-process cache
+    like ``latest_records``; NotFound for a missing or unreadable model, or an alias that is not set."""
     kind, name, selector = answer_key(model_name, alias=alias)
+    key = ("alias record", name, selector)  # "latest" is reserved: no alias of that name can be set
+    current = caches()
+    entry = None if current is None else current.store.get(key)
+    if entry is not None:
+        model_id, record = entry.payload
+    else:
+        label = None if current is None else current.hub.label()
+        found = _read_alias_record(kind, name, selector)
+        if found is None:
+            raise model_not_found(name)
+        model_id, record = found
+        if current is not None:
+            current.store.put(key, model_id, label, found, _records_size(() if record is None else (record,)))
+    if not may_read(actor, model_id):
+        raise model_not_found(name)
+    if record is None:
+        raise alias_not_found(name, alias)
+    return record
+
+
+@read_only
+def _read_alias_record(kind: str, name: str, selector: str) -> tuple[int, VersionRecord | None] | None:
     statement = _RECORD_LATEST if kind == "latest" else _RECORD_BY_ALIAS
     row = statement.first(name=name, selector=selector)
-    if row is None or not may_read(actor, row.model_id):
-        raise model_not_found(name)
-    if row.id is None:
-        raise alias_not_found(row.model_name, alias)
-    return version_record_from_row(row)
+    if row is None:
+        return None
+    return row.model_id, None if row.id is None else version_record_from_row(row)
 
 
 def _model_of(answer: Answer | None) -> int | None:

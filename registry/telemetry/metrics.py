@@ -56,8 +56,9 @@ CACHE_BYTES = Gauge("registry_cache_bytes", "Bytes held by the caches, all worke
 CACHE_ENTRIES = Gauge("registry_cache_entries", "Entries held by the caches, all workers.", multiprocess_mode="livesum")
 CACHE_WARMINGS = Counter(
     "registry_cache_warmings_total",
-    "Times a worker finished warming its cache with every model's current answer in REGISTRY_WARM_STAGES (at "
-    "start and after each listener reconnect: registry/warming.py).")
+    "Times a worker finished warming its cache with every model's answers in REGISTRY_WARM_STAGES and "
+    "REGISTRY_WARM_ALIASES, rendered (at start and after each listener reconnect, or until half of the cache is "
+    "used: registry/warming.py).")
 LONGPOLL_WAITERS = Gauge("registry_longpoll_waiters", "Long-polls (?wait=) waiting now, all workers.",
                          multiprocess_mode="livesum")
 LONGPOLL_BUSY = Counter("registry_longpoll_busy_total",

@@ -400,11 +400,12 @@ class Bench:
                 raise PerfError(f"{service.label}: the workers were not replaced after SIGHUP ({old} -> {new})")
             time.sleep(0.2)
         service.wait_ready(self.args.ready_timeout)
-        if os.environ.get("REGISTRY_WARM_STAGES", "").strip().lower() == "none":
+        if all(os.environ.get(name, "").strip().lower() == "none"
+               for name in ("REGISTRY_WARM_STAGES", "REGISTRY_WARM_ALIASES")):
             return
         # Each new worker warms its cache (registry/warming.py) in the background: what a fleet meets after a
-        # deploy is the warmed cache, once a second or so later; run with REGISTRY_WARM_STAGES=none for the
-        # first reads without it.
+        # deploy is the warmed cache, a few seconds later; run with REGISTRY_WARM_STAGES=none and
+        # REGISTRY_WARM_ALIASES=none for the first reads without it.
         ready = time.monotonic()
         while metric_total(service.base_url, "registry_cache_warmings_total") < warmed_before + self.args.workers:
             if time.monotonic() > deadline:

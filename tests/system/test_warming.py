@@ -1,9 +1,11 @@
 """Warming in a real worker (registry/warming.py, started by ``post_worker_init`` in deploy/gunicorn.conf.py):
 a worker that starts on a registry that already holds models answers the first read of each one's Production
-from its cache, and warms again after its listener reconnects (which empties every cache).
+(and alias) with an answer it rendered ahead, and warms again after its listener reconnects (which empties every
+cache).
 
-Whether a read was a cache hit is read from the server's own metrics: every serving read looks its answer up
-once (``registry_cache_lookups_total{kind="stage"}``), whichever way it is answered. No assertion is about time."""
+Whether a read was answered from the cache is read from the server's own metrics: every serving read looks up
+its rendered response once (``registry_cache_lookups_total{kind=<the view's endpoint>}``), whichever way it is
+answered. No assertion is about time."""
 from __future__ import annotations
 
 import time
@@ -33,6 +35,7 @@ def seed(base: str) -> None:
         for n in (1, 2):
             call("POST", f"{base}/api/v1/models/{name}/versions", 201, json={"source": f"s3://b/{name}/{n}"})
         call("POST", f"{base}/api/v1/models/{name}/versions/2/transition", json={"stage": "Production"})
+        call("PUT", f"{base}/api/v1/models/{name}/aliases/champion", json={"version": 2})
 
 
 def until(condition, what: str) -> None:
@@ -46,23 +49,30 @@ def warmings(base: str) -> float:
     return metric_samples(call("GET", f"{base}/metrics").text).get(("registry_cache_warmings_total", ()), 0.0)
 
 
-def stage_lookups(base: str) -> dict[str, float]:
+STAGE_READ = "native_serving.current_in_stage"
+ALIAS_READ = "native_serving.current_by_alias"
+
+
+def response_lookups(base: str, kind: str) -> dict[str, float]:
     samples = metric_samples(call("GET", f"{base}/metrics").text)
-    return {result: samples.get(("registry_cache_lookups_total", (("kind", "stage"), ("result", result))), 0.0)
+    return {result: samples.get(("registry_cache_lookups_total", (("kind", kind), ("result", result))), 0.0)
             for result in ("hit", "miss")}
 
 
-def read_every_production(base: str, expected: dict[str, int] | None = None) -> dict[str, float]:
-    """Read each model's Production once (``expected``: model -> version, else 2 for all); the stage lookups
-    they made (metrics are added up once a second)."""
+def read_every_production(base: str, expected: dict[str, int] | None = None, *, alias: bool = False
+                          ) -> dict[str, float]:
+    """Read each model's Production (or ``champion``) once (``expected``: model -> version, else 2 for all);
+    the response lookups they made (metrics are added up once a second)."""
     expected = expected or {name: 2 for name in MODELS}
-    before = stage_lookups(base)
+    kind = ALIAS_READ if alias else STAGE_READ
+    before = response_lookups(base, kind)
     for name, version in expected.items():
-        assert call("GET", f"{base}/api/v1/models/{name}/stages/Production").json()["version"] == version
+        path = "aliases/champion" if alias else "stages/Production"
+        assert call("GET", f"{base}/api/v1/models/{name}/{path}").json()["version"] == version
     counted: dict[str, float] = {}
 
     def all_counted() -> bool:
-        counted.update({k: v - before[k] for k, v in stage_lookups(base).items()})
+        counted.update({k: v - before[k] for k, v in response_lookups(base, kind).items()})
         return sum(counted.values()) >= len(expected)
 
     until(all_counted, "the reads' cache lookups in the metrics")
@@ -76,14 +86,15 @@ def seeded(fresh_database_url):
     return fresh_database_url
 
 
-@pytest.mark.parametrize("warm_stages, misses", [(None, 0), ("none", len(MODELS))], ids=["default", "off"])
-def test_a_new_worker_answers_its_first_reads_from_the_warmed_cache(seeded, warm_stages, misses):
-    env = AUTH if warm_stages is None else {**AUTH, "REGISTRY_WARM_STAGES": warm_stages}
+@pytest.mark.parametrize("warm, misses", [(True, 0), (False, len(MODELS))], ids=["default", "off"])
+def test_a_new_worker_answers_its_first_reads_from_the_warmed_cache(seeded, warm, misses):
+    env = AUTH if warm else {**AUTH, "REGISTRY_WARM_STAGES": "none", "REGISTRY_WARM_ALIASES": "none"}
     with server_process(seeded, workers=1, extra_env=env) as server:
-        if warm_stages is None:
+        if warm:
             until(lambda: warmings(server.url) == 1, "the worker warmed its cache")
         assert read_every_production(server.url)["miss"] == misses
-        assert warmings(server.url) == (1 if warm_stages is None else 0)
+        assert read_every_production(server.url, alias=True)["miss"] == misses
+        assert warmings(server.url) == (1 if warm else 0)
 
 
 def test_a_worker_warms_again_after_its_listener_reconnects(seeded):

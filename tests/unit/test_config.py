@@ -244,3 +244,22 @@ def test_warm_stages(raw, expected):
 def test_unknown_warm_stage_is_a_config_error_naming_it(raw):
     with pytest.raises(ConfigError, match="REGISTRY_WARM_STAGES"):
         Settings.from_env({"REGISTRY_WARM_STAGES": raw})
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (None, ("*",)),
+    ("*", ("*",)),
+    ("none", ()),
+    ("NONE", ()),
+    ("champion", ("champion",)),
+    ("champion, shadow,champion", ("champion", "shadow")),
+])
+def test_warm_aliases(raw, expected):
+    env = {} if raw is None else {"REGISTRY_WARM_ALIASES": raw}
+    assert Settings.from_env(env).warm_aliases == expected
+
+
+@pytest.mark.parametrize("raw", ["champion,", "a b", "champion;shadow", "*,champion"])
+def test_a_bad_warm_alias_is_a_config_error_naming_the_setting(raw):
+    with pytest.raises(ConfigError, match="REGISTRY_WARM_ALIASES"):
+        Settings.from_env({"REGISTRY_WARM_ALIASES": raw})

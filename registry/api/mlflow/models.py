@@ -8,8 +8,8 @@ from ...services import models as svc
 from ..authn import current_actor
 from . import bp, ok
 from .search import model_conditions, model_order
-from .wire import page_size, params
-from ..replay import Direct, about, answered, replayable
+from .wire import MLFLOW_PREFIXES, page_size, params
+from ..replay import AnswerKey, Direct, WarmRead, about, answered, replayable
 from ..rate_limits import search
 
 MAX_MODELS_PAGE = 1000  # MLflow's limit for search-registered-models
@@ -105,8 +105,17 @@ def _latest_versions(read: tuple[str, tuple[str, ...]], actor) -> Direct:
         latest.model_id
 
 
+def _warm_latest_versions(key: AnswerKey) -> WarmRead | None:
+    """What ``models:/<name>/<stage>`` asks (the client sends a POST) for a warm stage answer."""
+    kind, name, stage = key
+    if kind != "stage":
+        return None
+    return "POST", f"{MLFLOW_PREFIXES[0]}/mlflow/registered-models/get-latest-versions", None, \
+        {"name": name, "stages": [stage]}
+
+
 @bp.route("/registered-models/get-latest-versions", methods=["POST", "GET"])
-@replayable(_latest_versions_args, direct=_latest_versions)
+@replayable(_latest_versions_args, direct=_latest_versions, warm=_warm_latest_versions)
 def get_latest_versions(read: tuple[str, tuple[str, ...]]):
     return answered(_latest_versions(read, current_actor()))
 
@@ -169,7 +178,15 @@ def _version_by_alias(read: tuple[str, str], actor) -> Direct:
     return ok({"model_version": model_version_json(record)}), record.model_id
 
 
+def _warm_version_by_alias(key: AnswerKey) -> WarmRead | None:
+    """What ``models:/<name>@<alias>`` asks for a warm alias answer."""
+    kind, name, alias = key
+    if kind != "alias":
+        return None
+    return "GET", f"{MLFLOW_PREFIXES[0]}/mlflow/registered-models/alias", {"name": name, "alias": alias}, None
+
+
 @bp.get("/registered-models/alias")
-@replayable(_alias_args, direct=_version_by_alias)
+@replayable(_alias_args, direct=_version_by_alias, warm=_warm_version_by_alias)
 def get_version_by_alias(read: tuple[str, str]):
     return answered(_version_by_alias(read, current_actor()))

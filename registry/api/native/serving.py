@@ -23,7 +23,7 @@ from ...schemas.native import ServingArgs, current_version_json, error_json
 from ...services import serving
 from ...telemetry import metrics
 from ...cache.hub import Label
-from ..replay import about, answered, replayable
+from ..replay import AnswerKey, WarmRead, about, answered, replayable
 from ..woken_replay import WOKEN_REPLAY_KEY
 from .history import serve_as_of
 from .http import args, current_actor
@@ -170,13 +170,24 @@ def _response(read: ServingRead, answer: serving.Answer) -> Response:
     return response
 
 
+def _warm_read(kind: str, segment: str):
+    """The plain read (no ETag, no wait) of a warm answer of this kind (``replay.prime``)."""
+    def read(key: AnswerKey) -> WarmRead | None:
+        if key[0] != kind:
+            return None
+        return "GET", f"{bp.url_prefix}/models/{key[1]}/{segment}/{key[2]}", None, None  # names hold no "/"
+
+    return read
+
+
 @bp.get("/models/<name>/stages/<stage>")
-@replayable(lambda req, name, stage: _parse(req, name, stage=stage), direct=_direct)
+@replayable(lambda req, name, stage: _parse(req, name, stage=stage), direct=_direct, warm=_warm_read("stage", "stages"))
 def current_in_stage(read: ServingRead):
     return _serve(read) if read.as_of is None else serve_as_of(read.key, read.as_of)
 
 
 @bp.get("/models/<name>/aliases/<alias>")
-@replayable(lambda req, name, alias: _parse(req, name, alias=alias), direct=_direct)
+@replayable(lambda req, name, alias: _parse(req, name, alias=alias), direct=_direct,
+            warm=_warm_read("alias", "aliases"))
 def current_by_alias(read: ServingRead):
     return _serve(read) if read.as_of is None else serve_as_of(read.key, read.as_of)
