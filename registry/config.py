@@ -115,7 +115,8 @@ def _warm_aliases(raw: str | None) -> tuple[str, ...]:
     try:
         return tuple(dict.fromkeys(alias_name(part.strip(), for_write=False) for part in raw.split(",")))
     except Exception:
-        raise ConfigError(f"REGISTRY_WARM_ALIASES must be *, alias names separated by commas, or none; got {raw!r}") from None
+        raise ConfigError(f"REGISTRY_WARM_ALIASES must be *, alias names separated by commas, or none; "
+                          f"got {raw!r}") from None
 
 
 def _boolean(env: Mapping[str, str], name: str) -> bool:

@@ -6,7 +6,8 @@ versions, for the MLflow dialect's get-latest-versions and get-by-alias), and in
 answers (``resolve``'s, ``latest_records``' and ``alias_record``'s) live in the per-process cache under its
 freshness rule (``registry/cache``), so a slow reader can never reinstate a stale answer. ``warm`` fills them for
 every model in one stage, ``warm_aliases`` behind its aliases, a page of models per statement
-(``registry/warming.py`` runs them when a worker starts and after each listener reconnect). "Current" is MLflow's rule: the highest version number in the stage.
+(``registry/warming.py`` runs them when a worker starts and after each listener reconnect). "Current" is MLflow's
+rule: the highest version number in the stage.
 """
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ answers most serving reads before Flask runs. A request neither routed reports r
 
 **Which requests are logged** (REGISTRY_REQUEST_LOG): by default every request but the reads the replay cache
 answers (``uncached``): those are the serving hot path, thousands a second of the same few answers, counted by
-the metrics; a log line each costs them 39-48% more server CPU per request (tests/perf/run_observability.py,
-where the metrics and the default log cost +3% to +6%). ``all`` logs
+the metrics; a log line each costs them about a third more server CPU per request
+(tests/perf/run_observability.py, where the metrics and the default log cost 1-4 us, about 1%). ``all`` logs
 them too; ``off`` logs none. A line is INFO: REGISTRY_LOG_LEVEL=WARNING silences them as well.
 
 The time measured is until the response starts (the app returned its status and headers): for every answer

@@ -11,14 +11,18 @@ Four settings, all at REGISTRY_LOG_LEVEL=INFO with their output in a file (as a 
 **Over HTTP.** One server migrates the database and seeds it (then stops). Each round then starts four FRESH
 `registry serve --workers 2` (on fresh ports, one per setting, the settings' start order and slot rotated each
 round), warms each with a short wrk run per read, measures each read on each server with the other three paused
-(SIGSTOP) at c=32 over keep-alive connections, and stops them. Fresh processes per round because a process
+(SIGSTOP) at c=32 over keep-alive connections, in ``--slices`` short runs interleaved between the servers (one
+run's figure depends on how its 32 connections happened to spread over the two workers: runs of one setting were
+bimodal, ~8,000 or ~11,000 req/s, so a median needs many runs), and stops them. Fresh processes per round because a process
 carries a bias of its own for its whole life (hash seeds, memory layout, port, what started before it): with
 one process per setting for the whole run, "default" measured +10.6% and +6.4% server CPU per request over "off"
 on MLflow get-latest-versions while "metrics" measured +2.9% and +2.7%, although on a replayed read the two do
 the same work but one `environ.get`; and "default" measured -3.5% (cheaper than "off") on the native read. The
 reads: native GET /api/v1/models/{name}/stages/Production and MLflow POST get-latest-versions. Reported per
 setting: req/s, latency p50/p99 and the server's CPU per request (the steadiest figure on a shared machine), as
-medians over the rounds, with ratios to "off".
+medians over every run, with ratios to "off". Even so the spread between settings that do the same work stayed
+at several percent (8 rounds of one 6 s run: "metrics" -1.0%, "default" +20.2% on the native read; +9.0% and
++2.1% on MLflow's): what separates 1-2 us of telemetry from a ~150-200 us request is the in-process figure.
 
 **In process** (`--in-process-requests`, 0 to skip). In this one Python process, one app per setting
 (`registry.create_app`, logging configured as a server's, lines to a file), on the same database and caches
@@ -30,7 +34,7 @@ request measured above. Every answer must be a 200 replayed from the cache (the 
 switches the metrics off for the whole process (telemetry/metrics.py, ``switch_off``): here the metric objects
 of "off" and of the others are swapped in before each block.
 
-    .venv/bin/python tests/perf/run_observability.py                 # 8 rounds x 6 s per read and setting
+    .venv/bin/python tests/perf/run_observability.py                 # 4 rounds x 4 runs of 2 s per read and setting
     .venv/bin/python tests/perf/run_observability.py --rounds 1 --duration 2 --in-process-requests 2000   # smoke
 """
 from __future__ import annotations
@@ -89,8 +93,11 @@ def parse_args(argv):
                                                          "postgresql://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--models", type=int, default=100)
     p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--duration", type=float, default=6.0, help="seconds of wrk per read, setting and round")
-    p.add_argument("--rounds", type=int, default=8,
+    p.add_argument("--duration", type=float, default=2.0, help="seconds of each wrk run (--slices per round)")
+    p.add_argument("--workers", type=int, default=2, help="registry serve --workers of each measured server")
+    p.add_argument("--slices", type=int, default=4,
+                   help="wrk runs of --duration seconds per read, setting and round, interleaved between the settings")
+    p.add_argument("--rounds", type=int, default=4,
                    help="rounds of four fresh servers (a multiple of 4 puts every setting in every slot equally)")
     p.add_argument("--in-process-requests", type=int, default=20000,
                    help="in-process calls per setting and read (0: skip that part)")
@@ -163,15 +170,19 @@ def measure_over_http(args, binary: str, url: str, token: str, workdir: Path) ->
             for label in order:
                 log_path = workdir / f"round{round_no + 1}-{label}.log"
                 logs[label].append(str(log_path))
-                servers[label] = ConfiguredServer(url, free_port(), 2, log_path, extra_env=SETTINGS[label])
+                servers[label] = ConfiguredServer(url, free_port(), args.workers, log_path, extra_env=SETTINGS[label])
                 servers[label].start(ready_timeout=120)
             for kind in KINDS:
                 for server in servers.values():  # warm every worker's caches and code paths
                     run_wrk(binary, "serving.lua", server.base_url, args.connections, 2, WARM_S, 30, [kind, *wrk_args])
-            for kind in KINDS:
-                for slot, label in enumerate(order):
+            # Several short runs per setting, interleaved: one wrk run's figure depends on how its connections
+            # happened to spread over the workers (runs of one server differed by up to 40%), so each setting
+            # gets many runs and the median is taken over all of them.
+            slices = [(kind, slice_no) for kind in KINDS for slice_no in range(args.slices)]
+            for kind, slice_no in slices:
+                for slot, label in enumerate(rotated(order, slice_no)):
                     server = servers[label]
-                    time.sleep(1)
+                    time.sleep(0.5)
                     with ExitStack() as others:  # the one measured has the machine to itself
                         for other in servers.values():
                             if other is not server:
@@ -188,7 +199,7 @@ def measure_over_http(args, binary: str, url: str, token: str, workdir: Path) ->
                         "req_per_s": wrk["requests"] / seconds, "p50_ms": wrk["latency_us"]["p50"] / 1000,
                         "p99_ms": wrk["latency_us"]["p99"] / 1000,
                         "cpu_us_per_request": cpu / wrk["requests"] * 1e6, "requests": wrk["requests"],
-                        "round": round_no + 1, "slot": slot, "port": server.port})
+                        "round": round_no + 1, "slice": slice_no + 1, "slot": slot, "port": server.port})
                     print(f"  round {round_no + 1} {kind} {label} (slot {slot}, port {server.port}): "
                           f"{results[kind][label][-1]['req_per_s']:.0f} req/s, "
                           f"{results[kind][label][-1]['cpu_us_per_request']:.0f} us CPU/req", flush=True)
@@ -378,7 +389,7 @@ def run(args) -> int:
     log_lines, request_lines = sum(c[0] for c in counted), sum(c[1] for c in counted)
 
     summary = {"git": git_describe(), "wrk": wrk_version(binary), "connections": args.connections,
-               "duration_s": args.duration, "rounds": args.rounds, "models": args.models,
+               "workers": args.workers, "slices": args.slices, "duration_s": args.duration, "rounds": args.rounds, "models": args.models,
                "on_log_lines": log_lines, "on_request_log_lines": request_lines, "log_files": logs,
                "workdir": str(workdir), "kinds": {}}
     rows = []
@@ -396,7 +407,8 @@ def run(args) -> int:
             rows.append([kind, f"{label}/off", fmt(r["req_per_s"], 3), fmt(r["p50_ms"], 3), fmt(r["p99_ms"], 3),
                          fmt(r["cpu_us_per_request"], 3)])
     print(f"metrics + request log, on vs off: c={args.connections}, {args.rounds} rounds of four fresh servers x "
-          f"{args.duration:g} s per read and setting (medians), 2 workers each; 'default' wrote {log_lines} log "
+          f"{args.slices} runs of {args.duration:g} s per read and setting (medians), {args.workers} worker(s) each; "
+          f"'default' wrote {log_lines} log "
           f"lines ({request_lines} request lines) over all rounds")
     print(table(["read", "server", "req/s", "p50 ms", "p99 ms", "server CPU us/req"], rows, left=2))
     for kind in KINDS:
