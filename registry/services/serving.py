@@ -12,7 +12,7 @@ rule: the highest version number in the stage.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import text
 
@@ -199,22 +199,28 @@ def latest_records(actor: Actor, model_name: str, stages: list[str]) -> tuple[in
     model's id: one statement, kept in the per-process cache like ``resolve``'s answers. READ is checked like
     ``resolve`` (cached levels); unreadable = not found."""
     name = names.model_name(model_name)
-    key = ("records", name, tuple(stages))
-    current = caches()
-    entry = None if current is None else current.store.get(key)
-    if entry is not None:
-        model_id, records = entry.payload
-    else:
-        label = None if current is None else current.hub.label()
-        found = _read_records(name, stages)
-        if found is None:
-            raise model_not_found(name)
-        model_id, records = found
-        if current is not None:
-            current.store.put(key, model_id, label, found, _records_size(records))
+    model_id, records = _kept(("records", name, tuple(stages)), name, lambda: _read_records(name, stages),
+                              _records_size)
     if not may_read(actor, model_id):
         raise model_not_found(name)
     return model_id, records
+
+
+def _kept(key: tuple, name: str, read: Callable[[], tuple[int, Any] | None],
+          size: Callable[[Any], int]) -> tuple[int, Any]:
+    """``read()``'s (model id, value), kept in the per-process cache under ``key`` by its freshness rule (labelled
+    before the read); NotFound if the model does not exist (nothing kept)."""
+    current = caches()
+    entry = None if current is None else current.store.get(key)
+    if entry is not None:
+        return entry.payload
+    label = None if current is None else current.hub.label()
+    found = read()
+    if found is None:
+        raise model_not_found(name)
+    if current is not None:
+        current.store.put(key, found[0], label, found, size(found[1]))
+    return found
 
 
 @read_only
@@ -315,19 +321,10 @@ def alias_record(actor: Actor, model_name: str, alias: str) -> VersionRecord:
     """The whole version behind ``alias`` (``latest``: the highest), one statement, kept in the per-process cache
     like ``latest_records``; NotFound for a missing or unreadable model, or an alias that is not set."""
     kind, name, selector = answer_key(model_name, alias=alias)
-    key = ("alias record", name, selector)  # "latest" is reserved: no alias of that name can be set
-    current = caches()
-    entry = None if current is None else current.store.get(key)
-    if entry is not None:
-        model_id, record = entry.payload
-    else:
-        label = None if current is None else current.hub.label()
-        found = _read_alias_record(kind, name, selector)
-        if found is None:
-            raise model_not_found(name)
-        model_id, record = found
-        if current is not None:
-            current.store.put(key, model_id, label, found, _records_size(() if record is None else (record,)))
+    # "latest" is reserved: no alias of that name can be set, so the key cannot mean two things.
+    model_id, record = _kept(("alias record", name, selector), name,
+                             lambda: _read_alias_record(kind, name, selector),
+                             lambda record: _records_size(() if record is None else (record,)))
     if not may_read(actor, model_id):
         raise model_not_found(name)
     if record is None:
