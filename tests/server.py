@@ -16,7 +16,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal, Mapping
+from typing import Callable, Iterator, Literal, Mapping
 
 import requests
 
@@ -36,6 +36,14 @@ ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}", **CLOSE}
 
 class ServerError(AssertionError):
     """The server failed to start, never became ready, or did not stop cleanly."""
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 90.0, interval: float = 0.05) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        time.sleep(interval)
 
 
 def free_port() -> int:

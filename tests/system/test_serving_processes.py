@@ -16,7 +16,7 @@ import psycopg2
 import pytest
 import requests
 
-from tests.server import ADMIN_HEADERS, running_server
+from tests.server import ADMIN_HEADERS, running_server, until
 
 # Small pools: the test PostgreSQL is shared with other test runs, and waiters hold no connection anyway.
 AUTH = {"REGISTRY_AUTH": "enabled", "REGISTRY_DB_POOL_SIZE": "4"}
@@ -66,13 +66,6 @@ def listener_pids(database_url: str) -> set[int]:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                        "AND application_name = %s", (LISTENER,))
         return {row[0] for row in cursor.fetchall()}
-
-
-def until(condition: Callable[[], bool], what: str, bound: float = TIMEOUT) -> None:
-    deadline = time.monotonic() + bound
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.1)
 
 
 def all_workers_listening(database_url: str, bases: list[str], workers: int, old: frozenset[int] = frozenset()):

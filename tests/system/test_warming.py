@@ -8,7 +8,6 @@ its rendered response once (``registry_cache_lookups_total{kind=<the view's endp
 answered. No assertion is about time."""
 from __future__ import annotations
 
-import time
 from contextlib import closing
 
 import psycopg2
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 from tests.api.support import metric_samples
-from tests.server import ADMIN_HEADERS, running_server, server_process
+from tests.server import ADMIN_HEADERS, running_server, server_process, until
 
 AUTH = {"REGISTRY_AUTH": "enabled", "REGISTRY_DB_POOL_SIZE": "4"}
 MODELS = [f"warm-{i}" for i in range(3)]
@@ -36,13 +35,6 @@ def seed(base: str) -> None:
             call("POST", f"{base}/api/v1/models/{name}/versions", 201, json={"source": f"s3://b/{name}/{n}"})
         call("POST", f"{base}/api/v1/models/{name}/versions/2/transition", json={"stage": "Production"})
         call("PUT", f"{base}/api/v1/models/{name}/aliases/champion", json={"version": 2})
-
-
-def until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.1)
 
 
 def warmings(base: str) -> float:

@@ -11,13 +11,12 @@ import json
 import queue
 import subprocess
 import threading
-import time
 
 import pytest
 import requests
 
 from tests.server import ADMIN_HEADERS, ADMIN_TOKEN, BIN, ServerProcess, cli_env, free_port, running_server, \
-    server_command, server_env
+    server_command, server_env, until
 
 ENV = {"REGISTRY_AUTH": "enabled", "REGISTRY_DB_POOL_SIZE": "4", "REGISTRY_WATCH_HEARTBEAT_SECONDS": "1"}
 MODEL = "fraud"
@@ -86,13 +85,6 @@ def watchers():
     yield started
     for watcher in started:
         watcher.stop()
-
-
-def until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 def test_prints_one_json_line_per_change(server, fresh_database_url, watchers):

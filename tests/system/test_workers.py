@@ -25,7 +25,7 @@ import psycopg2
 import pytest
 import requests
 
-from tests.server import ADMIN_TOKEN, running_server, server_process
+from tests.server import ADMIN_TOKEN, running_server, server_process, until
 
 AUTH = {"REGISTRY_AUTH": "enabled", "REGISTRY_DB_POOL_SIZE": "4"}
 # The worker model these tests are about (the default; named so that they stay about it).
@@ -58,13 +58,6 @@ def seed(base: str, description: str = "") -> str:
     promote(base, 1)
     new_version(base)
     return call("GET", base + PRODUCTION).headers["ETag"]
-
-
-def until(condition, what: str) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        time.sleep(0.05)
 
 
 def port_of(base: str) -> int:
