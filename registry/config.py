@@ -89,34 +89,35 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     return raw == "1"
 
 
-def _warm_stages(raw: str | None) -> tuple[str, ...]:
+def _warm_list(raw: str | None, setting: str, default: tuple[str, ...], parse_one, what: str) -> tuple[str, ...]:
+    """A warm setting: unset gives ``default``, "none" nothing, else the comma-separated values, each parsed."""
     if raw is None or not raw.strip():
-        return ("Production",)
+        return default
     if raw.strip().lower() == "none":
         return ()
+    try:
+        return tuple(dict.fromkeys(parse_one(part.strip()) for part in raw.split(",")))
+    except Exception:
+        raise ConfigError(f"{setting} must be {what} separated by commas, or none; got {raw!r}") from None
+
+
+def _warm_stages(raw: str | None) -> tuple[str, ...]:
     from .lifecycle import parse_stage
 
-    try:
-        return tuple(dict.fromkeys(parse_stage(part.strip()).value for part in raw.split(",")))
-    except Exception:
-        raise ConfigError(f"REGISTRY_WARM_STAGES must be stage names separated by commas, or none; got {raw!r}") from None
+    return _warm_list(raw, "REGISTRY_WARM_STAGES", ("Production",), lambda part: parse_stage(part).value,
+                      "stage names")
 
 
 EVERY_ALIAS = ("*",)  # REGISTRY_WARM_ALIASES' default: aliases exist to be served
 
 
 def _warm_aliases(raw: str | None) -> tuple[str, ...]:
-    if raw is None or not raw.strip() or raw.strip() == "*":
-        return EVERY_ALIAS
-    if raw.strip().lower() == "none":
-        return ()
     from .names import alias_name
 
-    try:
-        return tuple(dict.fromkeys(alias_name(part.strip(), for_write=False) for part in raw.split(",")))
-    except Exception:
-        raise ConfigError(f"REGISTRY_WARM_ALIASES must be *, alias names separated by commas, or none; "
-                          f"got {raw!r}") from None
+    if raw is not None and raw.strip() == "*":
+        return EVERY_ALIAS
+    return _warm_list(raw, "REGISTRY_WARM_ALIASES", EVERY_ALIAS, lambda part: alias_name(part, for_write=False),
+                      "* or alias names")
 
 
 def _boolean(env: Mapping[str, str], name: str) -> bool:

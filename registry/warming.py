@@ -43,7 +43,7 @@ class Warmer(threading.Thread):
         settings = app.config["REGISTRY_SETTINGS"]
         self.stages, self.aliases = settings.warm_stages, settings.warm_aliases
         self.caches = app.extensions[CACHES_KEY]
-        self.warmed = 0  # times every page was read (tests and diagnostics)
+        self.warmed = 0  # warmings finished, or stopped at the cache's share (tests and diagnostics)
 
     def run(self) -> None:
         epoch = None

@@ -276,17 +276,13 @@ def warm(stage: str, *, after: int = 0, page: int = _WARM_PAGE, label: Label | N
     """Keep the current answer in ``stage`` of the next page of models (ids above ``after``), as the native read
     and MLflow's get-latest-versions of that one stage would: the first read of each is then a cache hit.
     Labelled before the read (``label``, else now), so a change heard meanwhile drops it as usual."""
-    current = caches()
-    label = current.hub.label() if label is None else label
+    label = caches().hub.label() if label is None else label
     rows = _read_page(_WARM, {"stage": stage, "after": after, "page": page})
     keys = []
     for row in rows:
-        answer = _answer_from_row(row, row.serving_location)
-        keys.append(("stage", row.model_name, stage))
-        current.store.put(keys[-1], row.model_id, label, answer, answer.size)
         records = () if row.id is None else (version_record_from_row(row),)
-        current.store.put(("records", row.model_name, (stage,)), row.model_id, label, (row.model_id, records),
-                          _records_size(records))
+        keys.append(_keep_warm(row, ("stage", row.model_name, stage), ("records", row.model_name, (stage,)),
+                               records, _records_size(records), label))
     return WarmPage(tuple(keys), rows[-1].model_id if len(rows) == page else None)
 
 
@@ -294,22 +290,29 @@ def warm_aliases(aliases: tuple[str, ...] | None, *, after: int = 0, page: int =
                  label: Label | None = None) -> WarmPage:
     """Keep the version behind each alias (``aliases`` only, if given) of the next page of models, as the native
     alias read and MLflow's get-by-alias would. Labelled like ``warm``."""
-    current = caches()
-    label = current.hub.label() if label is None else label
+    label = caches().hub.label() if label is None else label
     rows = _read_page(_WARM_ALIASES, {"names": None if aliases is None else list(aliases), "after": after,
                                       "page": page})
-    keys, models = [], set()
+    keys = []
     for row in rows:
-        models.add(row.model_id)
-        if row.warm_alias is None:
-            continue
-        answer = _answer_from_row(row, row.serving_location)
-        keys.append(("alias", row.model_name, row.warm_alias))
-        current.store.put(keys[-1], row.model_id, label, answer, answer.size)
-        record = version_record_from_row(row)
-        current.store.put(("alias record", row.model_name, row.warm_alias), row.model_id, label,
-                          (row.model_id, record), _records_size((record,)))
-    return WarmPage(tuple(keys), rows[-1].model_id if len(models) == page else None)
+        if row.warm_alias is not None:
+            record = version_record_from_row(row)
+            keys.append(_keep_warm(row, ("alias", row.model_name, row.warm_alias),
+                                   ("alias record", row.model_name, row.warm_alias), record,
+                                   _records_size((record,)), label))
+    models = len({row.model_id for row in rows})
+    return WarmPage(tuple(keys), rows[-1].model_id if models == page else None)
+
+
+def _keep_warm(row, key: tuple[str, str, str], record_key: tuple, record: Any, record_size: int,
+               label: Label) -> tuple[str, str, str]:
+    """Keep a warm row as the serving answer under ``key`` and as the whole version(s) the MLflow read renders
+    under ``record_key`` (``latest_records``' and ``alias_record``'s entries); returns ``key``."""
+    store = caches().store
+    answer = _answer_from_row(row, row.serving_location)
+    store.put(key, row.model_id, label, answer, answer.size)
+    store.put(record_key, row.model_id, label, (row.model_id, record), record_size)
+    return key
 
 
 @read_only
