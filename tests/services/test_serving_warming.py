@@ -176,3 +176,18 @@ def test_a_reader_without_read_is_refused_a_warmed_alias(app, hub, alice, regist
     assert "alias" not in refused.value.details  # the same as a model that does not exist
     with pytest.raises(NotFound):
         serving.resolve(outsider, "m0", alias="champion")
+
+
+def test_a_warming_stopped_at_the_caches_share_still_counts_as_done(app, hub, registry, monkeypatch):
+    """A worker whose cache's share fills up has warmed all it will: it must say so (the metric a deploy waits
+    for), not stay silent as if the listener had gone down."""
+    from registry import warming
+
+    monkeypatch.setattr(warming, "_SHARE_OF_CACHE", 1e-9)  # full after the first page
+    warmer = warming.Warmer(app)
+    warmer._warm_all()
+    assert warmer.warmed == 1
+    hub.set_healthy(False)  # the listener down: nothing is kept, and that is not a warming
+    warmer._warm_all()
+    assert warmer.warmed == 1
+    hub.set_healthy(True)
